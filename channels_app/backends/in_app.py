@@ -1,0 +1,115 @@
+"""In-app: notifications in the bell. Always on, nothing to configure."""
+
+from collections import defaultdict
+
+from django.db import transaction
+from django.utils import timezone
+
+from channels_app.models import Channel
+from events.templating import render_title
+from notifications.models import PRIORITY_BY_BUCKET, Delivery, Digest, Notification
+
+from .base import ChannelBackend, register
+
+
+@register
+class InAppChannel(ChannelBackend):
+    name = Channel.IN_APP
+    sends_digests = True
+
+    def route(self, *, event, users, rule, bucket) -> int:
+        if bucket:
+            Delivery.objects.bulk_create(
+                [
+                    Delivery(event=event, channel=self.name, user_id=user.pk,
+                             priority=event.priority, bucket=bucket)
+                    for user in users
+                ]
+            )
+        else:
+            title = event_title(event)
+            Notification.objects.bulk_create(
+                [
+                    Notification(
+                        user_id=user.pk, event=event, workspace_id=event.workspace_id,
+                        event_type_key=event.event_type.key,
+                        category=event.event_type.category.slug,
+                        priority=event.priority, title=title,
+                    )
+                    for user in users
+                ],
+                ignore_conflicts=True,
+            )
+        return len(users)
+
+    def send_digests(self, *, bucket) -> int:
+        """One digest notification per claimed digest, in the transaction that marks it sent.
+
+        Claimed digests are locked with SKIP LOCKED: a concurrent flush skips the ones this
+        one is sending, and a flush that died released its locks, so its digests are sent
+        here under their original id. Creating the notification and marking the digest
+        delivered commit together, so each digest reaches its user exactly once.
+        """
+        with transaction.atomic():
+            digests = list(
+                Digest.objects.select_for_update(skip_locked=True).filter(
+                    channel=self.name, bucket=bucket, status=Digest.Status.CLAIMED
+                )
+            )
+            if not digests:
+                return 0
+            items = defaultdict(list)
+            deliveries = (
+                Delivery.objects.filter(digest__in=digests)
+                .select_related("event__event_type__category", "event__workspace")
+                .order_by("event__occurred_at", "pk")
+            )
+            for delivery in deliveries:
+                items[delivery.digest_id].append(delivery.event)
+            now = timezone.now()
+            Notification.objects.bulk_create(
+                [build_digest_notification(digest, items[digest.pk]) for digest in digests],
+                ignore_conflicts=True,
+            )
+            Delivery.objects.filter(digest__in=digests).update(
+                status=Delivery.Status.DELIVERED, delivered_at=now, updated_at=now
+            )
+            Digest.objects.filter(pk__in=[d.pk for d in digests]).update(
+                status=Digest.Status.DELIVERED, sent_at=now
+            )
+        return len(digests)
+
+
+def event_title(event) -> str:
+    event_type = event.event_type
+    return render_title(event_type.title_template, event.payload, fallback=event_type.label)
+
+
+def build_digest_notification(digest: Digest, events: list) -> Notification:
+    priority = PRIORITY_BY_BUCKET[digest.bucket]
+    categories = {event.event_type.category.slug for event in events}
+    workspaces = {event.workspace_id for event in events}
+    count = len(events)
+    noun = "notification" if count == 1 else "notifications"
+    return Notification(
+        user_id=digest.user_id,
+        kind=Notification.Kind.DIGEST,
+        digest=digest,
+        workspace_id=workspaces.pop() if len(workspaces) == 1 else None,
+        event_type_key="digest",
+        category=categories.pop() if len(categories) == 1 else "",
+        priority=priority,
+        title=f"{count} {priority} {noun}",
+        items=[
+            {
+                "event_id": str(event.pk),
+                "event_type": event.event_type.key,
+                "category": event.event_type.category.slug,
+                "priority": event.priority,
+                "title": event_title(event),
+                "workspace_id": event.workspace.public_id if event.workspace_id else None,
+                "occurred_at": event.occurred_at.isoformat(),
+            }
+            for event in events
+        ],
+    )

@@ -1,0 +1,101 @@
+from django.contrib import admin
+from django.utils.html import format_html
+
+from notifications.selectors import RoutingRules
+
+from .catalog import Priority
+from .models import Category, Event, EventType, Membership, Workspace
+
+
+def priority_badge(priority: str):
+    color = Priority.BADGE_COLORS.get(priority, "#98a2b3")
+    return format_html(
+        '<span class="priority-badge priority-{}" style="background:{};color:#fff;'
+        'padding:2px 8px;border-radius:10px;font-weight:600;font-size:11px;">{}</span>',
+        priority, color, priority,
+    )
+
+
+@admin.register(Category)
+class CategoryAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "prefix", "position"]
+    ordering = ["position"]
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(EventType)
+class EventTypeAdmin(admin.ModelAdmin):
+    """The event catalog: toggle and re-prioritise in the list, one Save for all rows."""
+
+    list_display = ["key", "label", "category", "badge", "default_priority",
+                    "priority_override", "enabled"]
+    list_editable = ["priority_override", "enabled"]
+    list_filter = ["category", "enabled", "default_priority"]
+    search_fields = ["key", "label", "description"]
+    list_select_related = ["category"]
+    list_per_page = 100
+    readonly_fields = ["key", "builtin"]
+    fields = ["key", "category", "name", "label", "description", "title_template",
+              "default_priority", "priority_override", "enabled", "builtin"]
+
+    def get_list_display(self, request):
+        rules = RoutingRules()  # one query for the whole page
+
+        @admin.display(description="Effective channels")
+        def effective_channels(event_type):
+            routing = rules.resolve(event_type)
+            return format_html("{} <small style='color:#667085'>({})</small>",
+                               ", ".join(routing.channels), routing.source_label)
+
+        return [*self.list_display, effective_channels]
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is not None and obj.builtin:
+            return ["key", "category", "name", "label", "description", "title_template",
+                    "default_priority", "builtin"]
+        return self.readonly_fields
+
+    @admin.display(description="Priority", ordering="default_priority")
+    def badge(self, event_type):
+        return priority_badge(event_type.effective_priority)
+
+    def has_delete_permission(self, request, obj=None):
+        return obj is None or not obj.builtin
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 1
+    autocomplete_fields = ["user"]
+
+
+@admin.register(Workspace)
+class WorkspaceAdmin(admin.ModelAdmin):
+    list_display = ["name", "public_id", "created_at"]
+    search_fields = ["name", "public_id"]
+    readonly_fields = ["public_id", "created_at"]
+    inlines = [MembershipInline]
+
+
+@admin.register(Event)
+class EventAdmin(admin.ModelAdmin):
+    """The event log, read-only."""
+
+    list_display = ["occurred_at", "event_type", "badge", "workspace", "status", "dedupe_key"]
+    list_filter = ["status", "priority", "event_type__category", "event_type"]
+    search_fields = ["=id", "dedupe_key", "event_type__key", "workspace__public_id"]
+    list_select_related = ["event_type", "workspace"]
+    date_hierarchy = "created_at"
+    readonly_fields = [f.name for f in Event._meta.fields]
+
+    @admin.display(description="Priority", ordering="priority")
+    def badge(self, event):
+        return priority_badge(event.priority)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

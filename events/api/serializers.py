@@ -1,0 +1,67 @@
+from rest_framework import serializers
+
+from events.catalog import Priority
+from events.models import Event, EventType
+
+
+class EventTypeSerializer(serializers.ModelSerializer):
+    category = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    effective_priority = serializers.CharField(read_only=True)
+    priority_override = serializers.ChoiceField(
+        choices=[("", "No override"), *Priority.CHOICES], required=False, allow_blank=True
+    )
+    effective_channels = serializers.SerializerMethodField()
+    channels_source = serializers.SerializerMethodField()
+
+    class Meta:
+        model = EventType
+        fields = [
+            "key", "category", "name", "label", "description", "title_template",
+            "default_priority", "priority_override", "effective_priority", "enabled",
+            "effective_channels", "channels_source",
+        ]
+        read_only_fields = [
+            "key", "name", "label", "description", "title_template", "default_priority",
+        ]
+
+    def _routing(self, event_type):
+        return self.context["routing_rules"].resolve(event_type)
+
+    def get_effective_channels(self, event_type) -> list[str]:
+        return self._routing(event_type).channels
+
+    def get_channels_source(self, event_type) -> str:
+        return self._routing(event_type).source
+
+
+class EventTypeUpdateSerializer(serializers.Serializer):
+    enabled = serializers.BooleanField(required=False)
+    priority_override = serializers.ChoiceField(
+        choices=[("", "No override"), *Priority.CHOICES], required=False, allow_blank=True
+    )
+
+
+class EmitSerializer(serializers.Serializer):
+    event_type = serializers.CharField()
+    workspace_id = serializers.CharField(required=False, allow_null=True, allow_blank=False)
+    payload = serializers.JSONField(required=False, default=dict)
+    dedupe_key = serializers.CharField(required=False, allow_null=True, max_length=200)
+    occurred_at = serializers.DateTimeField(required=False, allow_null=True)
+
+    def validate_payload(self, value):
+        if not isinstance(value, dict):
+            raise serializers.ValidationError("must be a JSON object")
+        return value
+
+
+class EventSerializer(serializers.ModelSerializer):
+    event_type = serializers.SlugRelatedField(slug_field="key", read_only=True)
+    workspace_id = serializers.SlugRelatedField(
+        source="workspace", slug_field="public_id", read_only=True
+    )
+
+    class Meta:
+        model = Event
+        fields = ["id", "event_type", "priority", "workspace_id", "payload", "dedupe_key",
+                  "occurred_at", "created_at", "status"]
+        read_only_fields = fields

@@ -1,0 +1,132 @@
+"""The built-in event catalog: 6 categories, 21 event types.
+
+``catalog_sync`` (events.services) writes it to the database; the data migration and
+``manage.py sync_event_catalog`` both call it, so they can never disagree.
+"""
+
+from dataclasses import dataclass
+
+
+class Priority:
+    CRITICAL = "critical"
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+    INFO = "info"
+
+    CHOICES = [
+        (CRITICAL, "Critical"),
+        (HIGH, "High"),
+        (MEDIUM, "Medium"),
+        (LOW, "Low"),
+        (INFO, "Info"),
+    ]
+    VALUES = [value for value, _ in CHOICES]
+    IMMEDIATE = frozenset({CRITICAL, HIGH})
+    BADGE_COLORS = {
+        CRITICAL: "#d92d20",
+        HIGH: "#f79009",
+        MEDIUM: "#fdb022",
+        LOW: "#2e90fa",
+        INFO: "#98a2b3",
+    }
+
+
+@dataclass(frozen=True)
+class CategoryDef:
+    slug: str
+    name: str
+    prefix: str
+    position: int
+
+
+@dataclass(frozen=True)
+class EventTypeDef:
+    category: str
+    name: str
+    label: str
+    priority: str
+    title_template: str
+    description: str
+
+    @property
+    def key(self) -> str:
+        return f"{CATEGORY_BY_SLUG[self.category].prefix}.{self.name}"
+
+
+CATEGORIES = [
+    CategoryDef("data_sources", "Data Sources", "data_source", 1),
+    CategoryDef("queries", "Queries", "query", 2),
+    CategoryDef("users", "Users", "user", 3),
+    CategoryDef("policies", "Policies", "policy", 4),
+    CategoryDef("ai_ml", "AI/ML", "ai_ml", 5),
+    CategoryDef("system", "System", "system", 6),
+]
+CATEGORY_BY_SLUG = {category.slug: category for category in CATEGORIES}
+
+P = Priority
+EVENT_TYPES = [
+    EventTypeDef("data_sources", "connection_established", "Connection established", P.INFO,
+                 "Connection established: {{ datasource_name }}",
+                 "A data source connected successfully."),
+    EventTypeDef("data_sources", "connection_lost", "Connection lost", P.CRITICAL,
+                 "Connection lost: {{ datasource_name }}",
+                 "A data source can no longer be reached; queries against it fail."),
+    EventTypeDef("data_sources", "schema_change", "Schema change detected", P.INFO,
+                 "Schema change detected: {{ datasource_name }}",
+                 "Tables or columns of a data source changed."),
+    EventTypeDef("data_sources", "sync_completed", "Sync completed", P.INFO,
+                 "Sync completed: {{ datasource_name }}",
+                 "A data source finished synchronising its metadata."),
+    EventTypeDef("queries", "query_failed", "Query failed", P.HIGH,
+                 "Query failed: {{ query_name|default:'query' }}",
+                 "A query ended with an error."),
+    EventTypeDef("queries", "query_timeout", "Query timeout", P.HIGH,
+                 "Query timed out: {{ query_name|default:'query' }}",
+                 "A query was stopped because it exceeded its time limit."),
+    EventTypeDef("queries", "long_running_query", "Long-running query", P.MEDIUM,
+                 "Long-running query: {{ query_name|default:'query' }}",
+                 "A query has been running longer than the configured threshold."),
+    EventTypeDef("users", "user_invited", "User invited", P.INFO,
+                 "User invited: {{ email|default:'a user' }}",
+                 "A user was invited to the workspace."),
+    EventTypeDef("users", "invitation_accepted", "Invitation accepted", P.INFO,
+                 "Invitation accepted: {{ email|default:'a user' }}",
+                 "An invited user accepted the invitation."),
+    EventTypeDef("users", "user_deactivated", "User deactivated", P.MEDIUM,
+                 "User deactivated: {{ email|default:'a user' }}",
+                 "A user account was deactivated."),
+    EventTypeDef("users", "role_changed", "Role changed", P.MEDIUM,
+                 "Role changed: {{ email|default:'a user' }}",
+                 "A user's role in the workspace changed."),
+    EventTypeDef("policies", "policy_created", "Policy created", P.LOW,
+                 "Policy created: {{ policy_name|default:'policy' }}",
+                 "A data access policy was created."),
+    EventTypeDef("policies", "violation_detected", "Policy violation detected", P.CRITICAL,
+                 "Policy violation: {{ policy_name|default:'policy' }}",
+                 "An access attempt violated a data access policy."),
+    EventTypeDef("policies", "policy_updated", "Policy updated", P.LOW,
+                 "Policy updated: {{ policy_name|default:'policy' }}",
+                 "A data access policy was changed."),
+    EventTypeDef("ai_ml", "agent_triggered", "Agent triggered", P.INFO,
+                 "Agent triggered: {{ agent_name|default:'agent' }}",
+                 "An AI agent run started."),
+    EventTypeDef("ai_ml", "agent_completed", "Agent completed", P.INFO,
+                 "Agent completed: {{ agent_name|default:'agent' }}",
+                 "An AI agent run finished."),
+    EventTypeDef("ai_ml", "model_error", "Model error", P.HIGH,
+                 "Model error: {{ model_name|default:'model' }}",
+                 "A model call failed."),
+    EventTypeDef("ai_ml", "embedding_reindex_started", "Embedding re-index started", P.INFO,
+                 "Embedding re-index started: {{ index_name|default:'index' }}",
+                 "Re-indexing of embeddings started."),
+    EventTypeDef("system", "scheduled_maintenance", "Scheduled maintenance", P.MEDIUM,
+                 "Scheduled maintenance: {{ window|default:'upcoming' }}",
+                 "Platform maintenance is scheduled."),
+    EventTypeDef("system", "platform_update_available", "Platform update available", P.LOW,
+                 "Platform update available: {{ version|default:'new version' }}",
+                 "A new platform version can be installed."),
+    EventTypeDef("system", "storage_quota_warning", "Storage quota warning", P.HIGH,
+                 "Storage quota warning: {{ usage_percent|default:'?' }}% used",
+                 "Storage use is close to the workspace quota."),
+]

@@ -1,0 +1,148 @@
+import secrets
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from .catalog import Priority
+
+
+class Category(models.Model):
+    slug = models.SlugField(max_length=50, unique=True)
+    name = models.CharField(max_length=100)
+    prefix = models.SlugField(
+        max_length=50, unique=True, help_text="Event type keys start with it."
+    )
+    position = models.PositiveSmallIntegerField(default=100)
+
+    class Meta:
+        ordering = ["position", "name"]
+        verbose_name_plural = "categories"
+
+    def __str__(self):
+        return self.name
+
+
+class EventType(models.Model):
+    key = models.CharField(max_length=120, unique=True, help_text="<category prefix>.<name>")
+    category = models.ForeignKey(Category, on_delete=models.PROTECT, related_name="event_types")
+    name = models.SlugField(max_length=80)
+    label = models.CharField(max_length=150)
+    description = models.TextField(blank=True)
+    title_template = models.CharField(
+        max_length=300, help_text="Django template rendered with the event payload."
+    )
+    default_priority = models.CharField(max_length=10, choices=Priority.CHOICES)
+    priority_override = models.CharField(
+        max_length=10, choices=Priority.CHOICES, blank=True, default="",
+        help_text="Leave empty to use the default priority.",
+    )
+    enabled = models.BooleanField(default=True, help_text="Deliver notifications for this event.")
+    builtin = models.BooleanField(default=False, editable=False)
+
+    class Meta:
+        ordering = ["category__position", "key"]
+        constraints = [
+            models.UniqueConstraint(fields=["category", "name"], name="event_type_unique_name"),
+        ]
+
+    def __str__(self):
+        return self.key
+
+    @property
+    def effective_priority(self) -> str:
+        return self.priority_override or self.default_priority
+
+
+def _workspace_public_id() -> str:
+    return f"ws_{secrets.token_hex(6)}"
+
+
+class Workspace(models.Model):
+    public_id = models.CharField(max_length=40, unique=True, default=_workspace_public_id)
+    name = models.CharField(max_length=150)
+    created_at = models.DateTimeField(auto_now_add=True)
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, through="Membership", related_name="workspaces"
+    )
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return f"{self.name} ({self.public_id})"
+
+
+class Membership(models.Model):
+    class Role(models.TextChoices):
+        OWNER = "owner"
+        ADMIN = "admin"
+        MEMBER = "member"
+        VIEWER = "viewer"
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.MEMBER)
+    joined_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "user"], name="membership_unique"),
+        ]
+
+    def __str__(self):
+        return f"{self.user} in {self.workspace} ({self.role})"
+
+
+class Event(models.Model):
+    """One emitted event: the event log, and the outbox row that routing works from."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending routing"
+        ROUTED = "routed", "Routed"
+        SUPPRESSED = "suppressed", "Logged only (notifications disabled)"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    event_type = models.ForeignKey(EventType, on_delete=models.PROTECT, related_name="events")
+    workspace = models.ForeignKey(
+        Workspace, null=True, blank=True, on_delete=models.CASCADE, related_name="events"
+    )
+    priority = models.CharField(
+        max_length=10, choices=Priority.CHOICES, help_text="Effective priority when emitted."
+    )
+    payload = models.JSONField(default=dict, blank=True)
+    recipient_ids = models.JSONField(
+        null=True, blank=True, help_text="Explicit audience (user ids); empty means the default."
+    )
+    dedupe_key = models.CharField(max_length=200, null=True, blank=True)
+    occurred_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
+    routed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        permissions = [("emit_event", "Can emit events through the API")]
+        indexes = [
+            models.Index(
+                fields=["created_at"], name="event_pending_idx", condition=Q(status="pending")
+            ),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["event_type", "workspace", "dedupe_key"],
+                condition=Q(dedupe_key__isnull=False, workspace__isnull=False),
+                name="event_dedupe_in_workspace",
+            ),
+            models.UniqueConstraint(
+                fields=["event_type", "dedupe_key"],
+                condition=Q(dedupe_key__isnull=False, workspace__isnull=True),
+                name="event_dedupe_without_workspace",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.event_type_id and self.event_type.key} at {self.occurred_at:%Y-%m-%d %H:%M}"

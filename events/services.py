@@ -1,0 +1,304 @@
+"""Everything in the events app that writes: the catalog, emit(), the outbox sweep."""
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any
+
+from celery import current_app
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from . import catalog
+from .exceptions import (
+    InvalidDedupeKey,
+    InvalidOccurredAt,
+    InvalidPayload,
+    InvalidRecipients,
+    PayloadTooLarge,
+    UnknownEventType,
+    UnknownWorkspace,
+)
+from .models import Category, Event, EventType, Workspace
+
+logger = logging.getLogger(__name__)
+
+ROUTE_TASK = "notifications.event_route"
+
+
+# --- catalog ------------------------------------------------------------------------------
+
+@dataclass
+class CatalogSyncResult:
+    created: list[str]
+    updated: list[str]
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.created or self.updated)
+
+
+def catalog_sync(*, category_model=Category, event_type_model=EventType) -> CatalogSyncResult:
+    """Write the built-in catalog to the database; idempotent.
+
+    Creates missing categories and event types and refreshes their code-owned texts
+    (label, description, title template, default priority). Never touches what an admin
+    owns: ``enabled`` and ``priority_override``. The models are parameters so the data
+    migration can pass its historical models.
+    """
+    result = CatalogSyncResult(created=[], updated=[])
+    with transaction.atomic():
+        categories = {c.slug: c for c in category_model.objects.all()}
+        for definition in catalog.CATEGORIES:
+            wanted = {"name": definition.name, "prefix": definition.prefix,
+                      "position": definition.position}
+            current = categories.get(definition.slug)
+            if current is None:
+                categories[definition.slug] = category_model.objects.create(
+                    slug=definition.slug, **wanted
+                )
+                result.created.append(definition.slug)
+            elif _assign_changed(current, wanted):
+                current.save(update_fields=list(wanted))
+                result.updated.append(definition.slug)
+
+        event_types = {t.key: t for t in event_type_model.objects.all()}
+        for definition in catalog.EVENT_TYPES:
+            wanted = {
+                "category_id": categories[definition.category].pk,
+                "name": definition.name,
+                "label": definition.label,
+                "description": definition.description,
+                "title_template": definition.title_template,
+                "default_priority": definition.priority,
+                "builtin": True,
+            }
+            current = event_types.get(definition.key)
+            if current is None:
+                event_type_model.objects.create(key=definition.key, **wanted)
+                result.created.append(definition.key)
+            elif _assign_changed(current, wanted):
+                current.save(update_fields=list(wanted))
+                result.updated.append(definition.key)
+    return result
+
+
+def _assign_changed(instance, values: dict) -> bool:
+    changed = False
+    for field, value in values.items():
+        if getattr(instance, field) != value:
+            setattr(instance, field, value)
+            changed = True
+    return changed
+
+
+def event_type_update(
+    *, event_type: EventType, enabled: bool | None = None, priority_override: str | None = None
+) -> EventType:
+    """Change what an admin owns on an event type: the enabled flag and the priority override."""
+    fields = []
+    if enabled is not None:
+        event_type.enabled = enabled
+        fields.append("enabled")
+    if priority_override is not None:
+        if priority_override and priority_override not in catalog.Priority.VALUES:
+            raise ValueError(f"unknown priority {priority_override!r}")
+        event_type.priority_override = priority_override
+        fields.append("priority_override")
+    if fields:
+        event_type.save(update_fields=fields)
+    return event_type
+
+
+# --- emit ---------------------------------------------------------------------------------
+
+def event_emit(
+    event_type: str | EventType,
+    *,
+    payload: dict[str, Any] | None = None,
+    workspace: str | Workspace | None = None,
+    recipients: list | None = None,
+    dedupe_key: str | None = None,
+    occurred_at: datetime | None = None,
+) -> Event:
+    """Record an event and have it routed once the caller's transaction commits.
+
+    Validates everything before writing and raises a subclass of ``EmitError``
+    (a ``ValueError``) naming the problem; nothing is written then. The Event row joins the
+    caller's transaction: on rollback nothing is sent. Routing is enqueued on commit; if the
+    broker is down the event stays pending and the outbox sweep routes it later. The number
+    of queries does not depend on the size of the audience. With ``dedupe_key``, a repeat of
+    (event type, workspace, dedupe_key) returns the first event and notifies nobody again.
+    """
+    event_type = _resolve_event_type(event_type)
+    payload = _validate_payload(payload)
+    workspace = _resolve_workspace(workspace)
+    recipient_ids = _resolve_recipients(recipients, workspace)
+    dedupe_key = _validate_dedupe_key(dedupe_key)
+    occurred_at = _validate_occurred_at(occurred_at)
+
+    if dedupe_key is not None:
+        existing = _event_by_dedupe_key(event_type, workspace, dedupe_key)
+        if existing is not None:
+            return existing
+
+    event = Event(
+        event_type=event_type,
+        workspace=workspace,
+        priority=event_type.effective_priority,
+        payload=payload,
+        recipient_ids=recipient_ids,
+        dedupe_key=dedupe_key,
+        occurred_at=occurred_at,
+        status=Event.Status.PENDING if event_type.enabled else Event.Status.SUPPRESSED,
+    )
+    try:
+        with transaction.atomic():
+            event.save(force_insert=True)
+    except IntegrityError:
+        if dedupe_key is None:
+            raise
+        # Lost a race with a concurrent emit of the same dedupe key: theirs is the event.
+        return _event_by_dedupe_key(event_type, workspace, dedupe_key)
+
+    if event.status == Event.Status.PENDING:
+        transaction.on_commit(partial(event_enqueue, event_id=event.pk))
+    else:
+        logger.info("event %s logged, not delivered: %s is disabled", event.pk, event_type.key)
+    return event
+
+
+def _resolve_event_type(event_type) -> EventType:
+    if isinstance(event_type, EventType):
+        return event_type
+    if not isinstance(event_type, str) or not event_type:
+        raise UnknownEventType(f"event_type must be an event type key, got {event_type!r}")
+    try:
+        return EventType.objects.get(key=event_type)
+    except EventType.DoesNotExist:
+        raise UnknownEventType(f"unknown event type {event_type!r}") from None
+
+
+def _validate_payload(payload) -> dict:
+    if payload is None:
+        return {}
+    if not isinstance(payload, dict):
+        raise InvalidPayload(f"payload must be a JSON object, got {type(payload).__name__}")
+    try:
+        encoded = json.dumps(payload, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise InvalidPayload(f"payload is not JSON-serializable: {exc}") from None
+    size = len(encoded.encode())
+    limit = settings.DATAFI_MAX_PAYLOAD_BYTES
+    if size > limit:
+        raise PayloadTooLarge(f"payload is {size} bytes as JSON; the limit is {limit} bytes")
+    return json.loads(encoded)
+
+
+def _resolve_workspace(workspace) -> Workspace | None:
+    if workspace is None or isinstance(workspace, Workspace):
+        if isinstance(workspace, Workspace) and workspace.pk is None:
+            raise UnknownWorkspace("workspace is not saved")
+        return workspace
+    if not isinstance(workspace, str) or not workspace:
+        raise UnknownWorkspace(
+            f"workspace must be a workspace id like 'ws_abc123', got {workspace!r}"
+        )
+    try:
+        return Workspace.objects.get(public_id=workspace)
+    except Workspace.DoesNotExist:
+        raise UnknownWorkspace(f"unknown workspace {workspace!r}") from None
+
+
+def _resolve_recipients(recipients, workspace: Workspace | None) -> list[int] | None:
+    if recipients is None:
+        return None
+    if isinstance(recipients, (str, bytes)) or not hasattr(recipients, "__iter__"):
+        raise InvalidRecipients("recipients must be a list of users or user ids")
+    ids = []
+    for recipient in recipients:
+        pk = getattr(recipient, "pk", recipient)
+        if isinstance(pk, bool) or not isinstance(pk, int):
+            raise InvalidRecipients(f"recipients must be users or user ids, got {recipient!r}")
+        ids.append(pk)
+    ids = sorted(set(ids))
+    if not ids:
+        raise InvalidRecipients("recipients is empty; pass None for the default audience")
+    users = get_user_model().objects.filter(pk__in=ids, is_active=True)
+    if workspace is not None:
+        users = users.filter(memberships__workspace=workspace)
+    found = set(users.values_list("pk", flat=True))
+    missing = [pk for pk in ids if pk not in found]
+    if missing:
+        where = f"members of workspace {workspace.public_id}" if workspace else "active users"
+        raise InvalidRecipients(f"recipients {missing} are not {where}")
+    return ids
+
+
+def _validate_dedupe_key(dedupe_key) -> str | None:
+    if dedupe_key is None:
+        return None
+    if not isinstance(dedupe_key, str) or not dedupe_key.strip():
+        raise InvalidDedupeKey("dedupe_key must be a non-empty string")
+    if len(dedupe_key) > 200:
+        raise InvalidDedupeKey(f"dedupe_key is {len(dedupe_key)} characters; the limit is 200")
+    return dedupe_key
+
+
+def _validate_occurred_at(occurred_at) -> datetime:
+    if occurred_at is None:
+        return timezone.now()
+    if not isinstance(occurred_at, datetime):
+        raise InvalidOccurredAt(f"occurred_at must be a datetime, got {occurred_at!r}")
+    if timezone.is_naive(occurred_at):
+        raise InvalidOccurredAt("occurred_at must be timezone-aware")
+    return occurred_at
+
+
+def _event_by_dedupe_key(event_type, workspace, dedupe_key) -> Event | None:
+    return Event.objects.filter(
+        event_type=event_type, workspace=workspace, dedupe_key=dedupe_key
+    ).first()
+
+
+# --- outbox -------------------------------------------------------------------------------
+
+def event_enqueue(*, event_id) -> bool:
+    """Publish the routing task for one event; never raises.
+
+    Runs after commit. A broker that is down or hangs fails fast (connection and socket
+    timeouts in settings, no publish retries) and leaves the event pending for the sweep.
+    """
+    try:
+        current_app.send_task(ROUTE_TASK, kwargs={"event_id": str(event_id)}, retry=False)
+    except Exception as exc:  # the broker's failure must not become the caller's
+        logger.warning("routing of event %s not enqueued, the sweep will retry: %r", event_id, exc)
+        return False
+    return True
+
+
+def outbox_sweep(*, older_than: timedelta | None = None, limit: int = 500) -> int:
+    """Enqueue routing for events still pending after ``older_than``; returns how many.
+
+    Safe to run at any time: routing claims the event, so one enqueued twice is routed once.
+    """
+    if older_than is None:
+        older_than = timedelta(seconds=settings.DATAFI_OUTBOX_SWEEP_GRACE_SECONDS)
+    cutoff = timezone.now() - older_than
+    event_ids = list(
+        Event.objects.filter(status=Event.Status.PENDING, created_at__lte=cutoff)
+        .order_by("created_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    enqueued = 0
+    for event_id in event_ids:
+        if not event_enqueue(event_id=event_id):
+            break  # the broker is still down; the next sweep tries again
+        enqueued += 1
+    if event_ids:
+        logger.info("outbox sweep: %d of %d pending events enqueued", enqueued, len(event_ids))
+    return enqueued

@@ -1,0 +1,191 @@
+from django import forms
+from django.contrib import admin, messages
+from django.http import HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+
+from channels_app.models import Channel
+from events.admin import priority_badge
+
+from .models import Bucket, Delivery, Digest, Notification, RoutingRule
+from .routing_files import RoutingFileError, routing_export, routing_import
+from .selectors import pending_digest_counts
+from .services import digest_flush
+
+
+class EmailListField(forms.CharField):
+    widget = forms.Textarea(attrs={"rows": 3, "cols": 60})
+
+    def prepare_value(self, value):
+        return "\n".join(value) if isinstance(value, list) else value
+
+    def to_python(self, value):
+        text = super().to_python(value) or ""
+        return [part.strip() for part in text.replace(",", "\n").splitlines() if part.strip()]
+
+
+class RoutingRuleForm(forms.ModelForm):
+    channels = forms.MultipleChoiceField(
+        choices=Channel.choices, widget=forms.CheckboxSelectMultiple,
+        error_messages={"required": "Choose at least one channel."},
+    )
+    extra_emails = EmailListField(
+        required=False, help_text="Distribution lists for the email channel, one per line."
+    )
+
+    class Meta:
+        model = RoutingRule
+        fields = ["category", "event_type", "channels", "extra_emails"]
+
+
+class RoutingImportForm(forms.Form):
+    file = forms.FileField(help_text="A routing YAML file, as printed by Export.")
+    replace = forms.BooleanField(
+        required=False, help_text="Remove rules and priority overrides the file does not mention."
+    )
+
+
+@admin.register(RoutingRule)
+class RoutingRuleAdmin(admin.ModelAdmin):
+    form = RoutingRuleForm
+    list_display = ["__str__", "category", "event_type", "channel_list", "updated_at"]
+    list_select_related = ["category", "event_type"]
+    list_filter = ["category"]
+    autocomplete_fields = ["event_type"]
+    change_list_template = "admin/notifications/routingrule/change_list.html"
+
+    @admin.display(description="Channels")
+    def channel_list(self, rule):
+        return ", ".join(rule.channels)
+
+    def get_urls(self):
+        return [
+            path("import/", self.admin_site.admin_view(self.import_view),
+                 name="notifications_routingrule_import"),
+            path("export/", self.admin_site.admin_view(self.export_view),
+                 name="notifications_routingrule_export"),
+            *super().get_urls(),
+        ]
+
+    def export_view(self, request):
+        response = HttpResponse(routing_export(), content_type="application/yaml; charset=utf-8")
+        response["Content-Disposition"] = 'attachment; filename="routing.yaml"'
+        return response
+
+    def import_view(self, request):
+        if not self.has_change_permission(request):
+            return HttpResponse(status=403)
+        form = RoutingImportForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                text = form.cleaned_data["file"].read().decode()
+                result = routing_import(text, replace=form.cleaned_data["replace"])
+            except UnicodeDecodeError:
+                form.add_error("file", "The file must be UTF-8 text.")
+            except RoutingFileError as exc:
+                form.add_error("file", f"{exc}. Nothing was changed.")
+            else:
+                self.message_user(
+                    request,
+                    f"Routing imported: {result.rules_set} rules, {result.priorities_set} "
+                    f"priority overrides changed, {result.removed} removed.",
+                    messages.SUCCESS,
+                )
+                return HttpResponseRedirect(reverse("admin:notifications_routingrule_changelist"))
+        context = {**self.admin_site.each_context(request), "form": form,
+                   "opts": self.model._meta, "title": "Import routing file"}
+        return TemplateResponse(request, "admin/notifications/routing_import.html", context)
+
+
+@admin.register(Notification)
+class NotificationAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "user", "kind", "badge", "title", "read_at"]
+    list_filter = ["kind", "priority", "category"]
+    search_fields = ["title", "user__username", "event_type_key"]
+    list_select_related = ["user"]
+    readonly_fields = [f.name for f in Notification._meta.fields]
+
+    @admin.display(description="Priority", ordering="priority")
+    def badge(self, notification):
+        return priority_badge(notification.priority)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "channel", "target", "event", "badge", "bucket", "status",
+                    "attempts", "digest"]
+    list_filter = ["status", "channel", "bucket", "event__event_type"]
+    search_fields = ["=id", "address", "=event__id"]
+    list_select_related = ["event__event_type"]
+    readonly_fields = [f.name for f in Delivery._meta.fields]
+
+    @admin.display(description="Priority", ordering="priority")
+    def badge(self, delivery):
+        return priority_badge(delivery.priority)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Digest)
+class DigestAdmin(admin.ModelAdmin):
+    """Sent and in-flight digests, the pending items per bucket, and Flush now."""
+
+    list_display = ["created_at", "channel", "bucket", "user", "address", "item_count", "status",
+                    "sent_at"]
+    list_filter = ["status", "channel", "bucket"]
+    list_select_related = ["user"]
+    readonly_fields = [f.name for f in Digest._meta.fields]
+    change_list_template = "admin/notifications/digest/change_list.html"
+
+    def get_urls(self):
+        return [
+            path("flush/", self.admin_site.admin_view(self.flush_view),
+                 name="notifications_digest_flush"),
+            *super().get_urls(),
+        ]
+
+    def changelist_view(self, request, extra_context=None):
+        counts = pending_digest_counts()
+        buckets = [
+            {
+                "value": bucket.value,
+                "label": bucket.label,
+                "channels": [(channel.label, counts.get((bucket.value, channel.value), 0))
+                             for channel in Channel],
+                "total": sum(counts.get((bucket.value, c.value), 0) for c in Channel),
+            }
+            for bucket in Bucket
+        ]
+        return super().changelist_view(request, {**(extra_context or {}), "buckets": buckets})
+
+    def flush_view(self, request):
+        if request.method != "POST" or not self.has_view_permission(request):
+            return HttpResponse(status=405 if request.method != "POST" else 403)
+        bucket = request.POST.get("bucket", "")
+        if bucket not in Bucket.values:
+            self.message_user(request, f"Unknown bucket {bucket!r}.", messages.ERROR)
+        else:
+            result = digest_flush(bucket=bucket)
+            self.message_user(
+                request,
+                f"Flushed {bucket}: {result.claimed_items} items claimed, "
+                f"{result.digests_sent} digests sent.",
+                messages.SUCCESS,
+            )
+        return HttpResponseRedirect(reverse("admin:notifications_digest_changelist"))
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

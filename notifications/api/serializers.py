@@ -1,0 +1,78 @@
+from rest_framework import serializers
+
+from events.catalog import Priority
+from events.models import Category, EventType
+from notifications.models import Notification, RoutingRule
+
+
+class NotificationSerializer(serializers.ModelSerializer):
+    event_type = serializers.CharField(source="event_type_key", read_only=True)
+    workspace_id = serializers.SerializerMethodField()
+    is_read = serializers.BooleanField(read_only=True)
+    item_count = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Notification
+        fields = ["id", "kind", "title", "priority", "category", "event_type", "workspace_id",
+                  "event_id", "digest_id", "items", "item_count", "is_read", "read_at",
+                  "created_at"]
+        read_only_fields = fields
+
+    def get_workspace_id(self, notification) -> str | None:
+        return notification.workspace.public_id if notification.workspace_id else None
+
+    def get_item_count(self, notification) -> int:
+        return len(notification.items) if notification.kind == Notification.Kind.DIGEST else 1
+
+
+class NotificationFilterSerializer(serializers.Serializer):
+    unread = serializers.BooleanField(required=False, allow_null=True, default=None)
+    priority = serializers.ChoiceField(choices=Priority.VALUES, required=False)
+    category = serializers.CharField(required=False)
+    workspace = serializers.CharField(required=False)
+
+
+class UnreadCountSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    by_priority = serializers.DictField(child=serializers.IntegerField())
+
+
+class RoutingRuleSerializer(serializers.ModelSerializer):
+    category = serializers.SlugRelatedField(
+        slug_field="slug", queryset=Category.objects.all(), required=False, allow_null=True
+    )
+    event_type = serializers.SlugRelatedField(
+        slug_field="key", queryset=EventType.objects.all(), required=False, allow_null=True
+    )
+
+    class Meta:
+        model = RoutingRule
+        fields = ["id", "category", "event_type", "channels", "extra_emails", "updated_at"]
+        read_only_fields = ["id", "updated_at"]
+
+    def validate(self, attrs):
+        category = attrs.get("category", getattr(self.instance, "category", None))
+        event_type = attrs.get("event_type", getattr(self.instance, "event_type", None))
+        if (category is None) == (event_type is None):
+            raise serializers.ValidationError(
+                {"non_field_errors": ["Set exactly one of category and event_type."]}
+            )
+        return attrs
+
+
+class RoutingImportSerializer(serializers.Serializer):
+    yaml = serializers.CharField(required=False, help_text="The routing file's text.")
+    file = serializers.FileField(required=False, help_text="Or the file itself (multipart).")
+    replace = serializers.BooleanField(default=False)
+
+    def validate(self, attrs):
+        if "file" in attrs:
+            try:
+                attrs["yaml"] = attrs.pop("file").read().decode()
+            except UnicodeDecodeError:
+                raise serializers.ValidationError({"file": ["must be UTF-8 text"]}) from None
+        if not attrs.get("yaml"):
+            raise serializers.ValidationError(
+                {"yaml": ["send the routing file as 'yaml' or 'file'"]}
+            )
+        return attrs

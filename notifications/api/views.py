@@ -1,0 +1,110 @@
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, permissions, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.pagination import CursorPagination
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from notifications import selectors, services
+from notifications.models import RoutingRule
+from notifications.routing_files import RoutingFileError, routing_export, routing_import
+
+from .serializers import (
+    NotificationFilterSerializer,
+    NotificationSerializer,
+    RoutingImportSerializer,
+    RoutingRuleSerializer,
+    UnreadCountSerializer,
+)
+
+
+class NotificationPagination(CursorPagination):
+    ordering = "-id"
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+
+@extend_schema(parameters=[
+    OpenApiParameter("unread", OpenApiTypes.BOOL),
+    OpenApiParameter("priority", OpenApiTypes.STR),
+    OpenApiParameter("category", OpenApiTypes.STR),
+    OpenApiParameter("workspace", OpenApiTypes.STR, description="Workspace id, e.g. ws_abc123"),
+])
+class NotificationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
+                          viewsets.GenericViewSet):
+    """The signed-in user's own notifications, newest first. Others' are 404."""
+
+    serializer_class = NotificationSerializer
+    pagination_class = NotificationPagination
+
+    def get_queryset(self):
+        if self.action != "list":
+            return selectors.notification_list(user=self.request.user)
+        filters = NotificationFilterSerializer(data=self.request.query_params)
+        filters.is_valid(raise_exception=True)
+        return selectors.notification_list(user=self.request.user, **filters.validated_data)
+
+    @extend_schema(request=None, responses=NotificationSerializer)
+    @action(detail=True, methods=["post"])
+    def read(self, request, pk=None):
+        notification = services.notification_mark_read(notification=self.get_object())
+        return Response(self.get_serializer(notification).data)
+
+    @extend_schema(request=None, responses=NotificationSerializer)
+    @action(detail=True, methods=["post"])
+    def unread(self, request, pk=None):
+        notification = services.notification_mark_unread(notification=self.get_object())
+        return Response(self.get_serializer(notification).data)
+
+    @extend_schema(request=None, responses={200: {"type": "object",
+                                                  "properties": {"marked": {"type": "integer"}}}})
+    @action(detail=False, methods=["post"], url_path="read-all")
+    def read_all(self, request):
+        return Response({"marked": services.notification_mark_all_read(user=request.user)})
+
+    @extend_schema(responses=UnreadCountSerializer)
+    @action(detail=False, methods=["get"], url_path="unread-count")
+    def unread_count(self, request):
+        return Response(selectors.notification_unread_count(user=request.user))
+
+
+class RoutingRuleViewSet(viewsets.ModelViewSet):
+    """Routing rules per category or event type (staff)."""
+
+    serializer_class = RoutingRuleSerializer
+    permission_classes = [permissions.IsAdminUser]
+    queryset = RoutingRule.objects.select_related("category", "event_type")
+
+
+class RoutingExportView(APIView):
+    permission_classes = [permissions.IsAdminUser]
+
+    @extend_schema(responses={(200, "application/yaml"): OpenApiTypes.STR})
+    def get(self, request):
+        response = HttpResponse(routing_export(), content_type="application/yaml; charset=utf-8")
+        response["Content-Disposition"] = 'attachment; filename="routing.yaml"'
+        return response
+
+
+class RoutingImportView(APIView):
+    """Apply a routing file atomically; 400 names the offending key path."""
+
+    permission_classes = [permissions.IsAdminUser]
+    parser_classes = [JSONParser, MultiPartParser, FormParser]
+
+    @extend_schema(request=RoutingImportSerializer)
+    def post(self, request):
+        serializer = RoutingImportSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            result = routing_import(serializer.validated_data["yaml"],
+                                    replace=serializer.validated_data["replace"])
+        except RoutingFileError as exc:
+            raise ValidationError({"yaml": [str(exc)], "path": exc.path}) from None
+        return Response({"rules_set": result.rules_set, "priorities_set": result.priorities_set,
+                         "removed": result.removed})

@@ -1,0 +1,35 @@
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from notifications.routing_files import RoutingFileError, routing_import
+
+
+class Command(BaseCommand):
+    help = "Apply a routing YAML file atomically: all of it, or nothing when any key is wrong."
+
+    def add_arguments(self, parser):
+        parser.add_argument("file", help="Path to the YAML file, or - for standard input")
+        parser.add_argument("--replace", action="store_true",
+                            help="The file is the whole configuration: remove what it omits")
+
+    def handle(self, *args, **options):
+        name = options["file"]
+        try:
+            text = self.stdin.read() if name == "-" else Path(name).read_text()
+        except OSError as exc:
+            raise CommandError(f"cannot read {name}: {exc.strerror}") from None
+        try:
+            result = routing_import(text, replace=options["replace"])
+        except RoutingFileError as exc:
+            raise CommandError(f"{exc}. Nothing was changed.") from None
+        self.stdout.write(self.style.SUCCESS(
+            f"Routing imported: {result.rules_set} rules, {result.priorities_set} priority "
+            f"overrides changed, {result.removed} removed."
+        ))
+
+    @property
+    def stdin(self):
+        import sys
+
+        return sys.stdin

@@ -1,0 +1,231 @@
+import uuid
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+
+from channels_app.models import Channel
+from events.catalog import Priority
+from events.models import Category, Event, EventType, Workspace
+
+
+class Bucket(models.TextChoices):
+    FIVE_MINUTES = "5m", "5 minutes"
+    FIFTEEN_MINUTES = "15m", "15 minutes"
+    ONE_HOUR = "1h", "1 hour"
+
+
+#: Batched priorities and the digest bucket each waits in. Critical and high are never here.
+BUCKET_BY_PRIORITY = {
+    Priority.MEDIUM: Bucket.FIVE_MINUTES,
+    Priority.LOW: Bucket.FIFTEEN_MINUTES,
+    Priority.INFO: Bucket.ONE_HOUR,
+}
+PRIORITY_BY_BUCKET = {bucket: priority for priority, bucket in BUCKET_BY_PRIORITY.items()}
+
+#: Default channels by effective priority, when no routing rule applies.
+DEFAULT_CHANNELS = {
+    Priority.CRITICAL: [Channel.IN_APP, Channel.EMAIL, Channel.WEBHOOK],
+    Priority.HIGH: [Channel.IN_APP, Channel.EMAIL],
+    Priority.MEDIUM: [Channel.IN_APP],
+    Priority.LOW: [Channel.IN_APP],
+    Priority.INFO: [Channel.IN_APP],
+}
+
+
+def validate_channels(value) -> None:
+    if not isinstance(value, list) or not value:
+        raise ValidationError("Choose at least one channel.")
+    unknown = [c for c in value if c not in Channel.values]
+    if unknown:
+        raise ValidationError(
+            f"Unknown channel {unknown[0]!r}; choose from {', '.join(Channel.values)}."
+        )
+    if len(set(value)) != len(value):
+        raise ValidationError("A channel is listed twice.")
+
+
+def validate_email_list(value) -> None:
+    from django.core.validators import validate_email
+
+    if not isinstance(value, list):
+        raise ValidationError("Extra email addresses must be a list.")
+    for address in value:
+        try:
+            validate_email(address)
+        except ValidationError:
+            raise ValidationError(f"{address!r} is not a valid email address.") from None
+
+
+class RoutingRule(models.Model):
+    """Channels for one category or one event type; the most specific rule wins."""
+
+    category = models.OneToOneField(
+        Category, null=True, blank=True, on_delete=models.CASCADE, related_name="routing_rule"
+    )
+    event_type = models.OneToOneField(
+        EventType, null=True, blank=True, on_delete=models.CASCADE, related_name="routing_rule"
+    )
+    channels = models.JSONField(validators=[validate_channels],
+                                help_text="Any of in_app, email, webhook.")
+    extra_emails = models.JSONField(
+        default=list, blank=True, validators=[validate_email_list],
+        help_text="Distribution-list addresses that also receive this event's email.",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["category__position", "event_type__key"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(category__isnull=True) ^ Q(event_type__isnull=True)),
+                name="routing_rule_one_target",
+            ),
+        ]
+
+    def __str__(self):
+        target = self.event_type.key if self.event_type_id else f"category {self.category.slug}"
+        return f"{target} -> {', '.join(self.channels)}"
+
+    def clean(self):
+        if (self.category_id is None) == (self.event_type_id is None):
+            raise ValidationError("A routing rule targets either a category or an event type.")
+
+
+class Notification(models.Model):
+    """What a user sees in the bell: one event, or one digest listing several."""
+
+    class Kind(models.TextChoices):
+        EVENT = "event"
+        DIGEST = "digest"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications"
+    )
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.EVENT)
+    event = models.ForeignKey(
+        Event, null=True, blank=True, on_delete=models.CASCADE, related_name="notifications"
+    )
+    digest = models.ForeignKey(
+        "Digest", null=True, blank=True, on_delete=models.CASCADE, related_name="notifications"
+    )
+    workspace = models.ForeignKey(
+        Workspace, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    event_type_key = models.CharField(max_length=120, blank=True)
+    category = models.CharField(max_length=50, blank=True)
+    priority = models.CharField(max_length=10, choices=Priority.CHOICES)
+    title = models.CharField(max_length=300)
+    items = models.JSONField(default=list, blank=True, help_text="A digest's events.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["user", "-id"], name="notification_user_idx"),
+            models.Index(fields=["user"], name="notification_unread_idx",
+                         condition=Q(read_at__isnull=True)),
+        ]
+        constraints = [
+            # Routing twice, or a digest sent twice, can never notify a user twice.
+            models.UniqueConstraint(fields=["user", "event"], condition=Q(event__isnull=False),
+                                    name="notification_once_per_event"),
+            models.UniqueConstraint(fields=["user", "digest"], condition=Q(digest__isnull=False),
+                                    name="notification_once_per_digest"),
+        ]
+
+    def __str__(self):
+        return self.title
+
+    @property
+    def is_read(self) -> bool:
+        return self.read_at is not None
+
+
+class Digest(models.Model):
+    """A batch of pending deliveries for one (channel, recipient), sent as one message.
+
+    Created when a flush claims its items; its id is the delivery id receivers see, and
+    stays the same if a crashed flush is finished by the next one.
+    """
+
+    class Status(models.TextChoices):
+        CLAIMED = "claimed"
+        DELIVERED = "delivered"
+        FAILED = "failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    channel = models.CharField(max_length=10, choices=Channel.choices)
+    bucket = models.CharField(max_length=4, choices=Bucket.choices)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    address = models.EmailField(blank=True)
+    endpoint_id = models.BigIntegerField(null=True, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.CLAIMED)
+    item_count = models.PositiveIntegerField(default=0)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["bucket", "channel", "status"], name="digest_flush_idx")]
+
+    def __str__(self):
+        return f"{self.get_channel_display()} digest ({self.bucket}) of {self.item_count}"
+
+
+class Delivery(models.Model):
+    """One event for one recipient on one channel: sent at once, or waiting in a digest bucket."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        SENDING = "sending"
+        DELIVERED = "delivered"
+        FAILED = "failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="deliveries")
+    channel = models.CharField(max_length=10, choices=Channel.choices)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    address = models.EmailField(blank=True)
+    endpoint_id = models.BigIntegerField(null=True, blank=True)
+    priority = models.CharField(max_length=10, choices=Priority.CHOICES)
+    bucket = models.CharField(
+        max_length=4, choices=Bucket.choices, blank=True, help_text="Empty: sent immediately."
+    )
+    digest = models.ForeignKey(
+        Digest, null=True, blank=True, on_delete=models.SET_NULL, related_name="deliveries"
+    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "deliveries"
+        indexes = [
+            models.Index(fields=["bucket", "channel"], name="delivery_pending_idx",
+                         condition=Q(status="pending") & ~Q(bucket="")),
+        ]
+
+    def __str__(self):
+        return f"{self.get_channel_display()} to {self.target} ({self.status})"
+
+    @property
+    def target(self) -> str:
+        if self.address:
+            return self.address
+        if self.endpoint_id:
+            return f"endpoint {self.endpoint_id}"
+        return f"user {self.user_id}"

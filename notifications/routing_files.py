@@ -1,0 +1,214 @@
+"""The routing file: the seed's YAML format, imported atomically and exported verbatim.
+
+    routing:
+      data_sources:            # category slug
+        channels: [in_app]     # optional: the category's rule
+        connection_lost:       # event name within the category
+          channels: [in_app, email, webhook]
+          priority: critical   # sets the event type's priority override
+          emails: [oncall@example.com]   # optional distribution lists for email
+
+Import applies the whole file or nothing. With ``replace``, the file is the complete
+configuration: rules and priority overrides it does not mention are removed.
+"""
+
+from dataclasses import dataclass
+
+import yaml
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from channels_app.models import Channel
+from events.catalog import Priority
+from events.models import Category, EventType
+
+from .models import RoutingRule, validate_email_list
+
+SETTING_KEYS = ("channels", "priority", "emails")
+
+
+class RoutingFileError(ValueError):
+    """A routing file was refused; ``path`` is the key path of the offending entry."""
+
+    def __init__(self, path: str, problem: str):
+        super().__init__(f"{path}: {problem}")
+        self.path = path
+        self.problem = problem
+
+
+@dataclass
+class _Entry:
+    path: str
+    channels: list[str] | None = None
+    priority: str | None = None
+    emails: list[str] | None = None
+
+
+@dataclass
+class ImportResult:
+    rules_set: int
+    priorities_set: int
+    removed: int
+
+
+def routing_import(text: str, *, replace: bool = False) -> ImportResult:
+    """Validate the whole file, then apply it in one transaction; raises RoutingFileError."""
+    categories = {c.slug: c for c in Category.objects.all()}
+    event_types = {(t.category_id, t.name): t for t in EventType.objects.all()}
+    category_entries, event_entries = _parse(text, categories, event_types)
+
+    with transaction.atomic():
+        removed = 0
+        if replace:
+            keep_categories = [c.pk for c, e in category_entries if e.channels is not None]
+            keep_types = [t.pk for t, e in event_entries if e.channels is not None]
+            removed += RoutingRule.objects.filter(category__isnull=False).exclude(
+                category__in=keep_categories).delete()[0]
+            removed += RoutingRule.objects.filter(event_type__isnull=False).exclude(
+                event_type__in=keep_types).delete()[0]
+            keep_priorities = [t.pk for t, e in event_entries if e.priority is not None]
+            removed += EventType.objects.exclude(priority_override="").exclude(
+                pk__in=keep_priorities).update(priority_override="")
+        rules_set = priorities_set = 0
+        for target, entry in [*category_entries, *event_entries]:
+            if entry.channels is not None:
+                key = "category" if isinstance(target, Category) else "event_type"
+                RoutingRule.objects.update_or_create(
+                    **{key: target},
+                    defaults={"channels": entry.channels, "extra_emails": entry.emails or []},
+                )
+                rules_set += 1
+            if entry.priority is not None and target.priority_override != entry.priority:
+                target.priority_override = entry.priority
+                target.save(update_fields=["priority_override"])
+                priorities_set += 1
+    return ImportResult(rules_set=rules_set, priorities_set=priorities_set, removed=removed)
+
+
+def _parse(text, categories, event_types):
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "the document"
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise RoutingFileError("(yaml)", f"malformed YAML at {where}: {problem}") from None
+    if not isinstance(document, dict) or "routing" not in document:
+        raise RoutingFileError("routing", "missing: the file must start with a 'routing:' key")
+    extra = [key for key in document if key != "routing"]
+    if extra:
+        raise RoutingFileError(str(extra[0]), "unknown top-level key; only 'routing' is allowed")
+    routing = document["routing"] or {}
+    if not isinstance(routing, dict):
+        raise RoutingFileError("routing", "must be a mapping of category slugs")
+
+    category_entries, event_entries = [], []
+    for slug, body in routing.items():
+        path = f"routing.{slug}"
+        category = categories.get(slug) if isinstance(slug, str) else None
+        if category is None:
+            raise RoutingFileError(path, f"unknown category (known: {', '.join(categories)})")
+        if not isinstance(body, dict):
+            raise RoutingFileError(path, "must be a mapping of event names")
+        category_settings = {k: v for k, v in body.items() if k in SETTING_KEYS}
+        if category_settings:
+            if "priority" in category_settings:
+                raise RoutingFileError(f"{path}.priority",
+                                       "priority is set per event type, not per category")
+            category_entries.append((category, _entry(path, category_settings)))
+        for name, settings in body.items():
+            if name in SETTING_KEYS:
+                continue
+            event_path = f"{path}.{name}"
+            event_type = event_types.get((category.pk, name))
+            if event_type is None:
+                raise RoutingFileError(event_path, "unknown event")
+            if not isinstance(settings, dict) or not settings:
+                raise RoutingFileError(event_path, "must set channels and/or priority")
+            event_entries.append((event_type, _entry(event_path, settings)))
+    return category_entries, event_entries
+
+
+def _entry(path: str, settings: dict) -> _Entry:
+    entry = _Entry(path=path)
+    for key, value in settings.items():
+        key_path = f"{path}.{key}"
+        if key == "channels":
+            if not isinstance(value, list) or not value:
+                raise RoutingFileError(key_path, "must be a non-empty list of channels")
+            for index, channel in enumerate(value):
+                if channel not in Channel.values:
+                    raise RoutingFileError(
+                        f"{key_path}[{index}]",
+                        f"unknown channel {channel!r} (known: {', '.join(Channel.values)})",
+                    )
+            if len(set(value)) != len(value):
+                raise RoutingFileError(key_path, "a channel is listed twice")
+            entry.channels = list(value)
+        elif key == "priority":
+            if value not in Priority.VALUES:
+                raise RoutingFileError(
+                    key_path, f"unknown priority {value!r} (known: {', '.join(Priority.VALUES)})"
+                )
+            entry.priority = value
+        elif key == "emails":
+            try:
+                validate_email_list(value)
+            except ValidationError as exc:
+                raise RoutingFileError(key_path, " ".join(exc.messages)) from None
+            entry.emails = list(value)
+        else:
+            raise RoutingFileError(key_path, f"unknown setting (known: {', '.join(SETTING_KEYS)})")
+    if entry.emails is not None and entry.channels is None:
+        raise RoutingFileError(f"{path}.emails", "needs channels in the same entry")
+    return entry
+
+
+def routing_export() -> str:
+    """The current rules and priority overrides in the routing file format."""
+    routing: dict[str, dict] = {}
+    categories = list(Category.objects.all())
+    rules = {(r.category_id, r.event_type_id): r for r in RoutingRule.objects.all()}
+    event_types = EventType.objects.select_related("category").order_by("category__position", "pk")
+    by_category: dict[int, dict] = {}
+    for event_type in event_types:
+        rule = rules.get((None, event_type.pk))
+        settings = {}
+        if rule is not None:
+            settings.update(_rule_settings(rule))
+        if event_type.priority_override:
+            settings["priority"] = event_type.priority_override
+        if settings:
+            by_category.setdefault(event_type.category_id, {})[event_type.name] = settings
+    for category in categories:
+        body = {}
+        rule = rules.get((category.pk, None))
+        if rule is not None:
+            body.update(_rule_settings(rule))
+        body.update(by_category.get(category.pk, {}))
+        if body:
+            routing[category.slug] = body
+    header = "# Datafi routing configuration (manage.py export_routing)\n"
+    return header + yaml.dump({"routing": routing}, Dumper=_FlowListDumper, sort_keys=False,
+                              default_flow_style=None)
+
+
+def _rule_settings(rule: RoutingRule) -> dict:
+    settings = {"channels": list(rule.channels)}
+    if rule.extra_emails:
+        settings["emails"] = list(rule.extra_emails)
+    return settings
+
+
+class _FlowListDumper(yaml.SafeDumper):
+    """Lists inline (``[in_app, email]``) like the seed; mappings in block style."""
+
+
+_FlowListDumper.add_representer(
+    list, lambda dumper, data: dumper.represent_sequence(
+        "tag:yaml.org,2002:seq", data, flow_style=True)
+)
+_FlowListDumper.add_representer(
+    dict, lambda dumper, data: dumper.represent_mapping(
+        "tag:yaml.org,2002:map", data.items(), flow_style=False)
+)

@@ -1,0 +1,146 @@
+"""Reads: effective routing, audiences, a user's notifications."""
+
+from dataclasses import dataclass
+
+from django.contrib.auth import get_user_model
+from django.db.models import Count, Q, QuerySet
+
+from channels_app.models import DigestSetting
+from events.catalog import Priority
+from events.models import Event, EventType
+
+from .models import BUCKET_BY_PRIORITY, DEFAULT_CHANNELS, Delivery, Notification, RoutingRule
+
+
+class RoutingSource:
+    EVENT_TYPE_RULE = "event_type_rule"
+    CATEGORY_RULE = "category_rule"
+    PRIORITY_DEFAULT = "priority_default"
+
+    LABELS = {
+        EVENT_TYPE_RULE: "event type rule",
+        CATEGORY_RULE: "category rule",
+        PRIORITY_DEFAULT: "priority default",
+    }
+
+
+@dataclass(frozen=True)
+class EffectiveRouting:
+    priority: str
+    channels: list[str]
+    source: str
+    rule: RoutingRule | None
+
+    @property
+    def source_label(self) -> str:
+        return RoutingSource.LABELS[self.source]
+
+
+class RoutingRules:
+    """All routing rules, loaded with one query, to resolve any number of event types."""
+
+    def __init__(self, rules=None):
+        if rules is None:
+            rules = RoutingRule.objects.all()
+        self.by_event_type = {}
+        self.by_category = {}
+        for rule in rules:
+            if rule.event_type_id:
+                self.by_event_type[rule.event_type_id] = rule
+            else:
+                self.by_category[rule.category_id] = rule
+
+    def resolve(self, event_type: EventType, *, priority: str | None = None) -> EffectiveRouting:
+        """Event type rule, else category rule, else the default of the effective priority."""
+        priority = priority or event_type.effective_priority
+        rule = self.by_event_type.get(event_type.pk)
+        if rule is not None:
+            return EffectiveRouting(priority, list(rule.channels), RoutingSource.EVENT_TYPE_RULE,
+                                    rule)
+        rule = self.by_category.get(event_type.category_id)
+        if rule is not None:
+            return EffectiveRouting(priority, list(rule.channels), RoutingSource.CATEGORY_RULE,
+                                    rule)
+        return EffectiveRouting(priority, list(DEFAULT_CHANNELS[priority]),
+                                RoutingSource.PRIORITY_DEFAULT, None)
+
+
+def routing_get(event_type: EventType, *, priority: str | None = None) -> EffectiveRouting:
+    rules = RoutingRule.objects.filter(
+        Q(event_type=event_type) | Q(category=event_type.category_id)
+    )
+    return RoutingRules(rules).resolve(event_type, priority=priority)
+
+
+def digest_switches() -> dict[str, bool]:
+    """Channel -> digests on; a channel without a setting batches."""
+    return dict(DigestSetting.objects.values_list("channel", "digest_enabled"))
+
+
+def delivery_bucket(*, priority: str, channel: str, switches: dict[str, bool]) -> str:
+    """The digest bucket a delivery waits in, or "" to send it now.
+
+    Critical and high are immediate whatever the settings; a channel with digests switched
+    off sends every priority immediately.
+    """
+    if priority in Priority.IMMEDIATE or not switches.get(channel, True):
+        return ""
+    return BUCKET_BY_PRIORITY[priority]
+
+
+def audience_list(event: Event) -> list:
+    """Who an event is for: its explicit recipients, else its workspace's members, else staff.
+
+    Only active users; only id and email are loaded. One query.
+    """
+    users = get_user_model().objects.filter(is_active=True).only("pk", "email").order_by("pk")
+    if event.recipient_ids:
+        users = users.filter(pk__in=event.recipient_ids)
+        if event.workspace_id:
+            users = users.filter(memberships__workspace_id=event.workspace_id)
+    elif event.workspace_id:
+        users = users.filter(memberships__workspace_id=event.workspace_id)
+    else:
+        users = users.filter(is_staff=True)
+    return list(users)
+
+
+def notification_list(*, user, unread: bool | None = None, priority: str | None = None,
+                      category: str | None = None, workspace: str | None = None) -> QuerySet:
+    """The user's own notifications, newest first."""
+    notifications = Notification.objects.filter(user=user).select_related("workspace")
+    if unread is not None:
+        notifications = notifications.filter(read_at__isnull=unread)
+    if priority:
+        notifications = notifications.filter(priority=priority)
+    if category:
+        notifications = notifications.filter(category=category)
+    if workspace:
+        notifications = notifications.filter(workspace__public_id=workspace)
+    return notifications.order_by("-id")
+
+
+def notification_unread_count(*, user) -> dict:
+    """``{"count": N, "by_priority": {priority: n}}``; a digest counts once. One query."""
+    rows = (
+        Notification.objects.filter(user=user, read_at__isnull=True)
+        .values("priority")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    by_priority = dict.fromkeys(Priority.VALUES, 0)
+    for row in rows:
+        by_priority[row["priority"]] = row["n"]
+    return {"count": sum(by_priority.values()), "by_priority": by_priority}
+
+
+def pending_digest_counts() -> dict[tuple[str, str], int]:
+    """(bucket, channel) -> number of deliveries waiting for a flush."""
+    rows = (
+        Delivery.objects.filter(status=Delivery.Status.PENDING)
+        .exclude(bucket="")
+        .values("bucket", "channel")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    return {(row["bucket"], row["channel"]): row["n"] for row in rows}

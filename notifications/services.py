@@ -1,0 +1,172 @@
+"""Everything in notifications that writes: routing events, digests, reading state, rules."""
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from channels_app.backends import get_backend, registered_backends
+from events.models import Category, Event, EventType
+
+from .models import Bucket, Delivery, Digest, Notification, RoutingRule
+from .selectors import audience_list, delivery_bucket, digest_switches, routing_get
+
+logger = logging.getLogger(__name__)
+
+
+# --- routing ------------------------------------------------------------------------------
+
+@dataclass
+class RouteResult:
+    event_id: str
+    channels: dict[str, int] = field(default_factory=dict)  # channel -> recipients
+    skipped: bool = False
+
+
+def event_route(*, event_id) -> RouteResult:
+    """Plan and record what one event means on each of its channels; idempotent.
+
+    Locks the event row and only routes a pending event, so a duplicate task or the outbox
+    sweep re-enqueueing it routes it once. Immediate in-app notifications are created here
+    in bulk; batched priorities become pending deliveries in their digest bucket.
+    """
+    result = RouteResult(event_id=str(event_id))
+    with transaction.atomic():
+        event = (
+            Event.objects.select_for_update(of=("self",))
+            .select_related("event_type__category", "workspace")
+            .filter(pk=event_id)
+            .first()
+        )
+        if event is None or event.status != Event.Status.PENDING:
+            result.skipped = True
+            return result
+        routing = routing_get(event.event_type, priority=event.priority)
+        users = audience_list(event)
+        switches = digest_switches()
+        for channel in routing.channels:
+            backend = get_backend(channel)
+            if backend is None:
+                logger.info("event %s: channel %s has no backend installed", event.pk, channel)
+                continue
+            bucket = delivery_bucket(priority=event.priority, channel=channel, switches=switches)
+            result.channels[channel] = backend.route(
+                event=event, users=users, rule=routing.rule, bucket=bucket
+            )
+        event.status = Event.Status.ROUTED
+        event.routed_at = timezone.now()
+        event.save(update_fields=["status", "routed_at"])
+    return result
+
+
+# --- digests ------------------------------------------------------------------------------
+
+@dataclass
+class FlushResult:
+    bucket: str
+    claimed_items: int = 0
+    digests_sent: int = 0
+
+
+def digest_claim(*, bucket: str) -> int:
+    """Claim every pending item of ``bucket`` into one new digest per (channel, recipient).
+
+    Commits on return. Rows are taken with SKIP LOCKED, so a concurrent claim gets the
+    other rows, never the same ones. Returns the number of items claimed. The number of
+    queries does not depend on how many items there are.
+    """
+    channels = [backend.name for backend in registered_backends() if backend.sends_digests]
+    with transaction.atomic():
+        items = list(
+            Delivery.objects.select_for_update(skip_locked=True)
+            .filter(status=Delivery.Status.PENDING, bucket=bucket, channel__in=channels)
+            .only("pk", "channel", "user_id", "address", "endpoint_id")
+        )
+        if not items:
+            return 0
+        groups = defaultdict(list)
+        for item in items:
+            groups[(item.channel, item.user_id, item.address, item.endpoint_id)].append(item)
+        digests = []
+        for (channel, user_id, address, endpoint_id), members in groups.items():
+            digest = Digest(channel=channel, bucket=bucket, user_id=user_id, address=address,
+                            endpoint_id=endpoint_id, item_count=len(members))
+            digests.append(digest)
+            for item in members:
+                item.digest = digest
+                item.status = Delivery.Status.SENDING
+        Digest.objects.bulk_create(digests)
+        Delivery.objects.bulk_update(items, ["digest", "status"], batch_size=1000)
+    return len(items)
+
+
+def digest_flush(*, bucket: str) -> FlushResult:
+    """Send the bucket's pending items as digests, each item exactly once.
+
+    First claims what is pending, then has each channel send its claimed digests, which
+    includes digests claimed by an earlier flush that died before sending them (same id).
+    Safe to run concurrently with itself.
+    """
+    if bucket not in Bucket.values:
+        raise ValueError(f"unknown bucket {bucket!r}; choose from {', '.join(Bucket.values)}")
+    result = FlushResult(bucket=bucket)
+    result.claimed_items = digest_claim(bucket=bucket)
+    for backend in registered_backends():
+        if backend.sends_digests:
+            result.digests_sent += backend.send_digests(bucket=bucket)
+    if result.claimed_items or result.digests_sent:
+        logger.info("digest flush %s: %d items claimed, %d digests sent",
+                    bucket, result.claimed_items, result.digests_sent)
+    return result
+
+
+# --- reading state ------------------------------------------------------------------------
+
+def notification_mark_read(*, notification: Notification) -> Notification:
+    if notification.read_at is None:
+        notification.read_at = timezone.now()
+        notification.save(update_fields=["read_at"])
+    return notification
+
+
+def notification_mark_unread(*, notification: Notification) -> Notification:
+    if notification.read_at is not None:
+        notification.read_at = None
+        notification.save(update_fields=["read_at"])
+    return notification
+
+
+def notification_mark_all_read(*, user) -> int:
+    """Mark all of ``user``'s unread notifications read; returns how many changed."""
+    return Notification.objects.filter(user=user, read_at__isnull=True).update(
+        read_at=timezone.now()
+    )
+
+
+# --- routing rules ------------------------------------------------------------------------
+
+def routing_rule_set(
+    *,
+    channels: list[str],
+    event_type: EventType | None = None,
+    category: Category | None = None,
+    extra_emails: list[str] | None = None,
+) -> RoutingRule:
+    """Create or replace the rule of one event type or one category (exactly one of them).
+
+    Raises ``ValidationError`` naming the problem for unknown or missing channels.
+    """
+    if (event_type is None) == (category is None):
+        raise ValidationError("A routing rule targets either a category or an event type.")
+    rule = RoutingRule.objects.filter(event_type=event_type, category=category).first()
+    if rule is None:
+        rule = RoutingRule(event_type=event_type, category=category)
+    rule.channels = channels
+    if extra_emails is not None:
+        rule.extra_emails = extra_emails
+    rule.full_clean()
+    rule.save()
+    return rule

@@ -1,0 +1,23 @@
+"""Thin Celery wrappers: ids in, a service call, nothing else."""
+
+import logging
+
+from celery import shared_task
+
+from . import services
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(name="notifications.event_route", acks_late=True)
+def event_route(*, event_id: str) -> None:
+    """Route one event. Idempotent (the service claims the event row), hence acks_late."""
+    result = services.event_route(event_id=event_id)
+    if result.skipped:
+        logger.info("event %s: nothing to route (unknown, or routed already)", event_id)
+
+
+@shared_task(name="notifications.digest_flush", acks_late=True)
+def digest_flush(*, bucket: str) -> None:
+    """Flush one digest bucket. Safe to overlap with itself and to re-run after a crash."""
+    services.digest_flush(bucket=bucket)
