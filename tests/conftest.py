@@ -1,0 +1,140 @@
+"""Shared fixtures: users and workspaces, API clients, a real Celery worker process.
+
+With DATAFI_REQUIRE_SERVICES=1 (set by .ci/run) a test that would skip because a service
+is missing fails instead, so CI always runs against real PostgreSQL, Redis and a worker.
+"""
+
+import os
+import subprocess
+import sys
+
+import pytest
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import connection
+from rest_framework.test import APIClient
+
+from events.models import Membership, Workspace
+from events.services import catalog_sync
+from tests.support import ROOT, subprocess_env, wait_until
+
+REQUIRE_SERVICES = os.environ.get("DATAFI_REQUIRE_SERVICES") == "1"
+WORKER_QUEUES = "events,immediate,digests,webhooks"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if REQUIRE_SERVICES and report.skipped and call.excinfo is not None:
+        report.outcome = "failed"
+        report.longrepr = f"skipped with DATAFI_REQUIRE_SERVICES=1: {call.excinfo.value}"
+
+
+@pytest.fixture
+def postgres():
+    """Skip (fail in CI) unless the database is PostgreSQL."""
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL: set DATABASE_URL=postgres://...")
+
+
+@pytest.fixture
+def redis_broker():
+    if not settings.CELERY_BROKER_URL.startswith("redis://"):
+        pytest.skip("needs Redis: set CELERY_BROKER_URL=redis://...")
+
+
+# --- people -------------------------------------------------------------------------------
+
+@pytest.fixture
+def make_user(db):
+    counter = {"n": 0}
+
+    def make(username=None, *, staff=False, superuser=False, email=None, **extra):
+        counter["n"] += 1
+        username = username or f"user{counter['n']}"
+        return get_user_model().objects.create_user(
+            username=username, email=email or f"{username}@example.com", password="pw",
+            is_staff=staff or superuser, is_superuser=superuser, **extra,
+        )
+
+    return make
+
+
+@pytest.fixture
+def make_workspace(db, make_user):
+    def make(name="Analytics", *, members=0, users=()):
+        workspace = Workspace.objects.create(name=name)
+        people = list(users) + [make_user() for _ in range(members)]
+        Membership.objects.bulk_create(Membership(workspace=workspace, user=u) for u in people)
+        workspace.people = people
+        return workspace
+
+    return make
+
+
+@pytest.fixture
+def user(make_user):
+    return make_user("alice")
+
+
+@pytest.fixture
+def staff(make_user):
+    return make_user("root", superuser=True)
+
+
+@pytest.fixture
+def api(user):
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+@pytest.fixture
+def staff_api(staff):
+    client = APIClient()
+    client.force_authenticate(staff)
+    return client
+
+
+# --- a database other processes can see, and a real worker -------------------------------
+
+@pytest.fixture
+def live_db(transactional_db):
+    """Committed data (visible to a worker process), with the catalog in place.
+
+    Transactional tests empty every table afterwards, so the catalog is synced again here.
+    """
+    catalog_sync()
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):
+    """A real ``celery worker`` process on the test database and the configured broker."""
+    from config.celery import app
+
+    with django_db_blocker.unblock():
+        app.control.purge()
+        env = subprocess_env()
+    log_path = tmp_path_factory.mktemp("worker") / "worker.log"
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo",
+             "--queues", WORKER_QUEUES, "--loglevel", "INFO", "--without-gossip",
+             "--without-mingle", "--without-heartbeat"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_until(lambda: "ready." in log_path.read_text() or process.poll() is not None,
+                   timeout=60, message="the celery worker to start")
+        if process.poll() is not None:
+            pytest.fail(f"celery worker exited:\n{log_path.read_text()[-3000:]}")
+        process.log_path = log_path
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -1,0 +1,38 @@
+"""Helpers for tests (fixtures live in conftest.py)."""
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def wait_until(predicate, *, timeout: float = 30.0, interval: float = 0.05, message: str = ""):
+    """Poll ``predicate`` until it returns a truthy value; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {message or predicate}")
+        time.sleep(interval)
+
+
+def subprocess_env(**overrides) -> dict:
+    """The environment for a child process that uses the test database and broker."""
+    db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        database_url = f"sqlite:///{db['NAME']}"
+    else:
+        database_url = (f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:"
+                        f"{db['PORT'] or 5432}/{db['NAME']}")
+    env = {**os.environ, "DATABASE_URL": database_url,
+           "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
+           "DATAFI_VAR_DIR": str(settings.VAR_DIR), "PYTHONUNBUFFERED": "1"}
+    env.update(overrides)
+    return env
