@@ -50,7 +50,7 @@ def event_route(*, event_id) -> RouteResult:
         for channel in routing.channels:
             backend = get_backend(channel)
             if backend is None:
-                logger.info("event %s: channel %s has no backend installed", event.pk, channel)
+                logger.debug("event %s: channel %s has no backend installed", event.pk, channel)
                 continue
             bucket = delivery_bucket(priority=event.priority, channel=channel, switches=switches)
             result.channels[channel] = backend.route(
@@ -75,8 +75,8 @@ def digest_claim(*, bucket: str) -> int:
     """Claim every pending item of ``bucket`` into one new digest per (channel, recipient).
 
     Commits on return. Rows are taken with SKIP LOCKED, so a concurrent claim gets the
-    other rows, never the same ones. Returns the number of items claimed. The number of
-    queries does not depend on how many items there are.
+    other rows, never the same ones. Returns the number of items claimed. Costs one query
+    per recipient and a few more, whatever the number of items per recipient.
     """
     channels = [backend.name for backend in registered_backends() if backend.sends_digests]
     with transaction.atomic():
@@ -90,16 +90,16 @@ def digest_claim(*, bucket: str) -> int:
         groups = defaultdict(list)
         for item in items:
             groups[(item.channel, item.user_id, item.address, item.endpoint_id)].append(item)
-        digests = []
-        for (channel, user_id, address, endpoint_id), members in groups.items():
-            digest = Digest(channel=channel, bucket=bucket, user_id=user_id, address=address,
-                            endpoint_id=endpoint_id, item_count=len(members))
-            digests.append(digest)
-            for item in members:
-                item.digest = digest
-                item.status = Delivery.Status.SENDING
+        digests = [
+            Digest(channel=channel, bucket=bucket, user_id=user_id, address=address,
+                   endpoint_id=endpoint_id, item_count=len(members))
+            for (channel, user_id, address, endpoint_id), members in groups.items()
+        ]
         Digest.objects.bulk_create(digests)
-        Delivery.objects.bulk_update(items, ["digest", "status"], batch_size=1000)
+        for digest, members in zip(digests, groups.values(), strict=True):
+            Delivery.objects.filter(pk__in=[item.pk for item in members]).update(
+                digest=digest, status=Delivery.Status.SENDING
+            )
     return len(items)
 
 

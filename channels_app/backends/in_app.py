@@ -59,13 +59,15 @@ class InAppChannel(ChannelBackend):
             if not digests:
                 return 0
             items = defaultdict(list)
+            events = {}  # one instance (and one rendered title) per event, shared by recipients
             deliveries = (
                 Delivery.objects.filter(digest__in=digests)
                 .select_related("event__event_type__category", "event__workspace")
                 .order_by("event__occurred_at", "pk")
             )
             for delivery in deliveries:
-                items[delivery.digest_id].append(delivery.event)
+                event = events.setdefault(delivery.event_id, delivery.event)
+                items[delivery.digest_id].append(event)
             now = timezone.now()
             Notification.objects.bulk_create(
                 [build_digest_notification(digest, items[digest.pk]) for digest in digests],
@@ -85,7 +87,14 @@ def event_title(event) -> str:
     return render_title(event_type.title_template, event.payload, fallback=event_type.label)
 
 
+def _cached_title(event) -> str:
+    if not hasattr(event, "_title"):
+        event._title = event_title(event)
+    return event._title
+
+
 def build_digest_notification(digest: Digest, events: list) -> Notification:
+    """The in-app digest for one recipient, listing ``events`` oldest first."""
     priority = PRIORITY_BY_BUCKET[digest.bucket]
     categories = {event.event_type.category.slug for event in events}
     workspaces = {event.workspace_id for event in events}
@@ -106,7 +115,7 @@ def build_digest_notification(digest: Digest, events: list) -> Notification:
                 "event_type": event.event_type.key,
                 "category": event.event_type.category.slug,
                 "priority": event.priority,
-                "title": event_title(event),
+                "title": _cached_title(event),
                 "workspace_id": event.workspace.public_id if event.workspace_id else None,
                 "occurred_at": event.occurred_at.isoformat(),
             }
