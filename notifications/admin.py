@@ -68,6 +68,8 @@ class RoutingRuleAdmin(admin.ModelAdmin):
         ]
 
     def export_view(self, request):
+        if not self.has_view_permission(request):
+            return HttpResponse(status=403)
         response = HttpResponse(routing_export(), content_type="application/yaml; charset=utf-8")
         response["Content-Disposition"] = 'attachment; filename="routing.yaml"'
         return response
@@ -122,7 +124,7 @@ class DeliveryAdmin(admin.ModelAdmin):
                     "attempts", "digest"]
     list_filter = ["status", "channel", "bucket", "event__event_type"]
     search_fields = ["=id", "address", "=event__id"]
-    list_select_related = ["event__event_type"]
+    list_select_related = ["event__event_type", "digest"]
     readonly_fields = [f.name for f in Delivery._meta.fields]
 
     @admin.display(description="Priority", ordering="priority")
@@ -166,11 +168,15 @@ class DigestAdmin(admin.ModelAdmin):
             }
             for bucket in Bucket
         ]
-        return super().changelist_view(request, {**(extra_context or {}), "buckets": buckets})
+        context = {**(extra_context or {}), "buckets": buckets,
+                   "can_flush": request.user.has_perm("notifications.flush_digests")}
+        return super().changelist_view(request, context)
 
     def flush_view(self, request):
-        if request.method != "POST" or not self.has_view_permission(request):
-            return HttpResponse(status=405 if request.method != "POST" else 403)
+        if request.method != "POST":
+            return HttpResponse(status=405)
+        if not request.user.has_perm("notifications.flush_digests"):
+            return HttpResponse(status=403)
         bucket = request.POST.get("bucket", "")
         if bucket not in Bucket.values:
             self.message_user(request, f"Unknown bucket {bucket!r}.", messages.ERROR)

@@ -52,6 +52,8 @@ def validate_email_list(value) -> None:
     if not isinstance(value, list):
         raise ValidationError("Extra email addresses must be a list.")
     for address in value:
+        if not isinstance(address, str):
+            raise ValidationError(f"{address!r} is not a valid email address.")
         try:
             validate_email(address)
         except ValidationError:
@@ -174,6 +176,7 @@ class Digest(models.Model):
     class Meta:
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["bucket", "channel", "status"], name="digest_flush_idx")]
+        permissions = [("flush_digests", "Can flush digest buckets on demand")]
 
     def __str__(self):
         return f"{self.get_channel_display()} digest ({self.bucket}) of {self.item_count}"

@@ -31,6 +31,12 @@ def pytest_runtest_makereport(item, call):
         report.longrepr = f"skipped with DATAFI_REQUIRE_SERVICES=1: {call.excinfo.value}"
 
 
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    """Users are created by the hundred in tests; the production hasher is slow on purpose."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def postgres():
     """Skip (fail in CI) unless the database is PostgreSQL."""

@@ -1,4 +1,5 @@
 from rest_framework import serializers
+from rest_framework.validators import UniqueValidator
 
 from events.catalog import Priority
 from events.models import Category, EventType
@@ -39,10 +40,14 @@ class UnreadCountSerializer(serializers.Serializer):
 
 class RoutingRuleSerializer(serializers.ModelSerializer):
     category = serializers.SlugRelatedField(
-        slug_field="slug", queryset=Category.objects.all(), required=False, allow_null=True
+        slug_field="slug", queryset=Category.objects.all(), required=False, allow_null=True,
+        validators=[UniqueValidator(RoutingRule.objects.all(),
+                                    message="This category already has a routing rule.")],
     )
     event_type = serializers.SlugRelatedField(
-        slug_field="key", queryset=EventType.objects.all(), required=False, allow_null=True
+        slug_field="key", queryset=EventType.objects.all(), required=False, allow_null=True,
+        validators=[UniqueValidator(RoutingRule.objects.all(),
+                                    message="This event type already has a routing rule.")],
     )
 
     class Meta:
@@ -76,3 +81,9 @@ class RoutingImportSerializer(serializers.Serializer):
                 {"yaml": ["send the routing file as 'yaml' or 'file'"]}
             )
         return attrs
+
+
+class RoutingImportResultSerializer(serializers.Serializer):
+    rules_set = serializers.IntegerField()
+    priorities_set = serializers.IntegerField()
+    removed = serializers.IntegerField()

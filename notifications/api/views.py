@@ -1,6 +1,6 @@
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, permissions, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
@@ -16,6 +16,7 @@ from notifications.routing_files import RoutingFileError, routing_export, routin
 from .serializers import (
     NotificationFilterSerializer,
     NotificationSerializer,
+    RoutingImportResultSerializer,
     RoutingImportSerializer,
     RoutingRuleSerializer,
     UnreadCountSerializer,
@@ -29,12 +30,13 @@ class NotificationPagination(CursorPagination):
     max_page_size = 200
 
 
-@extend_schema(parameters=[
-    OpenApiParameter("unread", OpenApiTypes.BOOL),
-    OpenApiParameter("priority", OpenApiTypes.STR),
-    OpenApiParameter("category", OpenApiTypes.STR),
-    OpenApiParameter("workspace", OpenApiTypes.STR, description="Workspace id, e.g. ws_abc123"),
-])
+NOTIFICATION_ID = OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH)
+
+
+@extend_schema_view(
+    list=extend_schema(parameters=[NotificationFilterSerializer]),
+    retrieve=extend_schema(parameters=[NOTIFICATION_ID]),
+)
 class NotificationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
                           viewsets.GenericViewSet):
     """The signed-in user's own notifications, newest first. Others' are 404."""
@@ -49,13 +51,13 @@ class NotificationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
         filters.is_valid(raise_exception=True)
         return selectors.notification_list(user=self.request.user, **filters.validated_data)
 
-    @extend_schema(request=None, responses=NotificationSerializer)
+    @extend_schema(request=None, responses=NotificationSerializer, parameters=[NOTIFICATION_ID])
     @action(detail=True, methods=["post"])
     def read(self, request, pk=None):
         notification = services.notification_mark_read(notification=self.get_object())
         return Response(self.get_serializer(notification).data)
 
-    @extend_schema(request=None, responses=NotificationSerializer)
+    @extend_schema(request=None, responses=NotificationSerializer, parameters=[NOTIFICATION_ID])
     @action(detail=True, methods=["post"])
     def unread(self, request, pk=None):
         notification = services.notification_mark_unread(notification=self.get_object())
@@ -97,7 +99,7 @@ class RoutingImportView(APIView):
     permission_classes = [permissions.IsAdminUser]
     parser_classes = [JSONParser, MultiPartParser, FormParser]
 
-    @extend_schema(request=RoutingImportSerializer)
+    @extend_schema(request=RoutingImportSerializer, responses=RoutingImportResultSerializer)
     def post(self, request):
         serializer = RoutingImportSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
