@@ -69,8 +69,11 @@ class RoutingRule(models.Model):
     event_type = models.OneToOneField(
         EventType, null=True, blank=True, on_delete=models.CASCADE, related_name="routing_rule"
     )
-    channels = models.JSONField(validators=[validate_channels],
-                                help_text="Any of in_app, email, webhook.")
+    channels = models.JSONField(
+        validators=[validate_channels], help_text="Any of in_app, email, webhook.",
+        error_messages={"blank": "Choose at least one channel.",
+                        "null": "Choose at least one channel."},
+    )
     extra_emails = models.JSONField(
         default=list, blank=True, validators=[validate_email_list],
         help_text="Distribution-list addresses that also receive this event's email.",
@@ -83,16 +86,15 @@ class RoutingRule(models.Model):
             models.CheckConstraint(
                 condition=(Q(category__isnull=True) ^ Q(event_type__isnull=True)),
                 name="routing_rule_one_target",
+                violation_error_message=(
+                    "A routing rule targets either a category or an event type, not both."
+                ),
             ),
         ]
 
     def __str__(self):
         target = self.event_type.key if self.event_type_id else f"category {self.category.slug}"
         return f"{target} -> {', '.join(self.channels)}"
-
-    def clean(self):
-        if (self.category_id is None) == (self.event_type_id is None):
-            raise ValidationError("A routing rule targets either a category or an event type.")
 
 
 class Notification(models.Model):

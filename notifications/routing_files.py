@@ -87,7 +87,7 @@ def routing_import(text: str, *, replace: bool = False) -> ImportResult:
 
 def _parse(text, categories, event_types):
     try:
-        document = yaml.safe_load(text)
+        document = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "the document"
@@ -198,6 +198,21 @@ def _rule_settings(rule: RoutingRule) -> dict:
     if rule.extra_emails:
         settings["emails"] = list(rule.extra_emails)
     return settings
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping instead of keeping the last."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 class _FlowListDumper(yaml.SafeDumper):
