@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.utils.html import format_html
+from rest_framework.authtoken.admin import TokenProxy
 
 from notifications.selectors import RoutingRules
 
@@ -29,8 +30,7 @@ class CategoryAdmin(admin.ModelAdmin):
 class EventTypeAdmin(admin.ModelAdmin):
     """The event catalog: toggle and re-prioritise in the list, one Save for all rows."""
 
-    list_display = ["key", "label", "category", "badge", "default_priority",
-                    "priority_override", "enabled"]
+    list_display = ["key", "category", "badge", "priority_override", "enabled"]
     list_editable = ["priority_override", "enabled"]
     list_filter = ["category", "enabled", "default_priority"]
     search_fields = ["key", "label", "description"]
@@ -57,9 +57,11 @@ class EventTypeAdmin(admin.ModelAdmin):
                     "default_priority", "builtin"]
         return self.readonly_fields
 
-    @admin.display(description="Priority", ordering="default_priority")
+    @admin.display(description="Effective priority", ordering="default_priority")
     def badge(self, event_type):
-        return priority_badge(event_type.effective_priority)
+        return format_html("{} <small style='color:#667085'>default {}</small>",
+                           priority_badge(event_type.effective_priority),
+                           event_type.default_priority)
 
     def has_delete_permission(self, request, obj=None):
         return obj is None or not obj.builtin
@@ -99,3 +101,9 @@ class EventAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+# API tokens are credentials: never list them back in the admin. Users obtain theirs from
+# POST /api/auth/token/.
+if admin.site.is_registered(TokenProxy):
+    admin.site.unregister(TokenProxy)
