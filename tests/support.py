@@ -36,3 +36,13 @@ def subprocess_env(**overrides) -> dict:
            "DATAFI_VAR_DIR": str(settings.VAR_DIR), "PYTHONUNBUFFERED": "1"}
     env.update(overrides)
     return env
+
+
+def emit_and_route(event_type: str, workspace, **payload):
+    """Emit, then route at once in this process, as the worker does after commit."""
+    from events import emit
+    from notifications.services import event_route
+
+    event = emit(event_type, workspace=workspace, payload=payload)
+    event_route(event_id=event.pk)
+    return event

@@ -15,12 +15,6 @@ EVENTS_URL = "/api/events/"
 EVENT_TYPES_URL = "/api/event-types/"
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    """Users are created with a password; the production hasher is slow by design."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def emitter(make_user):
     """A plain user holding the 'events.emit_event' permission."""

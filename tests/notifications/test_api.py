@@ -38,12 +38,6 @@ def route(event) -> None:
     event_route(event_id=event.pk)
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    """Users are created with a password; the production hasher is slow by design."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def bob(make_user):
     return make_user("bob")

@@ -8,19 +8,12 @@ from django.test import Client
 from django.urls import reverse
 
 from channels_app.models import Channel, DigestSetting
-from events import emit
 from notifications.models import Delivery, Digest, Notification
-from notifications.services import event_route
+from tests.support import emit_and_route
 
 MEDIUM = "query.long_running_query"
 LOW = "policy.policy_created"
 INFO = "data_source.schema_change"
-
-
-def route(event_type, workspace, **payload):
-    event = emit(event_type, workspace=workspace, payload=payload)
-    event_route(event_id=event.pk)
-    return event
 
 
 @pytest.fixture
@@ -35,8 +28,8 @@ def pending(make_workspace):
     """2 members: 3 medium (5m), 1 low (15m), nothing in 1h; 8 pending in-app items."""
     workspace = make_workspace(members=2)
     for n in range(3):
-        route(MEDIUM, workspace, query_name=f"q{n}")
-    route(LOW, workspace, policy_name="PII")
+        emit_and_route(MEDIUM, workspace, query_name=f"q{n}")
+    emit_and_route(LOW, workspace, policy_name="PII")
     return workspace
 
 
@@ -158,5 +151,5 @@ def test_digest_setting_changelist_toggles_digests_with_one_save(admin_client, m
     }
     # What the switch means: a medium event now reaches the bell at once.
     workspace = make_workspace(members=1)
-    event = route(MEDIUM, workspace, query_name="slow")
+    event = emit_and_route(MEDIUM, workspace, query_name="slow")
     assert Notification.objects.get(user=workspace.people[0]).event_id == event.pk

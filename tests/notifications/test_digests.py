@@ -18,8 +18,8 @@ from rest_framework.test import APIClient
 from channels_app.models import Channel, DigestSetting
 from events import emit
 from notifications.models import Delivery, Digest, Notification
-from notifications.services import digest_claim, digest_flush, event_route
-from tests.support import ROOT, subprocess_env, wait_until
+from notifications.services import digest_claim, digest_flush
+from tests.support import ROOT, emit_and_route, subprocess_env, wait_until
 
 CRITICAL = "data_source.connection_lost"
 HIGH = "query.query_failed"
@@ -27,13 +27,6 @@ MEDIUM = "query.long_running_query"
 LOW = "policy.policy_created"
 INFO = "data_source.schema_change"
 BUCKETS = ["5m", "15m", "1h"]
-
-
-def route(event_type, workspace, **payload):
-    """Emit and route at once, as the worker would after commit."""
-    event = emit(event_type, workspace=workspace, payload=payload)
-    event_route(event_id=event.pk)
-    return event
 
 
 def delivered_event_ids(user) -> list[str]:
@@ -63,7 +56,7 @@ def rest_client(user) -> APIClient:
 def test_critical_and_high_are_notifications_before_any_flush(db, make_workspace, event_type):
     workspace = make_workspace(members=2)
 
-    event = route(event_type, workspace, datasource_name="Snowflake", query_name="nightly")
+    event = emit_and_route(event_type, workspace, datasource_name="Snowflake", query_name="nightly")
 
     for member in workspace.people:
         assert delivered_event_ids(member) == [str(event.pk)]
@@ -80,7 +73,7 @@ def test_batched_priority_waits_for_its_own_bucket(db, make_workspace, event_typ
     workspace = make_workspace(members=1)
     member = workspace.people[0]
 
-    event = route(event_type, workspace, datasource_name="Snowflake")
+    event = emit_and_route(event_type, workspace, datasource_name="Snowflake")
 
     assert not Notification.objects.exists()
     pending = Delivery.objects.get()
@@ -104,8 +97,8 @@ def test_digests_switched_off_send_medium_at_once_in_app(db, make_workspace):
                                            defaults={"digest_enabled": False})
     workspace = make_workspace(members=2)
 
-    medium = route(MEDIUM, workspace, query_name="slow report")
-    low = route(LOW, workspace, policy_name="PII")
+    medium = emit_and_route(MEDIUM, workspace, query_name="slow report")
+    low = emit_and_route(LOW, workspace, policy_name="PII")
 
     for member in workspace.people:
         assert sorted(delivered_event_ids(member)) == sorted([str(medium.pk), str(low.pk)])
@@ -120,8 +113,8 @@ def test_digests_on_keep_critical_and_high_immediate(db, make_workspace):
                                            defaults={"digest_enabled": True})
     workspace = make_workspace(members=1)
 
-    critical = route(CRITICAL, workspace, datasource_name="Snowflake")
-    high = route(HIGH, workspace, query_name="nightly")
+    critical = emit_and_route(CRITICAL, workspace, datasource_name="Snowflake")
+    high = emit_and_route(HIGH, workspace, query_name="nightly")
 
     assert sorted(delivered_event_ids(workspace.people[0])) == sorted([str(critical.pk),
                                                                        str(high.pk)])
@@ -131,8 +124,8 @@ def test_digests_on_keep_critical_and_high_immediate(db, make_workspace):
 def test_several_medium_events_become_one_digest_listing_them(db, make_workspace):
     workspace = make_workspace(members=1)
     member = workspace.people[0]
-    events = [route(MEDIUM, workspace, query_name=f"report {n}") for n in range(3)]
-    role = route("user.role_changed", workspace, email="bob@example.com")
+    events = [emit_and_route(MEDIUM, workspace, query_name=f"report {n}") for n in range(3)]
+    role = emit_and_route("user.role_changed", workspace, email="bob@example.com")
     api = rest_client(member)
     assert api.get("/api/notifications/unread-count/").json()["count"] == 0
 
@@ -163,7 +156,7 @@ def test_several_medium_events_become_one_digest_listing_them(db, make_workspace
 
 def test_each_member_gets_one_digest_and_a_second_flush_sends_nothing(db, make_workspace):
     workspace = make_workspace(members=2)
-    events = [route(MEDIUM, workspace, query_name=f"q{n}") for n in range(3)]
+    events = [emit_and_route(MEDIUM, workspace, query_name=f"q{n}") for n in range(3)]
 
     digest_flush(bucket="5m")
     again = digest_flush(bucket="5m")
@@ -180,8 +173,8 @@ def test_each_member_gets_one_digest_and_a_second_flush_sends_nothing(db, make_w
 
 def test_a_flush_leaves_other_buckets_pending(db, make_workspace):
     workspace = make_workspace(members=1)
-    route(MEDIUM, workspace, query_name="q")
-    low = route(LOW, workspace, policy_name="PII")
+    emit_and_route(MEDIUM, workspace, query_name="q")
+    low = emit_and_route(LOW, workspace, policy_name="PII")
 
     digest_flush(bucket="5m")
 
@@ -198,7 +191,7 @@ def test_unknown_bucket_is_refused(db):
 
 def test_flush_that_died_after_claiming_is_finished_with_the_same_digest(db, make_workspace):
     workspace = make_workspace(members=2)
-    events = [route(MEDIUM, workspace, query_name=f"q{n}") for n in range(3)]
+    events = [emit_and_route(MEDIUM, workspace, query_name=f"q{n}") for n in range(3)]
 
     assert digest_claim(bucket="5m") == 6  # ... and the flush died here, before sending
     claimed = {d.user_id: d.pk for d in Digest.objects.all()}
@@ -244,7 +237,7 @@ def assert_each_item_delivered_once(users, events):
 def pending_medium(live_db, make_workspace):
     """5 members x 20 medium events, all waiting in the 5 min bucket (committed)."""
     workspace = make_workspace(members=5)
-    events = [route(MEDIUM, workspace, query_name=f"q{n}") for n in range(20)]
+    events = [emit_and_route(MEDIUM, workspace, query_name=f"q{n}") for n in range(20)]
     assert Delivery.objects.filter(status="pending", bucket="5m").count() == 100
     return workspace.people, events
 
@@ -295,7 +288,7 @@ def test_two_overlapping_flush_commands_send_each_item_once(postgres, pending_me
 def flush_queries(make_workspace, per_recipient: int) -> int:
     workspace = make_workspace(members=2)
     for n in range(per_recipient):
-        route(MEDIUM, workspace, query_name=f"q{n}")
+        emit_and_route(MEDIUM, workspace, query_name=f"q{n}")
     with CaptureQueriesContext(connection) as queries:
         result = digest_flush(bucket="5m")
     assert (result.claimed_items, result.digests_sent) == (2 * per_recipient, 2)
@@ -348,8 +341,8 @@ def test_beat_reads_the_flush_intervals(db):
 
 def test_flush_digests_command(db, make_workspace):
     workspace = make_workspace(members=2)
-    route(MEDIUM, workspace, query_name="q1")
-    route(MEDIUM, workspace, query_name="q2")
+    emit_and_route(MEDIUM, workspace, query_name="q1")
+    emit_and_route(MEDIUM, workspace, query_name="q2")
     out = StringIO()
 
     call_command("flush_digests", "--bucket", "5m", stdout=out)
