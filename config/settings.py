@@ -160,7 +160,7 @@ else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         # A dead or hung broker must never block emit() for long.
         "socket_connect_timeout": 3,
-        "socket_timeout": 10,
+        "socket_timeout": 3,
         # Retry backoff of sending tasks stays well below this (see channels_app.tasks).
         "visibility_timeout": 3600,
     }

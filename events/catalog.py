@@ -130,3 +130,26 @@ EVENT_TYPES = [
                  "Storage quota warning: {{ usage_percent|default:'?' }}% used",
                  "Storage use is close to the workspace quota."),
 ]
+
+
+def register_event_type(
+    *, category: str, name: str, label: str, priority: str, title_template: str,
+    description: str = "",
+) -> EventTypeDef:
+    """Add an event type of another app to the catalog; call it from ``AppConfig.ready``.
+
+    ``manage.py sync_event_catalog`` (and ``migrate``'s catalog migration) then writes it like
+    a built-in type. Raises ``ValueError`` naming the problem for an unknown category or
+    priority, a name that is not a lowercase identifier, or a key that exists already.
+    """
+    if category not in CATEGORY_BY_SLUG:
+        raise ValueError(f"unknown category {category!r}; known: {', '.join(CATEGORY_BY_SLUG)}")
+    if priority not in Priority.VALUES:
+        raise ValueError(f"unknown priority {priority!r}; known: {', '.join(Priority.VALUES)}")
+    if not name.isidentifier() or name != name.lower():
+        raise ValueError(f"event name {name!r} must be a lowercase identifier like 'job_failed'")
+    definition = EventTypeDef(category, name, label, priority, title_template, description)
+    if any(existing.key == definition.key for existing in EVENT_TYPES):
+        raise ValueError(f"event type {definition.key!r} is registered already")
+    EVENT_TYPES.append(definition)
+    return definition

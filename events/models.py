@@ -145,4 +145,4 @@ class Event(models.Model):
         ]
 
     def __str__(self):
-        return f"{self.event_type_id and self.event_type.key} at {self.occurred_at:%Y-%m-%d %H:%M}"
+        return f"{self.event_type.key} at {self.occurred_at:%Y-%m-%d %H:%M}"

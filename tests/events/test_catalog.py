@@ -5,6 +5,7 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 
+from events import catalog, emit
 from events.models import Category, Event, EventType
 
 # The table of PRODUCT.md ("Event catalog"), written out independently of events/catalog.py.
@@ -230,3 +231,42 @@ def test_sync_keeps_the_event_log(db):
 
     assert Event.objects.get(pk=event.pk).event_type_id == event_type.pk
     assert EventType.objects.get(pk=event_type.pk).label == "Query failed"
+
+
+@pytest.fixture
+def restore_catalog():
+    registered = list(catalog.EVENT_TYPES)
+    yield
+    catalog.EVENT_TYPES[:] = registered
+
+
+def test_another_app_registers_an_event_type_that_sync_writes_and_emit_accepts(
+    db, restore_catalog
+):
+    catalog.register_event_type(
+        category="system", name="backup_failed", label="Backup failed", priority="high",
+        title_template="Backup failed: {{ target }}", description="A nightly backup failed.",
+    )
+
+    call_command("sync_event_catalog", stdout=StringIO())
+    event = emit("system.backup_failed", payload={"target": "warehouse"})
+
+    backup = EventType.objects.get(key="system.backup_failed")
+    assert (backup.category.slug, backup.effective_priority, backup.builtin) == (
+        "system", "high", True)
+    assert event.priority == "high"
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"category": "billing"}, "unknown category 'billing'"),
+    ({"priority": "urgent"}, "unknown priority 'urgent'"),
+    ({"name": "Backup Failed"}, "must be a lowercase identifier"),
+    ({"name": "connection_lost", "category": "data_sources"}, "registered already"),
+])
+def test_registering_a_bad_event_type_names_the_problem(restore_catalog, kwargs, message):
+    arguments = {"category": "system", "name": "backup_failed", "label": "Backup failed",
+                 "priority": "high", "title_template": "Backup failed"} | kwargs
+
+    with pytest.raises(ValueError, match=message):
+        catalog.register_event_type(**arguments)
+    assert len(catalog.EVENT_TYPES) == 21
