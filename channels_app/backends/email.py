@@ -28,6 +28,7 @@ class EmailChannel(ChannelBackend):
                 Delivery(event=event, channel=self.name, user_id=user_id, address=address,
                          priority=event.priority, bucket=bucket)
                 for address, user_id in recipients.items()
-            ]
+            ],
+            batch_size=1000,
         )
         return len(recipients)

@@ -24,7 +24,8 @@ class InAppChannel(ChannelBackend):
                     Delivery(event=event, channel=self.name, user_id=user.pk,
                              priority=event.priority, bucket=bucket)
                     for user in users
-                ]
+                ],
+                batch_size=1000,
             )
         else:
             title = event_title(event)
@@ -38,6 +39,7 @@ class InAppChannel(ChannelBackend):
                     )
                     for user in users
                 ],
+                batch_size=1000,
                 ignore_conflicts=True,
             )
         return len(users)
