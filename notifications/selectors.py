@@ -134,6 +134,24 @@ def notification_unread_count(*, user) -> dict:
     return {"count": sum(by_priority.values()), "by_priority": by_priority}
 
 
+def delivery_list(*, channel: str | None = None, status: str | None = None,
+                  bucket: str | None = None, event_type: str | None = None,
+                  endpoint: int | None = None) -> QuerySet:
+    """Deliveries, newest first, with their event type loaded."""
+    deliveries = Delivery.objects.select_related("event__event_type")
+    if channel:
+        deliveries = deliveries.filter(channel=channel)
+    if status:
+        deliveries = deliveries.filter(status=status)
+    if bucket:
+        deliveries = deliveries.filter(bucket=bucket)
+    if event_type:
+        deliveries = deliveries.filter(event__event_type__key=event_type)
+    if endpoint is not None:
+        deliveries = deliveries.filter(endpoint_id=endpoint)
+    return deliveries.order_by("-created_at", "-pk")
+
+
 def pending_digest_counts() -> dict[tuple[str, str], int]:
     """(bucket, channel) -> number of deliveries waiting for a flush."""
     rows = (
@@ -144,3 +162,14 @@ def pending_digest_counts() -> dict[tuple[str, str], int]:
         .order_by()
     )
     return {(row["bucket"], row["channel"]): row["n"] for row in rows}
+
+
+def pending_digest_table() -> dict[str, dict[str, int]]:
+    """Bucket -> channel -> pending items, every bucket and channel present."""
+    from channels_app.models import Channel
+
+    from .models import Bucket
+
+    counts = pending_digest_counts()
+    return {bucket: {channel: counts.get((bucket, channel), 0) for channel in Channel.values}
+            for bucket in Bucket.values}

@@ -9,6 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from channels_app.backends import get_backend, registered_backends
+from channels_app.models import Channel, DigestSetting
 from events.models import Category, Event, EventType
 
 from .models import Bucket, Delivery, Digest, Notification, RoutingRule
@@ -170,3 +171,14 @@ def routing_rule_set(
     rule.full_clean()
     rule.save()
     return rule
+
+
+def digest_setting_set(*, channel: str, digest_enabled: bool) -> DigestSetting:
+    """Switch digests on or off for one channel (critical and high are never batched)."""
+    if channel not in Channel.values:
+        choices = ", ".join(Channel.values)
+        raise ValidationError(f"Unknown channel {channel!r}; choose from {choices}.")
+    setting, _ = DigestSetting.objects.update_or_create(
+        channel=channel, defaults={"digest_enabled": digest_enabled}
+    )
+    return setting

@@ -1,9 +1,10 @@
 from rest_framework import serializers
 from rest_framework.validators import UniqueValidator
 
+from channels_app.models import Channel, DigestSetting
 from events.catalog import Priority
 from events.models import Category, EventType
-from notifications.models import Notification, RoutingRule
+from notifications.models import Bucket, Delivery, Notification, RoutingRule
 
 
 class NotificationSerializer(serializers.ModelSerializer):
@@ -87,3 +88,40 @@ class RoutingImportResultSerializer(serializers.Serializer):
     rules_set = serializers.IntegerField()
     priorities_set = serializers.IntegerField()
     removed = serializers.IntegerField()
+
+
+class DeliverySerializer(serializers.ModelSerializer):
+    event_type = serializers.CharField(source="event.event_type.key", read_only=True)
+    target = serializers.CharField(read_only=True)
+
+    class Meta:
+        model = Delivery
+        fields = ["id", "event_id", "event_type", "channel", "target", "user_id", "address",
+                  "endpoint_id", "priority", "bucket", "digest_id", "status", "attempts",
+                  "last_error", "last_status_code", "created_at", "updated_at", "delivered_at"]
+        read_only_fields = fields
+
+
+class DeliveryFilterSerializer(serializers.Serializer):
+    channel = serializers.ChoiceField(choices=Channel.values, required=False)
+    status = serializers.ChoiceField(choices=Delivery.Status.values, required=False)
+    bucket = serializers.ChoiceField(choices=Bucket.values, required=False)
+    event_type = serializers.CharField(required=False)
+    endpoint = serializers.IntegerField(required=False)
+
+
+class DigestFlushSerializer(serializers.Serializer):
+    bucket = serializers.ChoiceField(choices=Bucket.values)
+
+
+class DigestFlushResultSerializer(serializers.Serializer):
+    bucket = serializers.CharField()
+    claimed_items = serializers.IntegerField()
+    digests_sent = serializers.IntegerField()
+
+
+class DigestSettingSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = DigestSetting
+        fields = ["channel", "digest_enabled"]
+        read_only_fields = ["channel"]

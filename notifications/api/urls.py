@@ -1,14 +1,27 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from .views import NotificationViewSet, RoutingExportView, RoutingImportView, RoutingRuleViewSet
+from .views import (
+    DeliveryViewSet,
+    DigestFlushView,
+    DigestPendingView,
+    DigestSettingViewSet,
+    NotificationViewSet,
+    RoutingExportView,
+    RoutingImportView,
+    RoutingRuleViewSet,
+)
 
 router = SimpleRouter()
 router.register("notifications", NotificationViewSet, basename="notification")
 router.register("routing-rules", RoutingRuleViewSet, basename="routing-rule")
+router.register("deliveries", DeliveryViewSet, basename="delivery")
+router.register("digest-settings", DigestSettingViewSet, basename="digest-setting")
 
 urlpatterns = [
     path("routing/export/", RoutingExportView.as_view(), name="routing-export"),
     path("routing/import/", RoutingImportView.as_view(), name="routing-import"),
+    path("digests/pending/", DigestPendingView.as_view(), name="digest-pending"),
+    path("digests/flush/", DigestFlushView.as_view(), name="digest-flush"),
     *router.urls,
 ]

@@ -9,11 +9,17 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from channels_app.models import DigestSetting
 from notifications import selectors, services
 from notifications.models import RoutingRule
 from notifications.routing_files import RoutingFileError, routing_export, routing_import
 
 from .serializers import (
+    DeliveryFilterSerializer,
+    DeliverySerializer,
+    DigestFlushResultSerializer,
+    DigestFlushSerializer,
+    DigestSettingSerializer,
     NotificationFilterSerializer,
     NotificationSerializer,
     RoutingImportResultSerializer,
@@ -110,3 +116,80 @@ class RoutingImportView(APIView):
             raise ValidationError({"yaml": [str(exc)], "path": exc.path}) from None
         return Response({"rules_set": result.rules_set, "priorities_set": result.priorities_set,
                          "removed": result.removed})
+
+
+class DeliveryPagination(CursorPagination):
+    ordering = ("-created_at", "-pk")
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 200
+
+
+@extend_schema_view(list=extend_schema(parameters=[DeliveryFilterSerializer]))
+class DeliveryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Every planned send per channel and recipient, with its status (staff)."""
+
+    serializer_class = DeliverySerializer
+    permission_classes = [permissions.IsAdminUser]
+    pagination_class = DeliveryPagination
+
+    def get_queryset(self):
+        if self.action != "list":
+            return selectors.delivery_list()
+        filters = DeliveryFilterSerializer(data=self.request.query_params)
+        filters.is_valid(raise_exception=True)
+        return selectors.delivery_list(**filters.validated_data)
+
+
+class CanFlushDigests(permissions.BasePermission):
+    message = "You need the 'notifications.flush_digests' permission to flush digests."
+
+    def has_permission(self, request, view):
+        return request.user.has_perm("notifications.flush_digests")
+
+
+class DigestPendingView(APIView):
+    """Items waiting for a flush, per bucket and channel (staff)."""
+
+    permission_classes = [permissions.IsAdminUser]
+
+    @extend_schema(responses={200: {"type": "object", "additionalProperties": {
+        "type": "object", "additionalProperties": {"type": "integer"}}}})
+    def get(self, request):
+        return Response(selectors.pending_digest_table())
+
+
+class DigestFlushView(APIView):
+    """Flush one bucket now, as the periodic task would; each item is sent exactly once."""
+
+    permission_classes = [permissions.IsAdminUser, CanFlushDigests]
+
+    @extend_schema(request=DigestFlushSerializer, responses=DigestFlushResultSerializer)
+    def post(self, request):
+        serializer = DigestFlushSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        result = services.digest_flush(bucket=serializer.validated_data["bucket"])
+        return Response(DigestFlushResultSerializer(result).data)
+
+
+class DigestSettingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
+                           viewsets.GenericViewSet):
+    """Per channel: batch medium, low and info into digests, or send at once (staff)."""
+
+    serializer_class = DigestSettingSerializer
+    permission_classes = [permissions.IsAdminUser]
+    queryset = DigestSetting.objects.all()
+    lookup_field = "channel"
+    pagination_class = None
+
+    @extend_schema(request=DigestSettingSerializer, responses=DigestSettingSerializer)
+    def partial_update(self, request, channel=None):
+        setting = self.get_object()
+        serializer = self.get_serializer(setting, data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        setting = services.digest_setting_set(
+            channel=setting.channel,
+            digest_enabled=serializer.validated_data.get("digest_enabled",
+                                                         setting.digest_enabled),
+        )
+        return Response(self.get_serializer(setting).data)

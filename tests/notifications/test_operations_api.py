@@ -1,0 +1,125 @@
+"""Staff REST for what the admin's digest and delivery pages do: scripted operations."""
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from rest_framework.test import APIClient
+
+from channels_app.models import DigestSetting
+from notifications.models import Delivery, Notification, RoutingRule
+from tests.support import emit_and_route
+
+MEDIUM = "query.long_running_query"
+LOW = "policy.policy_created"
+CRITICAL = "data_source.connection_lost"
+
+
+@pytest.fixture
+def pending(make_workspace):
+    workspace = make_workspace(members=2)
+    emit_and_route(MEDIUM, workspace, query_name="slow")
+    emit_and_route(MEDIUM, workspace, query_name="slower")
+    emit_and_route(LOW, workspace, policy_name="PII")
+    return workspace
+
+
+def test_pending_counts_per_bucket_and_channel(staff_api, pending):
+    response = staff_api.get("/api/digests/pending/")
+
+    assert response.status_code == 200
+    assert response.json() == {
+        "5m": {"in_app": 4, "email": 0, "webhook": 0},
+        "15m": {"in_app": 2, "email": 0, "webhook": 0},
+        "1h": {"in_app": 0, "email": 0, "webhook": 0},
+    }
+
+
+def test_flush_now_over_the_api_sends_one_digest_per_member(staff_api, pending):
+    response = staff_api.post("/api/digests/flush/", {"bucket": "5m"}, format="json")
+
+    assert response.status_code == 200
+    assert response.json() == {"bucket": "5m", "claimed_items": 4, "digests_sent": 2}
+    for member in pending.people:
+        [digest] = Notification.objects.filter(user=member, kind="digest")
+        assert [item["title"] for item in digest.items] == [
+            "Long-running query: slow", "Long-running query: slower"]
+    assert staff_api.get("/api/digests/pending/").json()["5m"]["in_app"] == 0
+
+
+def test_flush_refuses_an_unknown_bucket_and_needs_the_permission(
+    staff_api, make_user, pending
+):
+    bad = staff_api.post("/api/digests/flush/", {"bucket": "2m"}, format="json")
+    viewer = make_user("viewer", staff=True)
+    client = APIClient()
+    client.force_authenticate(viewer)
+    refused = client.post("/api/digests/flush/", {"bucket": "5m"}, format="json")
+
+    assert bad.status_code == 400 and "bucket" in bad.json()
+    assert refused.status_code == 403
+    assert not Notification.objects.filter(kind="digest").exists()
+
+    viewer.user_permissions.add(Permission.objects.get(codename="flush_digests"))
+    viewer = type(viewer).objects.get(pk=viewer.pk)  # drop the permission cache
+    client.force_authenticate(viewer)
+    assert client.post("/api/digests/flush/", {"bucket": "5m"}, format="json").status_code == 200
+
+
+def test_digest_settings_switch_a_channel_to_immediate(staff_api, make_workspace):
+    listed = staff_api.get("/api/digest-settings/").json()
+    response = staff_api.patch("/api/digest-settings/in_app/", {"digest_enabled": False},
+                               format="json")
+    workspace = make_workspace(members=1)
+    event = emit_and_route(MEDIUM, workspace, query_name="slow")
+
+    assert {row["channel"] for row in listed} == {"in_app", "email", "webhook"}
+    assert response.status_code == 200
+    assert response.json() == {"channel": "in_app", "digest_enabled": False}
+    assert not DigestSetting.objects.get(channel="in_app").digest_enabled
+    assert Notification.objects.get(user=workspace.people[0]).event_id == event.pk
+
+
+def test_deliveries_list_filters_and_is_staff_only(staff_api, api, make_workspace):
+    workspace = make_workspace(members=2)
+    RoutingRule.objects.create(event_type_id=_event_type_id(CRITICAL),
+                               channels=["in_app", "email"], extra_emails=["ops@example.com"])
+    emit_and_route(CRITICAL, workspace, datasource_name="Snowflake")
+    emit_and_route(MEDIUM, workspace, query_name="slow")
+
+    def listed(**filters):
+        response = staff_api.get("/api/deliveries/", filters)
+        assert response.status_code == 200, response.content
+        return response.json()["results"]
+
+    email = listed(channel="email")
+    assert sorted(row["target"] for row in email) == sorted(
+        [*(u.email for u in workspace.people), "ops@example.com"])
+    assert {row["event_type"] for row in email} == {CRITICAL}
+    assert len(listed(bucket="5m")) == 2
+    assert len(listed(event_type=MEDIUM, status="pending")) == 2
+    assert listed(status="delivered") == []
+    assert staff_api.get("/api/deliveries/", {"status": "lost"}).status_code == 400
+    assert api.get("/api/deliveries/").status_code == 403
+
+
+def test_deliveries_list_uses_a_constant_number_of_queries(staff_api, make_workspace):
+    workspace = make_workspace(members=3)
+
+    def count_queries():
+        with CaptureQueriesContext(connection) as queries:
+            assert staff_api.get("/api/deliveries/").status_code == 200
+        return len(queries)
+
+    emit_and_route(MEDIUM, workspace, query_name="a")
+    few = count_queries()
+    for n in range(8):
+        emit_and_route(LOW, workspace, policy_name=str(n))
+    assert Delivery.objects.count() == 27
+    assert count_queries() == few
+
+
+def _event_type_id(key):
+    from events.models import EventType
+
+    return EventType.objects.get(key=key).pk
