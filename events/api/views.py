@@ -10,19 +10,13 @@ from events.models import EventType
 from events.services import event_emit, event_type_update
 from notifications.selectors import RoutingRules
 
+from .permissions import staff_with
 from .serializers import (
     EmitSerializer,
     EventSerializer,
     EventTypeSerializer,
     EventTypeUpdateSerializer,
 )
-
-
-class IsStaffOrReadOnly(permissions.BasePermission):
-    def has_permission(self, request, view):
-        if request.method in permissions.SAFE_METHODS:
-            return True
-        return bool(request.user and request.user.is_staff)
 
 
 class CanEmitEvents(permissions.BasePermission):
@@ -36,7 +30,7 @@ class EventTypeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
     """The event catalog with effective priority and channels. Staff may PATCH."""
 
     serializer_class = EventTypeSerializer
-    permission_classes = [permissions.IsAuthenticated, IsStaffOrReadOnly]
+    permission_classes = [staff_with(write=("events.change_eventtype",), public_read=True)]
     lookup_field = "key"
     lookup_value_regex = r"[^/]+"
     pagination_class = None

@@ -1,7 +1,7 @@
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
-from rest_framework import mixins, permissions, viewsets
+from rest_framework import mixins, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import CursorPagination
@@ -10,6 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from channels_app.models import DigestSetting
+from events.api.permissions import StaffModelPermissions, staff_with
 from notifications import selectors, services
 from notifications.models import RoutingRule
 from notifications.routing_files import RoutingFileError, routing_export, routing_import
@@ -85,12 +86,18 @@ class RoutingRuleViewSet(viewsets.ModelViewSet):
     """Routing rules per category or event type (staff)."""
 
     serializer_class = RoutingRuleSerializer
-    permission_classes = [permissions.IsAdminUser]
+    permission_classes = [StaffModelPermissions]
     queryset = RoutingRule.objects.select_related("category", "event_type")
 
 
+ROUTING_READ = ("notifications.view_routingrule",)
+# An import writes rules (and with replace deletes them) and sets priority overrides.
+ROUTING_WRITE = ("notifications.add_routingrule", "notifications.change_routingrule",
+                 "notifications.delete_routingrule", "events.change_eventtype")
+
+
 class RoutingExportView(APIView):
-    permission_classes = [permissions.IsAdminUser]
+    permission_classes = [staff_with(read=ROUTING_READ)]
 
     @extend_schema(responses={(200, "application/yaml"): OpenApiTypes.STR})
     def get(self, request):
@@ -102,7 +109,7 @@ class RoutingExportView(APIView):
 class RoutingImportView(APIView):
     """Apply a routing file atomically; 400 names the offending key path."""
 
-    permission_classes = [permissions.IsAdminUser]
+    permission_classes = [staff_with(write=ROUTING_WRITE)]
     parser_classes = [JSONParser, MultiPartParser, FormParser]
 
     @extend_schema(request=RoutingImportSerializer, responses=RoutingImportResultSerializer)
@@ -130,7 +137,7 @@ class DeliveryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     """Every planned send per channel and recipient, with its status (staff)."""
 
     serializer_class = DeliverySerializer
-    permission_classes = [permissions.IsAdminUser]
+    permission_classes = [staff_with(read=("notifications.view_delivery",))]
     pagination_class = DeliveryPagination
 
     def get_queryset(self):
@@ -141,17 +148,10 @@ class DeliveryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         return selectors.delivery_list(**filters.validated_data)
 
 
-class CanFlushDigests(permissions.BasePermission):
-    message = "You need the 'notifications.flush_digests' permission to flush digests."
-
-    def has_permission(self, request, view):
-        return request.user.has_perm("notifications.flush_digests")
-
-
 class DigestPendingView(APIView):
     """Items waiting for a flush, per bucket and channel (staff)."""
 
-    permission_classes = [permissions.IsAdminUser]
+    permission_classes = [staff_with(read=("notifications.view_digest",))]
 
     @extend_schema(responses={200: {"type": "object", "additionalProperties": {
         "type": "object", "additionalProperties": {"type": "integer"}}}})
@@ -162,7 +162,7 @@ class DigestPendingView(APIView):
 class DigestFlushView(APIView):
     """Flush one bucket now, as the periodic task would; each item is sent exactly once."""
 
-    permission_classes = [permissions.IsAdminUser, CanFlushDigests]
+    permission_classes = [staff_with(write=("notifications.flush_digests",))]
 
     @extend_schema(request=DigestFlushSerializer, responses=DigestFlushResultSerializer)
     def post(self, request):
@@ -177,7 +177,8 @@ class DigestSettingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
     """Per channel: batch medium, low and info into digests, or send at once (staff)."""
 
     serializer_class = DigestSettingSerializer
-    permission_classes = [permissions.IsAdminUser]
+    permission_classes = [staff_with(read=("channels_app.view_digestsetting",),
+                                     write=("channels_app.change_digestsetting",))]
     queryset = DigestSetting.objects.all()
     lookup_field = "channel"
     pagination_class = None

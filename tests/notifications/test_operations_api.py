@@ -123,3 +123,46 @@ def _event_type_id(key):
     from events.models import EventType
 
     return EventType.objects.get(key=key).pk
+
+
+SEED_LINE = "routing:\n  queries:\n    query_failed:\n      channels: [in_app]\n"
+STAFF_CALLS = [
+    # method, url, body, permissions that let it through
+    ("patch", "/api/event-types/data_source.connection_lost/", {"enabled": False},
+     ["events.change_eventtype"]),
+    ("post", "/api/routing/import/", {"yaml": SEED_LINE},
+     ["notifications.add_routingrule", "notifications.change_routingrule",
+      "notifications.delete_routingrule", "events.change_eventtype"]),
+    ("get", "/api/routing/export/", None, ["notifications.view_routingrule"]),
+    ("get", "/api/routing-rules/", None, ["notifications.view_routingrule"]),
+    ("post", "/api/routing-rules/", {"category": "queries", "channels": ["in_app"]},
+     ["notifications.add_routingrule"]),
+    ("patch", "/api/digest-settings/in_app/", {"digest_enabled": False},
+     ["channels_app.change_digestsetting"]),
+    ("get", "/api/digest-settings/", None, ["channels_app.view_digestsetting"]),
+    ("get", "/api/deliveries/", None, ["notifications.view_delivery"]),
+    ("get", "/api/digests/pending/", None, ["notifications.view_digest"]),
+    ("post", "/api/digests/flush/", {"bucket": "5m"}, ["notifications.flush_digests"]),
+]
+
+
+@pytest.mark.parametrize("method, url, body, needed", STAFF_CALLS,
+                         ids=[f"{m} {u}" for m, u, _, _ in STAFF_CALLS])
+def test_staff_need_the_model_permission_the_admin_asks_for(make_user, method, url, body,
+                                                            needed):
+    staff_member = make_user("staff_member", staff=True)
+    client = APIClient()
+    client.force_authenticate(staff_member)
+
+    refused = getattr(client, method)(url, body, format="json")
+    assert refused.status_code == 403, refused.content
+    assert DigestSetting.objects.get(channel="in_app").digest_enabled
+    assert not RoutingRule.objects.exists()
+
+    for codename in needed:
+        app_label, codename = codename.split(".")
+        staff_member.user_permissions.add(
+            Permission.objects.get(codename=codename, content_type__app_label=app_label))
+    client.force_authenticate(type(staff_member).objects.get(pk=staff_member.pk))
+    allowed = getattr(client, method)(url, body, format="json")
+    assert allowed.status_code in (200, 201), allowed.content
