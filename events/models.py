@@ -6,6 +6,7 @@ from django.db import models
 from django.db.models import Q
 
 from .catalog import Priority
+from .templating import validate_title_template
 
 
 class Category(models.Model):
@@ -31,7 +32,9 @@ class EventType(models.Model):
     label = models.CharField(max_length=150)
     description = models.TextField(blank=True)
     title_template = models.CharField(
-        max_length=300, help_text="Django template rendered with the event payload."
+        max_length=300, validators=[validate_title_template],
+        help_text="Django template rendered with the event payload, e.g. "
+                  "'Connection lost: {{ datasource_name }}'.",
     )
     default_priority = models.CharField(max_length=10, choices=Priority.CHOICES)
     priority_override = models.CharField(
@@ -49,6 +52,15 @@ class EventType(models.Model):
 
     def __str__(self):
         return self.key
+
+    def save(self, *args, **kwargs):
+        if not self.key:
+            self.key = f"{self.category.prefix}.{self.name}"
+        super().save(*args, **kwargs)
+
+    def clean(self):
+        if self.category_id and self.name:
+            self.key = f"{self.category.prefix}.{self.name}"
 
     @property
     def effective_priority(self) -> str:

@@ -25,5 +25,10 @@ def render_title(template_source: str, payload: dict, *, fallback: str) -> str:
 
 
 def validate_title_template(source: str) -> None:
-    """Raise ``TemplateSyntaxError`` when ``source`` does not compile."""
-    _engine.from_string(source)
+    """Model validator: refuse a title template that does not compile, saying why."""
+    from django.core.exceptions import ValidationError
+
+    try:
+        _engine.from_string(source)
+    except TemplateSyntaxError as exc:
+        raise ValidationError(f"Not a valid template: {exc}") from None

@@ -360,3 +360,34 @@ def test_api_tokens_are_not_listed_back_in_the_admin(client, staff):
 
     assert "authtoken" not in index
     assert tokens.status_code == 404
+
+
+def test_admin_adds_an_event_type_whose_key_comes_from_category_and_name(admin_client):
+    system = Category.objects.get(slug="system")
+    form = {"category": system.pk, "name": "backup_failed", "label": "Backup failed",
+            "title_template": "Backup failed: {{ target }}", "default_priority": "high",
+            "priority_override": "", "enabled": "on", "description": ""}
+
+    created = admin_client.post("/admin/events/eventtype/add/", form)
+    again = admin_client.post("/admin/events/eventtype/add/", form)
+    event = emit("system.backup_failed", payload={"target": "warehouse"})
+
+    assert created.status_code == 302
+    assert again.status_code == 200  # the form again, with the error, not a crash
+    assert "already exists" in again.content.decode()
+    assert EventType.objects.filter(key="system.backup_failed").count() == 1
+    assert event.priority == "high"
+
+
+def test_admin_refuses_a_title_template_that_does_not_compile(admin_client):
+    system = Category.objects.get(slug="system")
+
+    response = admin_client.post("/admin/events/eventtype/add/", {
+        "category": system.pk, "name": "backup_failed", "label": "Backup failed",
+        "title_template": "Backup failed: {% if %}", "default_priority": "high",
+        "priority_override": "", "enabled": "on", "description": "",
+    })
+
+    assert response.status_code == 200
+    assert "Not a valid template" in response.content.decode()
+    assert not EventType.objects.filter(name="backup_failed").exists()
