@@ -163,7 +163,10 @@ def event_emit(
         if dedupe_key is None:
             raise
         # Lost a race with a concurrent emit of the same dedupe key: theirs is the event.
-        return _event_by_dedupe_key(event_type, workspace, dedupe_key)
+        existing = _event_by_dedupe_key(event_type, workspace, dedupe_key)
+        if existing is None:
+            raise  # not a dedupe race after all
+        return existing
 
     if event.status == Event.Status.PENDING:
         transaction.on_commit(partial(event_enqueue, event_id=event.pk))
@@ -189,7 +192,7 @@ def _validate_payload(payload) -> dict:
     if not isinstance(payload, dict):
         raise InvalidPayload(f"payload must be a JSON object, got {type(payload).__name__}")
     try:
-        encoded = json.dumps(payload, allow_nan=False, separators=(",", ":"))
+        encoded = json.dumps(payload, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
     except (TypeError, ValueError) as exc:
         raise InvalidPayload(f"payload is not JSON-serializable: {exc}") from None
     size = len(encoded.encode())

@@ -19,7 +19,7 @@ from events.services import catalog_sync
 from tests.support import ROOT, subprocess_env, wait_until
 
 REQUIRE_SERVICES = os.environ.get("DATAFI_REQUIRE_SERVICES") == "1"
-WORKER_QUEUES = "events,immediate,digests,webhooks"
+WORKER_QUEUES = "events,digests"
 
 
 @pytest.hookimpl(hookwrapper=True)

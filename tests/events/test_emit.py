@@ -158,15 +158,6 @@ def test_invalid_emit_raises_a_specific_error_and_writes_nothing(
     assert callbacks == []
 
 
-def test_each_error_says_which_argument_was_wrong():
-    assert UnknownEventType.field == "event_type"
-    assert InvalidPayload.field == PayloadTooLarge.field == "payload"
-    assert UnknownWorkspace.field == "workspace_id"
-    assert InvalidRecipients.field == "recipients"
-    assert InvalidDedupeKey.field == "dedupe_key"
-    assert InvalidOccurredAt.field == "occurred_at"
-
-
 def test_payload_of_exactly_64_kib_is_accepted_one_byte_more_is_not(workspace):
     overhead = len('{"blob":""}')
     at_limit = {"blob": "x" * (LIMIT - overhead)}
@@ -181,13 +172,15 @@ def test_payload_of_exactly_64_kib_is_accepted_one_byte_more_is_not(workspace):
 
 
 def test_payload_size_counts_utf8_bytes_not_characters(workspace):
-    # 3 bytes per character once encoded: fewer than 64 Ki characters, more than 64 KiB.
-    payload = {"text": "\u20ac" * (LIMIT // 3 + 10)}
-    assert len(str(payload)) < LIMIT
+    # "€" is 3 bytes in UTF-8 (and 6 as a JSON \u escape, which must not be what counts).
+    overhead = len('{"text":""}')
+    fits = {"text": "\u20ac" * ((LIMIT - overhead) // 3)}
+    too_big = {"text": "\u20ac" * ((LIMIT - overhead) // 3 + 1)}
 
-    with pytest.raises(PayloadTooLarge):
-        emit("query.query_failed", workspace=workspace, payload=payload)
-    assert not Event.objects.exists()
+    event = emit("query.query_failed", workspace=workspace, payload=fits)
+    with pytest.raises(PayloadTooLarge, match=f"{overhead + 3 * len(too_big['text'])} bytes"):
+        emit("query.query_failed", workspace=workspace, payload=too_big)
+    assert list(Event.objects.values_list("pk", flat=True)) == [event.pk]
 
 
 # --- what a successful emit stores --------------------------------------------------------
