@@ -177,7 +177,9 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Queues and routes in one place. Routing and digest flushes never wait behind each other:
 # run one worker per queue to scale them independently (README, "Scale out").
 CELERY_TASK_DEFAULT_QUEUE = "events"
-CELERY_TASK_QUEUES = [Queue(name, Exchange(name), routing_key=name) for name in ("events", "digests")]
+CELERY_TASK_QUEUES = [
+    Queue(name, Exchange(name), routing_key=name) for name in ("events", "digests")
+]
 CELERY_TASK_ROUTES = {
     "events.outbox_sweep": {"queue": "events"},
     "notifications.event_route": {"queue": "events"},
