@@ -159,6 +159,7 @@ class Digest(models.Model):
         CLAIMED = "claimed"
         DELIVERED = "delivered"
         FAILED = "failed"
+        CANCELLED = "cancelled"  # every item's recipient left the audience before the flush
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     channel = models.CharField(max_length=10, choices=Channel.choices)
@@ -192,6 +193,7 @@ class Delivery(models.Model):
         SENDING = "sending"
         DELIVERED = "delivered"
         FAILED = "failed"
+        CANCELLED = "cancelled"  # the recipient left the event's audience before sending
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="deliveries")

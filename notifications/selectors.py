@@ -7,7 +7,7 @@ from django.db.models import Count, Q, QuerySet
 
 from channels_app.models import DigestSetting
 from events.catalog import Priority
-from events.models import Event, EventType
+from events.models import Event, EventType, Membership
 
 from .models import BUCKET_BY_PRIORITY, DEFAULT_CHANNELS, Delivery, Notification, RoutingRule
 
@@ -103,6 +103,31 @@ def audience_list(event: Event) -> list:
     else:
         users = users.filter(is_staff=True)
     return list(users)
+
+
+class AudienceCheck:
+    """Whether users are still in an event's audience; two queries for any number of users.
+
+    The rules of ``audience_list``: active users only; the workspace's members for a
+    workspace event, the explicit recipients, or staff for an event without either.
+    """
+
+    def __init__(self, *, user_ids):
+        users = get_user_model().objects.filter(pk__in=user_ids, is_active=True)
+        self.staff = dict(users.values_list("pk", "is_staff"))
+        self.memberships = set(
+            Membership.objects.filter(user_id__in=self.staff).values_list("user_id",
+                                                                          "workspace_id")
+        )
+
+    def allows(self, event: Event, user_id: int) -> bool:
+        if user_id not in self.staff:
+            return False
+        if event.workspace_id is not None:
+            return (user_id, event.workspace_id) in self.memberships
+        if event.recipient_ids:
+            return user_id in event.recipient_ids
+        return self.staff[user_id]
 
 
 def notification_list(*, user, unread: bool | None = None, priority: str | None = None,

@@ -8,6 +8,7 @@ from django.utils import timezone
 from channels_app.models import Channel
 from events.templating import render_title
 from notifications.models import PRIORITY_BY_BUCKET, Delivery, Digest, Notification
+from notifications.selectors import AudienceCheck
 
 from .base import ChannelBackend, register
 
@@ -51,6 +52,9 @@ class InAppChannel(ChannelBackend):
         one is sending, and a flush that died released its locks, so its digests are sent
         here under their original id. Creating the notification and marking the digest
         delivered commit together, so each digest reaches its user exactly once.
+
+        The audience is checked again at send time: an item whose user was deactivated or
+        left the event's workspace since routing is cancelled, not shown.
         """
         with transaction.atomic():
             digests = list(
@@ -62,26 +66,38 @@ class InAppChannel(ChannelBackend):
                 return 0
             items = defaultdict(list)
             events = {}  # one instance (and one rendered title) per event, shared by recipients
-            deliveries = (
+            cancelled = []
+            deliveries = list(
                 Delivery.objects.filter(digest__in=digests)
                 .select_related("event__event_type__category", "event__workspace")
                 .order_by("event__occurred_at", "pk")
             )
+            audience = AudienceCheck(user_ids={d.user_id for d in deliveries})
             for delivery in deliveries:
                 event = events.setdefault(delivery.event_id, delivery.event)
-                items[delivery.digest_id].append(event)
+                if audience.allows(event, delivery.user_id):
+                    items[delivery.digest_id].append(event)
+                else:
+                    cancelled.append(delivery.pk)
             now = timezone.now()
             Notification.objects.bulk_create(
-                [build_digest_notification(digest, items[digest.pk]) for digest in digests],
+                [build_digest_notification(d, items[d.pk]) for d in digests if items[d.pk]],
                 ignore_conflicts=True,
             )
-            Delivery.objects.filter(digest__in=digests).update(
+            if cancelled:
+                Delivery.objects.filter(pk__in=cancelled).update(
+                    status=Delivery.Status.CANCELLED, updated_at=now,
+                    last_error="The recipient is no longer in the event's audience.",
+                )
+            Delivery.objects.filter(digest__in=digests, status=Delivery.Status.SENDING).update(
                 status=Delivery.Status.DELIVERED, delivered_at=now, updated_at=now
             )
-            Digest.objects.filter(pk__in=[d.pk for d in digests]).update(
-                status=Digest.Status.DELIVERED, sent_at=now
+            sent = [d.pk for d in digests if items[d.pk]]
+            Digest.objects.filter(pk__in=sent).update(status=Digest.Status.DELIVERED, sent_at=now)
+            Digest.objects.filter(pk__in=[d.pk for d in digests if not items[d.pk]]).update(
+                status=Digest.Status.CANCELLED, sent_at=now
             )
-        return len(digests)
+        return len(sent)
 
 
 def event_title(event) -> str:

@@ -377,3 +377,23 @@ def test_flush_task_on_the_worker_delivers_the_digest(live_db, celery_worker, ma
         [digest] = digests_of(member)
         assert [item["event_id"] for item in digest.items] == [str(event.pk)]
         assert digest.title == "1 medium notification"
+
+
+def test_flush_checks_the_audience_again(make_workspace):
+    workspace = make_workspace(members=3)
+    stays, leaves, deactivated = workspace.people
+    emit_and_route(MEDIUM, workspace, query_name="secret report")
+    workspace.memberships.filter(user=leaves).delete()
+    deactivated.is_active = False
+    deactivated.save()
+
+    result = digest_flush(bucket="5m")
+
+    assert result.digests_sent == 1
+    assert list(Notification.objects.values_list("user", flat=True)) == [stays.pk]
+    assert set(Delivery.objects.filter(user__in=[leaves, deactivated])
+               .values_list("status", flat=True)) == {"cancelled"}
+    assert Delivery.objects.get(user=stays).status == "delivered"
+    assert sorted(Digest.objects.values_list("status", flat=True)) == [
+        "cancelled", "cancelled", "delivered"]
+    assert digest_flush(bucket="5m").digests_sent == 0
