@@ -188,6 +188,10 @@ CELERY_TASK_ROUTES = {
 
 # --- Product settings ---------------------------------------------------------------------
 DATAFI_MAX_PAYLOAD_BYTES = 64 * 1024
-# Events still unrouted after this long are enqueued again by the outbox sweep.
-DATAFI_OUTBOX_SWEEP_GRACE_SECONDS = env.int("DATAFI_OUTBOX_SWEEP_GRACE_SECONDS", default=60)
+# An event whose publish failed is enqueued again by the next outbox sweep (every minute);
+# one still unrouted this long after emit (or after its last enqueue) is enqueued again too.
+DATAFI_OUTBOX_STALE_SECONDS = env.int("DATAFI_OUTBOX_STALE_SECONDS", default=600)
+# After a failed publish, a process stops trying the broker for this long (events wait for
+# the sweep), so a transaction emitting many events during an outage is not held up.
+DATAFI_BROKER_BACKOFF_SECONDS = env.int("DATAFI_BROKER_BACKOFF_SECONDS", default=30)
 WEBHOOK_ALLOW_PRIVATE_NETWORKS = env.bool("WEBHOOK_ALLOW_PRIVATE_NETWORKS", default=False)

@@ -134,13 +134,17 @@ class Event(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
     routed_at = models.DateTimeField(null=True, blank=True)
+    next_sweep_at = models.DateTimeField(
+        null=True, blank=True,
+        help_text="While pending: when the outbox sweep enqueues routing again.",
+    )
 
     class Meta:
         ordering = ["-created_at"]
         permissions = [("emit_event", "Can emit events through the API")]
         indexes = [
             models.Index(
-                fields=["created_at"], name="event_pending_idx", condition=Q(status="pending")
+                fields=["next_sweep_at"], name="event_sweep_idx", condition=Q(status="pending")
             ),
         ]
         constraints = [

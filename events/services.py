@@ -2,6 +2,7 @@
 
 import json
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -10,7 +11,7 @@ from typing import Any
 from celery import current_app
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
 from . import catalog
@@ -155,6 +156,10 @@ def event_emit(
         dedupe_key=dedupe_key,
         occurred_at=occurred_at,
         status=Event.Status.PENDING if event_type.enabled else Event.Status.SUPPRESSED,
+        next_sweep_at=(
+            timezone.now() + timedelta(seconds=settings.DATAFI_OUTBOX_STALE_SECONDS)
+            if event_type.enabled else None
+        ),
     )
     try:
         with transaction.atomic():
@@ -270,38 +275,70 @@ def _event_by_dedupe_key(event_type, workspace, dedupe_key) -> Event | None:
 
 # --- outbox -------------------------------------------------------------------------------
 
-def event_enqueue(*, event_id) -> bool:
-    """Publish the routing task for one event; never raises.
+_broker_down_until = 0.0  # monotonic time; per process
 
-    Runs after commit. A broker that is down or hangs fails fast (connection and socket
-    timeouts in settings, no publish retries) and leaves the event pending for the sweep.
+
+def event_enqueue(*, event_id) -> bool:
+    """Publish the routing task for one event; never raises. Runs after commit.
+
+    A broker that is down or hangs fails fast (connection and socket timeouts in settings,
+    no publish retries). The event is then marked due for the next outbox sweep, and this
+    process leaves the broker alone for ``DATAFI_BROKER_BACKOFF_SECONDS``, so a caller that
+    emits many events during an outage waits for one timeout, not one per event.
     """
+    global _broker_down_until
+    if time.monotonic() < _broker_down_until:
+        _mark_due_for_sweep(event_id)
+        return False
     try:
         current_app.send_task(ROUTE_TASK, kwargs={"event_id": str(event_id)}, retry=False)
     except Exception as exc:  # the broker's failure must not become the caller's
+        _broker_down_until = time.monotonic() + settings.DATAFI_BROKER_BACKOFF_SECONDS
         logger.warning("routing of event %s not enqueued, the sweep will retry: %r", event_id, exc)
+        _mark_due_for_sweep(event_id)
         return False
     return True
 
 
-def outbox_sweep(*, older_than: timedelta | None = None, limit: int = 500) -> int:
-    """Enqueue routing for events still pending after ``older_than``; returns how many.
+def _mark_due_for_sweep(event_id) -> None:
+    try:
+        Event.objects.filter(pk=event_id, status=Event.Status.PENDING).update(
+            next_sweep_at=timezone.now()
+        )
+    except DatabaseError:  # the row keeps its later sweep time; it is not lost
+        logger.exception("event %s: could not mark it due for the outbox sweep", event_id)
 
-    Safe to run at any time: routing claims the event, so one enqueued twice is routed once.
+
+def outbox_sweep(*, batch_size: int = 500) -> int:
+    """Enqueue routing for every pending event that is due; returns how many were enqueued.
+
+    Due: its publish failed, or it is still unrouted ``DATAFI_OUTBOX_STALE_SECONDS`` after
+    emit or after its last enqueue (a lost message, or a process that died before
+    publishing). Each enqueue pushes the event's next sweep that far ahead, so a backlog in
+    the queue is not flooded with copies. Stops at the first failed publish: the broker is
+    still down and the next sweep tries again. Safe to run at any time: routing claims the
+    event, so one enqueued twice is routed once.
     """
-    if older_than is None:
-        older_than = timedelta(seconds=settings.DATAFI_OUTBOX_SWEEP_GRACE_SECONDS)
-    cutoff = timezone.now() - older_than
-    event_ids = list(
-        Event.objects.filter(status=Event.Status.PENDING, created_at__lte=cutoff)
-        .order_by("created_at")
-        .values_list("pk", flat=True)[:limit]
-    )
+    stale = timedelta(seconds=settings.DATAFI_OUTBOX_STALE_SECONDS)
     enqueued = 0
-    for event_id in event_ids:
-        if not event_enqueue(event_id=event_id):
-            break  # the broker is still down; the next sweep tries again
-        enqueued += 1
-    if event_ids:
-        logger.info("outbox sweep: %d of %d pending events enqueued", enqueued, len(event_ids))
+    while True:
+        now = timezone.now()
+        due = list(
+            Event.objects.filter(status=Event.Status.PENDING, next_sweep_at__lte=now)
+            .order_by("next_sweep_at")
+            .values_list("pk", flat=True)[:batch_size]
+        )
+        sent = []
+        for event_id in due:
+            if not event_enqueue(event_id=event_id):
+                break
+            sent.append(event_id)
+        Event.objects.filter(pk__in=sent, status=Event.Status.PENDING).update(
+            next_sweep_at=now + stale
+        )
+        enqueued += len(sent)
+        if len(sent) < len(due) or len(due) < batch_size:
+            break
+    if enqueued:
+        logger.info("outbox sweep: %d pending events enqueued", enqueued)
     return enqueued

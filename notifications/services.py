@@ -59,7 +59,8 @@ def event_route(*, event_id) -> RouteResult:
             )
         event.status = Event.Status.ROUTED
         event.routed_at = timezone.now()
-        event.save(update_fields=["status", "routed_at"])
+        event.next_sweep_at = None
+        event.save(update_fields=["status", "routed_at", "next_sweep_at"])
     return result
 
 

@@ -5,7 +5,6 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import timedelta
 
 import pytest
 from django.db import transaction
@@ -121,6 +120,41 @@ def test_broker_outage_never_reaches_the_caller_and_the_sweep_delivers_later(
     assert not Notification.objects.exists()
 
     # The broker is back: the periodic outbox sweep enqueues them and the worker delivers.
-    assert outbox_sweep(older_than=timedelta(0)) == 2
+    assert outbox_sweep() == 2
     wait_until(lambda: Notification.objects.count() == 4, message="4 notifications after sweep")
     assert not Event.objects.filter(status=Event.Status.PENDING).exists()
+
+
+EMIT_MANY = """
+import time
+import django
+django.setup()
+from django.db import transaction
+from events import emit
+started = time.monotonic()
+with transaction.atomic():
+    for n in range(20):
+        emit("query.query_failed", workspace="{workspace}", payload={{"query_name": str(n)}})
+print(f"elapsed={{time.monotonic() - started:.1f}}")
+"""
+
+
+def test_a_transaction_emitting_many_events_waits_for_a_hung_broker_once(
+    live_db, celery_worker, make_workspace, silent_broker
+):
+    workspace = make_workspace(members=2)
+
+    completed = subprocess.run(
+        [sys.executable, "-c", EMIT_MANY.format(workspace=workspace.public_id)],
+        cwd=ROOT, env=subprocess_env(CELERY_BROKER_URL=silent_broker,
+                                     DJANGO_SETTINGS_MODULE="config.settings"),
+        capture_output=True, text=True, timeout=120,
+    )
+
+    assert completed.returncode == 0, completed.stderr
+    elapsed = float(completed.stdout.split("elapsed=")[1])
+    # One socket timeout (3 s), then the process leaves the broker alone: not 20 of them.
+    assert elapsed < 12, elapsed
+    assert Event.objects.filter(status=Event.Status.PENDING).count() == 20
+    assert outbox_sweep() == 20
+    wait_until(lambda: Notification.objects.count() == 40, message="40 notifications")

@@ -446,3 +446,26 @@ def test_occurred_at_in_another_timezone_is_the_same_instant(workspace):
     event = emit("query.query_timeout", workspace=workspace, occurred_at=local)
 
     assert Event.objects.get(pk=event.pk).occurred_at == when
+
+
+# --- the outbox sweep ---------------------------------------------------------------------
+
+def test_sweep_enqueues_only_due_events_and_pushes_their_next_sweep_ahead(workspace, settings):
+    from datetime import timedelta
+
+    from events.services import outbox_sweep
+
+    fresh = emit("query.query_failed", workspace=workspace)
+    failed = emit("query.query_failed", workspace=workspace)
+    stale = emit("query.query_failed", workspace=workspace)
+    routed = emit("query.query_failed", workspace=workspace)
+    now = timezone.now()
+    Event.objects.filter(pk=failed.pk).update(next_sweep_at=now)  # its publish failed
+    Event.objects.filter(pk=stale.pk).update(next_sweep_at=now - timedelta(minutes=1))
+    Event.objects.filter(pk=routed.pk).update(status="routed", next_sweep_at=None)
+
+    assert fresh.next_sweep_at > now + timedelta(seconds=settings.DATAFI_OUTBOX_STALE_SECONDS - 5)
+    assert outbox_sweep() == 2
+    assert outbox_sweep() == 0  # enqueued ones wait a whole stale period before another try
+    swept = Event.objects.filter(pk__in=[failed.pk, stale.pk])
+    assert all(e.next_sweep_at > now + timedelta(seconds=60) for e in swept)
