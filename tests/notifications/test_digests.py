@@ -17,6 +17,7 @@ from rest_framework.test import APIClient
 
 from channels_app.models import Channel, DigestSetting
 from events import emit
+from events.models import Event
 from notifications.models import Delivery, Digest, Notification
 from notifications.services import digest_claim, digest_flush
 from tests.support import ROOT, emit_and_route, subprocess_env, wait_until
@@ -281,6 +282,49 @@ def test_two_overlapping_flush_commands_send_each_item_once(postgres, pending_me
         assert process.returncode == 0, stderr
         assert "Bucket 5m:" in stdout
     assert_each_item_delivered_once(users, events)
+
+
+HOLD_CLAIMED_DIGESTS = """
+import sys
+import django
+django.setup()
+from django.db import transaction
+from notifications.models import Digest
+with transaction.atomic():
+    locked = list(Digest.objects.select_for_update().filter(status="claimed"))
+    print(f"locked={len(locked)}", flush=True)
+    sys.stdin.read()  # a flush in the middle of sending: holds the row locks until killed
+"""
+
+
+def test_a_flush_killed_while_sending_releases_its_digests_to_the_next_flush(
+    postgres, live_db, make_workspace
+):
+    workspace = make_workspace(members=2)
+    for n in range(3):
+        emit_and_route(MEDIUM, workspace, query_name=f"q{n}")
+    assert digest_claim(bucket="5m") == 6
+    claimed_ids = set(Digest.objects.values_list("pk", flat=True))
+    sender = subprocess.Popen(
+        [sys.executable, "-c", HOLD_CLAIMED_DIGESTS], cwd=ROOT, text=True,
+        env=subprocess_env(DJANGO_SETTINGS_MODULE="config.settings"),
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    try:
+        assert sender.stdout.readline().strip() == "locked=2"
+
+        during = digest_flush(bucket="5m")  # overlaps the sender: skips its locked digests
+        assert (during.claimed_items, during.digests_sent) == (0, 0)
+        assert not Notification.objects.exists()
+    finally:
+        sender.kill()  # the sender dies mid-send: its transaction and locks go with it
+        sender.wait(timeout=30)
+
+    after = digest_flush(bucket="5m")
+    assert after.digests_sent == 2
+    assert set(Notification.objects.values_list("digest_id", flat=True)) == claimed_ids
+    assert_each_item_delivered_once(workspace.people, list(Event.objects.all()))
+    assert digest_flush(bucket="5m").digests_sent == 0
 
 
 # --- cost ----------------------------------------------------------------------------------
