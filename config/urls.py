@@ -7,6 +7,7 @@ from rest_framework.authtoken.views import obtain_auth_token
 admin.site.site_header = "Datafi administration"
 admin.site.site_title = "Datafi"
 admin.site.index_title = "Administration"
+admin.site.enable_nav_sidebar = False  # the event catalog's list needs the width
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),

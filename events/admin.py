@@ -59,6 +59,8 @@ class EventTypeAdmin(admin.ModelAdmin):
 
     @admin.display(description="Effective priority", ordering="default_priority")
     def badge(self, event_type):
+        if not event_type.priority_override:
+            return priority_badge(event_type.effective_priority)
         return format_html("{} <small style='color:#667085'>default {}</small>",
                            priority_badge(event_type.effective_priority),
                            event_type.default_priority)

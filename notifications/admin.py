@@ -127,7 +127,7 @@ class DeliveryAdmin(admin.ModelAdmin):
                     "attempts", "digest"]
     list_filter = ["status", "channel", "bucket", "event__event_type"]
     search_fields = ["=id", "address", "=event__id"]
-    list_select_related = ["event__event_type", "digest"]
+    list_select_related = ["event__event_type", "digest", "user"]
     readonly_fields = [f.name for f in Delivery._meta.fields]
 
     @admin.display(description="Priority", ordering="priority")

@@ -235,4 +235,4 @@ class Delivery(models.Model):
             return self.address
         if self.endpoint_id:
             return f"endpoint {self.endpoint_id}"
-        return f"user {self.user_id}"
+        return self.user.get_username() if self.user_id else ""

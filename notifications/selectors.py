@@ -163,7 +163,7 @@ def delivery_list(*, channel: str | None = None, status: str | None = None,
                   bucket: str | None = None, event_type: str | None = None,
                   endpoint: int | None = None) -> QuerySet:
     """Deliveries, newest first, with their event type loaded."""
-    deliveries = Delivery.objects.select_related("event__event_type")
+    deliveries = Delivery.objects.select_related("event__event_type", "user")
     if channel:
         deliveries = deliveries.filter(channel=channel)
     if status:
