@@ -129,7 +129,9 @@ def event_emit(
     """Record an event and have it routed once the caller's transaction commits.
 
     Validates everything before writing and raises a subclass of ``EmitError``
-    (a ``ValueError``) naming the problem; nothing is written then. The Event row joins the
+    (a ``ValueError``) naming the problem; nothing is written then. The returned event's
+    ``deduplicated`` attribute says whether it is an earlier event found by ``dedupe_key``.
+    The Event row joins the
     caller's transaction: on rollback nothing is sent. Routing is enqueued on commit; if the
     broker is down the event stays pending and the outbox sweep routes it later. The number
     of queries does not depend on the size of the audience. With ``dedupe_key``, a repeat of
@@ -145,6 +147,7 @@ def event_emit(
     if dedupe_key is not None:
         existing = _event_by_dedupe_key(event_type, workspace, dedupe_key)
         if existing is not None:
+            existing.deduplicated = True
             return existing
 
     event = Event(
@@ -171,7 +174,9 @@ def event_emit(
         existing = _event_by_dedupe_key(event_type, workspace, dedupe_key)
         if existing is None:
             raise  # not a dedupe race after all
+        existing.deduplicated = True
         return existing
+    event.deduplicated = False
 
     if event.status == Event.Status.PENDING:
         transaction.on_commit(partial(event_enqueue, event_id=event.pk))

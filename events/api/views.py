@@ -1,5 +1,5 @@
 from django.db import transaction
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, permissions, status, viewsets
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
@@ -59,7 +59,10 @@ class EventCreateView(APIView):
 
     permission_classes = [permissions.IsAuthenticated, CanEmitEvents]
 
-    @extend_schema(request=EmitSerializer, responses={201: EventSerializer})
+    @extend_schema(request=EmitSerializer, responses={
+        201: EventSerializer, 200: OpenApiResponse(EventSerializer, "An earlier event with the "
+                                                   "same dedupe_key; nobody is notified again."),
+    })
     def post(self, request):
         serializer = EmitSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -75,4 +78,5 @@ class EventCreateView(APIView):
                 )
         except EmitError as exc:
             raise ValidationError({exc.field: [str(exc)]}) from None
-        return Response(EventSerializer(event).data, status=status.HTTP_201_CREATED)
+        code = status.HTTP_200_OK if event.deduplicated else status.HTTP_201_CREATED
+        return Response(EventSerializer(event).data, status=code)

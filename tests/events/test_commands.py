@@ -81,6 +81,9 @@ def test_emit_command_dedupe_key_returns_the_first_event(workspace):
 
     assert first["pk"] == second["pk"]
     assert Event.objects.get().payload == {"query_name": "first"}
+    out = StringIO()
+    call_command("emit", *args, stdout=out)
+    assert "dedupe key 'q-7' was emitted before" in out.getvalue()
 
 
 # --- errors: a CommandError naming the problem, and nothing written -----------------------

@@ -34,3 +34,6 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(
             f"Emitted {event.event_type.key} as event {event.pk} ({event.priority}, {event.status})"
         ))
+        if event.deduplicated:
+            self.stdout.write(f"dedupe key {event.dedupe_key!r} was emitted before as this "
+                              "event; nobody is notified again.")
