@@ -164,18 +164,19 @@ def event_emit(
             if event_type.enabled else None
         ),
     )
-    try:
-        with transaction.atomic():
-            event.save(force_insert=True)
-    except IntegrityError:
-        if dedupe_key is None:
-            raise
-        # Lost a race with a concurrent emit of the same dedupe key: theirs is the event.
-        existing = _event_by_dedupe_key(event_type, workspace, dedupe_key)
-        if existing is None:
-            raise  # not a dedupe race after all
-        existing.deduplicated = True
-        return existing
+    if dedupe_key is None:
+        event.save(force_insert=True)
+    else:
+        try:
+            with transaction.atomic():  # a savepoint: a lost race must not break the caller's
+                event.save(force_insert=True)
+        except IntegrityError:
+            # Lost a race with a concurrent emit of the same dedupe key: theirs is the event.
+            existing = _event_by_dedupe_key(event_type, workspace, dedupe_key)
+            if existing is None:
+                raise  # not a dedupe race after all
+            existing.deduplicated = True
+            return existing
     event.deduplicated = False
 
     if event.status == Event.Status.PENDING:
