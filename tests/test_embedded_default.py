@@ -86,6 +86,10 @@ def test_run_command_serves_admin_and_delivers_an_event_over_http(served, tmp_pa
     os.killpg(served.pid, signal.SIGINT)
     assert served.wait(timeout=60) is not None
     log = "".join(served.output)
-    print(log)
     assert "beat: Starting..." in log
     assert "ready." in log  # the worker
+    # Each process ran its own graceful shutdown: none had to be killed, no child was
+    # signalled behind its parent's back.
+    assert "all stopped" in log
+    assert "killing it" not in log, log[-3000:]
+    assert "exited with 'signal" not in log and "was sent SIGTERM" not in log, log[-3000:]
