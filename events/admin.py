@@ -45,9 +45,14 @@ class EventTypeAdmin(admin.ModelAdmin):
 
         @admin.display(description="Effective channels")
         def effective_channels(event_type):
+            if not event_type.enabled:
+                return format_html("<span style='color:#667085'>{}</span>",
+                                   "none: notifications disabled (events are only logged)")
             routing = rules.resolve(event_type)
-            return format_html("{} <small style='color:#667085'>({})</small>",
-                               ", ".join(routing.channels), routing.source_label)
+            lists = routing.rule.extra_emails if routing.rule else []
+            extra = f" + {', '.join(lists)}" if lists else ""
+            return format_html("{}{} <small style='color:#667085'>({})</small>",
+                               ", ".join(routing.channels), extra, routing.source_label)
 
         return [*self.list_display, effective_channels]
 
@@ -59,7 +64,7 @@ class EventTypeAdmin(admin.ModelAdmin):
 
     @admin.display(description="Effective priority", ordering="default_priority")
     def badge(self, event_type):
-        if not event_type.priority_override:
+        if event_type.effective_priority == event_type.default_priority:
             return priority_badge(event_type.effective_priority)
         return format_html("{} <small style='color:#667085'>default {}</small>",
                            priority_badge(event_type.effective_priority),
@@ -81,6 +86,12 @@ class WorkspaceAdmin(admin.ModelAdmin):
     search_fields = ["name", "public_id"]
     readonly_fields = ["public_id", "created_at"]
     inlines = [MembershipInline]
+
+    def get_fields(self, request, obj=None):
+        fields = super().get_fields(request, obj)
+        if obj is None:  # the id is drawn when the workspace is saved; don't show a draft
+            fields = [f for f in fields if f not in ("public_id", "created_at")]
+        return fields
 
 
 @admin.register(Event)

@@ -64,10 +64,12 @@ class RoutingRule(models.Model):
     """Channels for one category or one event type; the most specific rule wins."""
 
     category = models.OneToOneField(
-        Category, null=True, blank=True, on_delete=models.CASCADE, related_name="routing_rule"
+        Category, null=True, blank=True, on_delete=models.CASCADE, related_name="routing_rule",
+        help_text="Every event type of this category (unless it has a rule of its own)...",
     )
     event_type = models.OneToOneField(
-        EventType, null=True, blank=True, on_delete=models.CASCADE, related_name="routing_rule"
+        EventType, null=True, blank=True, on_delete=models.CASCADE, related_name="routing_rule",
+        help_text="...or one event type. Choose exactly one of the two.",
     )
     channels = models.JSONField(
         validators=[validate_channels], help_text="Any of in_app, email, webhook.",
@@ -87,7 +89,7 @@ class RoutingRule(models.Model):
                 condition=(Q(category__isnull=True) ^ Q(event_type__isnull=True)),
                 name="routing_rule_one_target",
                 violation_error_message=(
-                    "A routing rule targets either a category or an event type, not both."
+                    "Choose exactly one target: a category or an event type."
                 ),
             ),
         ]

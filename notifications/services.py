@@ -162,7 +162,7 @@ def routing_rule_set(
     Raises ``ValidationError`` naming the problem for unknown or missing channels.
     """
     if (event_type is None) == (category is None):
-        raise ValidationError("A routing rule targets either a category or an event type.")
+        raise ValidationError("Choose exactly one target: a category or an event type.")
     rule = RoutingRule.objects.filter(event_type=event_type, category=category).first()
     if rule is None:
         rule = RoutingRule(event_type=event_type, category=category)

@@ -73,6 +73,7 @@ class EventCreateView(APIView):
                     data["event_type"],
                     payload=data.get("payload"),
                     workspace=data.get("workspace_id"),
+                    recipients=data.get("recipients"),
                     dedupe_key=data.get("dedupe_key"),
                     occurred_at=data.get("occurred_at"),
                 )

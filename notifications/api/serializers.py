@@ -61,7 +61,7 @@ class RoutingRuleSerializer(serializers.ModelSerializer):
         event_type = attrs.get("event_type", getattr(self.instance, "event_type", None))
         if (category is None) == (event_type is None):
             raise serializers.ValidationError(
-                {"non_field_errors": ["Set exactly one of category and event_type."]}
+                {"non_field_errors": ["Choose exactly one target: a category or an event type."]}
             )
         return attrs
 

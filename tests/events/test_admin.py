@@ -391,3 +391,12 @@ def test_admin_refuses_a_title_template_that_does_not_compile(admin_client):
     assert response.status_code == 200
     assert "Not a valid template" in response.content.decode()
     assert not EventType.objects.filter(name="backup_failed").exists()
+
+
+def test_a_disabled_event_type_shows_no_channels(admin_client):
+    EventType.objects.filter(key="query.query_failed").update(enabled=False)
+
+    html = admin_client.get(CHANGELIST).content.decode()
+
+    assert "notifications disabled" in row(html, "query.query_failed")
+    assert "notifications disabled" not in row(html, "query.query_timeout")

@@ -9,7 +9,7 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from events.models import Category, Event, EventType
-from notifications.models import RoutingRule
+from notifications.models import Notification, RoutingRule
 
 EVENTS_URL = "/api/events/"
 EVENT_TYPES_URL = "/api/event-types/"
@@ -356,3 +356,35 @@ def test_invalid_priority_override_is_400_naming_the_field(staff_api):
     assert response.status_code == 400
     assert "priority_override" in response.json()
     assert event_type("query.query_failed").priority_override == ""
+
+
+def test_an_unknown_field_is_refused_by_name_not_ignored(emitter_api, make_workspace):
+    workspace = make_workspace(members=1)
+
+    response = emitter_api.post(EVENTS_URL, {"event_type": "data_source.connection_lost",
+                                             "workspace": workspace.public_id}, format="json")
+
+    assert response.status_code == 400
+    assert "unknown field" in response.json()["workspace"][0]
+    assert "workspace_id" in response.json()["workspace"][0]
+    assert Event.objects.count() == 0
+
+
+def test_recipients_narrow_the_audience(emitter_api, make_workspace):
+    from notifications.services import event_route
+
+    workspace = make_workspace(members=3)
+    chosen = workspace.people[1]
+
+    response = emitter_api.post(EVENTS_URL, {
+        "event_type": "query.query_failed", "workspace_id": workspace.public_id,
+        "recipients": [chosen.pk], "payload": {"query_name": "etl"}}, format="json")
+    event_route(event_id=response.json()["id"])
+    outsider = emitter_api.post(EVENTS_URL, {
+        "event_type": "query.query_failed", "workspace_id": workspace.public_id,
+        "recipients": [999999]}, format="json")
+
+    assert response.status_code == 201
+    assert list(Notification.objects.values_list("user", flat=True)) == [chosen.pk]
+    assert outsider.status_code == 400
+    assert "not members of workspace" in outsider.json()["recipients"][0]

@@ -296,7 +296,7 @@ def test_model_full_clean_needs_exactly_one_target(db, targets):
         rule.event_type = event_type("query.query_failed")
         rule.category = category("queries")
 
-    with pytest.raises(ValidationError, match="either a category or an event type"):
+    with pytest.raises(ValidationError, match="exactly one target: a category or an event type"):
         rule.full_clean()
 
 
@@ -326,7 +326,7 @@ def test_service_needs_exactly_one_target(db, targets):
         kwargs = {"event_type": event_type("query.query_failed"),
                   "category": category("queries")}
 
-    with pytest.raises(ValidationError, match="either a category or an event type"):
+    with pytest.raises(ValidationError, match="exactly one target: a category or an event type"):
         routing_rule_set(channels=["email"], **kwargs)
 
     assert not RoutingRule.objects.exists()

@@ -248,7 +248,7 @@ def test_add_form_needs_exactly_one_target(admin_client, targets):
     response = admin_client.post(ADD, data)
 
     assert response.status_code == 200
-    assert any("either a category or an event type" in error
+    assert any("exactly one target: a category or an event type" in error
                for error in form_errors(response)), form_errors(response)
     assert not RoutingRule.objects.exists()
 
@@ -323,6 +323,6 @@ def test_exported_yaml_matches_what_the_event_type_list_shows(admin_client):
     cells = effective_channels(admin_client.get(EVENT_TYPES))
     exported = yaml.safe_load(admin_client.get(EXPORT).content)["routing"]
 
-    assert cells["query.query_timeout"] == "{} (category rule)".format(
-        ", ".join(exported["queries"]["channels"]))
+    assert cells["query.query_timeout"] == "{} + {} (category rule)".format(
+        ", ".join(exported["queries"]["channels"]), ", ".join(exported["queries"]["emails"]))
     assert cells["system.scheduled_maintenance"] == "webhook (category rule)"
