@@ -90,12 +90,7 @@ class RoutingRuleAdmin(admin.ModelAdmin):
             except RoutingFileError as exc:
                 form.add_error("file", f"{exc}. Nothing was changed.")
             else:
-                self.message_user(
-                    request,
-                    f"Routing imported: {result.rules_set} rules, {result.priorities_set} "
-                    f"priority overrides changed, {result.removed} removed.",
-                    messages.SUCCESS,
-                )
+                self.message_user(request, result.summary(), messages.SUCCESS)
                 return HttpResponseRedirect(reverse("admin:notifications_routingrule_changelist"))
         context = {**self.admin_site.each_context(request), "form": form,
                    "opts": self.model._meta, "title": "Import routing file"}

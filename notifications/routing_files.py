@@ -46,9 +46,13 @@ class _Entry:
 
 @dataclass
 class ImportResult:
-    rules_set: int
-    priorities_set: int
+    rules_changed: int
+    priorities_changed: int
     removed: int
+
+    def summary(self) -> str:
+        return (f"Routing imported: {self.rules_changed} rules and {self.priorities_changed} "
+                f"priority overrides changed, {self.removed} removed.")
 
 
 def routing_import(text: str, *, replace: bool = False) -> ImportResult:
@@ -69,20 +73,28 @@ def routing_import(text: str, *, replace: bool = False) -> ImportResult:
             keep_priorities = [t.pk for t, e in event_entries if e.priority is not None]
             removed += EventType.objects.exclude(priority_override="").exclude(
                 pk__in=keep_priorities).update(priority_override="")
-        rules_set = priorities_set = 0
+        rules = {(r.category_id, r.event_type_id): r for r in RoutingRule.objects.all()}
+        rules_changed = priorities_changed = 0
         for target, entry in [*category_entries, *event_entries]:
             if entry.channels is not None:
-                key = "category" if isinstance(target, Category) else "event_type"
-                RoutingRule.objects.update_or_create(
-                    **{key: target},
-                    defaults={"channels": entry.channels, "extra_emails": entry.emails or []},
+                is_category = isinstance(target, Category)
+                key = (target.pk, None) if is_category else (None, target.pk)
+                rule = rules.get(key) or RoutingRule(
+                    category=target if is_category else None,
+                    event_type=None if is_category else target,
                 )
-                rules_set += 1
+                wanted = {"channels": entry.channels, "extra_emails": entry.emails or []}
+                if rule.pk is None or any(getattr(rule, f) != v for f, v in wanted.items()):
+                    for field, value in wanted.items():
+                        setattr(rule, field, value)
+                    rule.save()  # unchanged rules keep their updated_at
+                    rules_changed += 1
             if entry.priority is not None and target.priority_override != entry.priority:
                 target.priority_override = entry.priority
                 target.save(update_fields=["priority_override"])
-                priorities_set += 1
-    return ImportResult(rules_set=rules_set, priorities_set=priorities_set, removed=removed)
+                priorities_changed += 1
+    return ImportResult(rules_changed=rules_changed, priorities_changed=priorities_changed,
+                        removed=removed)
 
 
 def _parse(text, categories, event_types):

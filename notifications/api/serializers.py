@@ -85,8 +85,8 @@ class RoutingImportSerializer(serializers.Serializer):
 
 
 class RoutingImportResultSerializer(serializers.Serializer):
-    rules_set = serializers.IntegerField()
-    priorities_set = serializers.IntegerField()
+    rules_changed = serializers.IntegerField()
+    priorities_changed = serializers.IntegerField()
     removed = serializers.IntegerField()
 
 

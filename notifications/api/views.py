@@ -121,8 +121,7 @@ class RoutingImportView(APIView):
                                     replace=serializer.validated_data["replace"])
         except RoutingFileError as exc:
             raise ValidationError({"yaml": [str(exc)], "path": exc.path}) from None
-        return Response({"rules_set": result.rules_set, "priorities_set": result.priorities_set,
-                         "removed": result.removed})
+        return Response(RoutingImportResultSerializer(result).data)
 
 
 class DeliveryPagination(CursorPagination):

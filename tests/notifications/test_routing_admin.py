@@ -97,7 +97,7 @@ def test_import_upload_of_the_seed_applies_it(admin_client):
     response = admin_client.post(IMPORT, {"file": upload(SEED)}, follow=True)
 
     assert response.redirect_chain == [(CHANGELIST, 302)]
-    assert "Routing imported: 4 rules, 4 priority overrides changed, 0 removed." in (
+    assert "Routing imported: 4 rules and 4 priority overrides changed, 0 removed." in (
         page_text(response))
     assert event_rule_channels() == SEED_RULES
     assert dict(state()[1]) == SEED_OVERRIDES

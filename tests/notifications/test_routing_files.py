@@ -149,13 +149,15 @@ def test_empty_configuration_exports_an_importable_file(db, tmp_path):
 def test_export_then_import_is_a_no_op(db, tmp_path, configuration, replace):
     import_file(tmp_path, configuration)
     before = routing_state()
+    touched = dict(RoutingRule.objects.values_list("pk", "updated_at"))
     exported = export_text()
 
     output = import_file(tmp_path, exported, *(["--replace"] if replace else []))
 
     assert routing_state() == before
     assert export_text() == exported
-    assert "0 priority overrides changed, 0 removed" in output
+    assert "0 rules and 0 priority overrides changed, 0 removed" in output
+    assert dict(RoutingRule.objects.values_list("pk", "updated_at")) == touched
 
 
 def test_rich_configuration_imports_category_rules_emails_and_priority_only_entries(
@@ -356,7 +358,7 @@ def test_api_import_json_applies_the_seed(staff_api):
     response = staff_api.post(IMPORT_URL, {"yaml": SEED}, format="json")
 
     assert response.status_code == 200, response.content
-    assert response.json() == {"rules_set": 4, "priorities_set": 4, "removed": 0}
+    assert response.json() == {"rules_changed": 4, "priorities_changed": 4, "removed": 0}
     assert rule_channels() == SEED_RULES
     assert routing_state()["overrides"] == SEED_OVERRIDES
 

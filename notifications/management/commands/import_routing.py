@@ -1,3 +1,4 @@
+import sys
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
@@ -16,20 +17,11 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         name = options["file"]
         try:
-            text = self.stdin.read() if name == "-" else Path(name).read_text()
+            text = sys.stdin.read() if name == "-" else Path(name).read_text()
         except OSError as exc:
             raise CommandError(f"cannot read {name}: {exc.strerror}") from None
         try:
             result = routing_import(text, replace=options["replace"])
         except RoutingFileError as exc:
             raise CommandError(f"{exc}. Nothing was changed.") from None
-        self.stdout.write(self.style.SUCCESS(
-            f"Routing imported: {result.rules_set} rules, {result.priorities_set} priority "
-            f"overrides changed, {result.removed} removed."
-        ))
-
-    @property
-    def stdin(self):
-        import sys
-
-        return sys.stdin
+        self.stdout.write(self.style.SUCCESS(result.summary()))
