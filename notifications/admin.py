@@ -119,10 +119,10 @@ class NotificationAdmin(admin.ModelAdmin):
 @admin.register(Delivery)
 class DeliveryAdmin(admin.ModelAdmin):
     list_display = ["created_at", "channel", "target", "event", "badge", "bucket", "status",
-                    "attempts", "digest"]
+                    "attempts"]
     list_filter = ["status", "channel", "bucket", "event__event_type"]
     search_fields = ["=id", "address", "=event__id"]
-    list_select_related = ["event__event_type", "digest", "user"]
+    list_select_related = ["event__event_type", "user"]
     readonly_fields = [f.name for f in Delivery._meta.fields]
 
     @admin.display(description="Priority", ordering="priority")

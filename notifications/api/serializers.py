@@ -30,8 +30,14 @@ class NotificationSerializer(serializers.ModelSerializer):
 class NotificationFilterSerializer(serializers.Serializer):
     unread = serializers.BooleanField(required=False, allow_null=True, default=None)
     priority = serializers.ChoiceField(choices=Priority.VALUES, required=False)
-    category = serializers.CharField(required=False)
-    workspace = serializers.CharField(required=False)
+    category = serializers.CharField(required=False, help_text="Category slug, e.g. queries")
+    workspace = serializers.CharField(required=False, help_text="Workspace id, e.g. ws_abc123")
+
+    def validate_category(self, value):
+        if not Category.objects.filter(slug=value).exists():
+            slugs = ", ".join(Category.objects.values_list("slug", flat=True))
+            raise serializers.ValidationError(f"unknown category {value!r}; known: {slugs}")
+        return value
 
 
 class UnreadCountSerializer(serializers.Serializer):

@@ -93,18 +93,18 @@ def oversized_payload() -> str:
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["data_source.nope"], "event_type: unknown event type 'data_source.nope'"),
+    (["data_source.nope"], "unknown event type 'data_source.nope'"),
     (["query.query_failed", "--payload", "{bad"], "--payload is not valid JSON"),
     (["query.query_failed", "--payload", "[1, 2]"],
-     "payload: payload must be a JSON object, got list"),
-    (["query.query_failed", "--payload", "NaN"], "payload: payload must be a JSON object"),
+     "payload must be a JSON object, got list"),
+    (["query.query_failed", "--payload", "NaN"], "payload must be a JSON object"),
     (["query.query_failed", "--payload", oversized_payload()],
-     "payload: payload is 65547 bytes as JSON; the limit is 65536 bytes"),
+     "payload is 65547 bytes as JSON; the limit is 65536 bytes"),
     (["query.query_failed", "--workspace", "ws_nope"],
-     "workspace_id: unknown workspace 'ws_nope'"),
+     "unknown workspace 'ws_nope'"),
     (["query.query_failed", "--workspace", "ws_nope", "--payload", "{bad"],
      "--payload is not valid JSON"),
-    (["query.query_failed", "--dedupe-key", " "], "dedupe_key: dedupe_key must be a non-empty"),
+    (["query.query_failed", "--dedupe-key", " "], "dedupe_key must be a non-empty"),
 ], ids=["unknown-type", "bad-json", "json-list", "json-nan", "oversized", "unknown-workspace",
         "bad-json-first", "blank-dedupe-key"])
 def test_emit_command_errors(workspace, args, message):
@@ -149,5 +149,5 @@ def test_manage_py_emit_from_a_shell(live_db):
         workspace, {"query_name": "nightly"}, "high"
     )
     assert failed.returncode == 1
-    assert "workspace_id: unknown workspace 'ws_missing'" in failed.stderr
+    assert "unknown workspace 'ws_missing'" in failed.stderr
     assert Event.objects.count() == 1

@@ -470,3 +470,11 @@ def test_api_docs_page(db):
     assert "cdn.jsdelivr.net" not in html
     bundle = html.split('src="')[1].split('"')[0]
     assert bundle.startswith("/static/") and APIClient().get(bundle).status_code == 200
+
+
+def test_an_unknown_category_filter_is_a_400_naming_the_slugs(api):
+    response = api.get("/api/notifications/", {"category": "data_source"})
+
+    assert response.status_code == 400
+    assert "unknown category 'data_source'" in response.json()["category"][0]
+    assert "data_sources" in response.json()["category"][0]

@@ -14,7 +14,8 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         User = get_user_model()
         if User.objects.filter(is_superuser=True).exists():
-            self.stdout.write("A superuser exists already; log in with it.")
+            self.stdout.write("A superuser exists already; log in with it (lost the password? "
+                              "python manage.py changepassword <username>).")
             return
         password = secrets.token_urlsafe(12)
         User.objects.create_superuser(options["username"], options["email"], password)

@@ -30,7 +30,7 @@ class Command(BaseCommand):
                     dedupe_key=options["dedupe_key"],
                 )
         except EmitError as exc:
-            raise CommandError(f"{exc.field}: {exc}") from None
+            raise CommandError(str(exc)) from None  # the message names the argument
         self.stdout.write(self.style.SUCCESS(
             f"Emitted {event.event_type.key} as event {event.pk} ({event.priority}, {event.status})"
         ))
