@@ -28,6 +28,8 @@ class RoutingRuleForm(forms.ModelForm):
     channels = forms.MultipleChoiceField(
         choices=Channel.choices, widget=forms.CheckboxSelectMultiple,
         error_messages={"required": "Choose at least one channel."},
+        help_text="In-app is delivered. Email is recorded as pending deliveries (sending is not "
+                  "part of this version yet). Webhook has no endpoints to deliver to yet.",
     )
     extra_emails = EmailListField(
         required=False, help_text="Distribution lists for the email channel, one per line."
