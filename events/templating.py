@@ -1,5 +1,6 @@
 from functools import lru_cache
 
+from django.core.exceptions import ValidationError
 from django.template import Context, Engine, TemplateSyntaxError
 
 # Titles are plain text (in-app, email subjects, webhook consumers): no HTML escaping here.
@@ -26,8 +27,6 @@ def render_title(template_source: str, payload: dict, *, fallback: str) -> str:
 
 def validate_title_template(source: str) -> None:
     """Model validator: refuse a title template that does not compile, saying why."""
-    from django.core.exceptions import ValidationError
-
     try:
         _engine.from_string(source)
     except TemplateSyntaxError as exc:

@@ -2,6 +2,7 @@ import uuid
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.db import models
 from django.db.models import Q
 
@@ -47,8 +48,6 @@ def validate_channels(value) -> None:
 
 
 def validate_email_list(value) -> None:
-    from django.core.validators import validate_email
-
     if not isinstance(value, list):
         raise ValidationError("Extra email addresses must be a list.")
     for address in value:

@@ -5,11 +5,18 @@ from dataclasses import dataclass
 from django.contrib.auth import get_user_model
 from django.db.models import Count, Q, QuerySet
 
-from channels_app.models import DigestSetting
+from channels_app.models import Channel, DigestSetting
 from events.catalog import Priority
 from events.models import Event, EventType, Membership
 
-from .models import BUCKET_BY_PRIORITY, DEFAULT_CHANNELS, Delivery, Notification, RoutingRule
+from .models import (
+    BUCKET_BY_PRIORITY,
+    DEFAULT_CHANNELS,
+    Bucket,
+    Delivery,
+    Notification,
+    RoutingRule,
+)
 
 
 class RoutingSource:
@@ -191,10 +198,6 @@ def pending_digest_counts() -> dict[tuple[str, str], int]:
 
 def pending_digest_table() -> dict[str, dict[str, int]]:
     """Bucket -> channel -> pending items, every bucket and channel present."""
-    from channels_app.models import Channel
-
-    from .models import Bucket
-
     counts = pending_digest_counts()
     return {bucket: {channel: counts.get((bucket, channel), 0) for channel in Channel.values}
             for bucket in Bucket.values}
