@@ -46,3 +46,33 @@ def emit_and_route(event_type: str, workspace, **payload):
     event = emit(event_type, workspace=workspace, payload=payload)
     event_route(event_id=event.pk)
     return event
+
+
+def run_concurrently(fn, *, times: int, timeout: float = 60.0) -> list:
+    """Call ``fn()`` in ``times`` threads released at once; return their results.
+
+    Fails the test with the errors if any call raised. Each thread closes its own database
+    connection, so a transactional test can tear down afterwards.
+    """
+    import threading
+
+    barrier = threading.Barrier(times)
+    results, errors = [], []
+
+    def run():
+        try:
+            barrier.wait(timeout=10)
+            results.append(fn())
+        except Exception as exc:  # reported by the calling thread
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(times)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=timeout)
+    if errors:
+        pytest.fail(f"concurrent calls failed: {errors!r}")
+    return results

@@ -472,30 +472,14 @@ def test_sweep_enqueues_only_due_events_and_pushes_their_next_sweep_ahead(worksp
 
 
 def test_concurrent_emits_with_one_dedupe_key_store_one_event(postgres, live_db):
-    import threading
-
-    from django.db import connection
+    from tests.support import run_concurrently
 
     workspace = workspace_of(2)
-    barrier = threading.Barrier(4)
-    results, errors = [], []
+    results = run_concurrently(
+        lambda: emit("data_source.connection_lost", workspace=workspace,
+                     dedupe_key="snowflake-down"),
+        times=4,
+    )
 
-    def emit_once():
-        try:
-            barrier.wait(timeout=10)
-            results.append(emit("data_source.connection_lost", workspace=workspace,
-                                dedupe_key="snowflake-down"))
-        except Exception as exc:  # reported below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=emit_once) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-
-    assert not errors, errors
     assert len({event.pk for event in results}) == 1 and len(results) == 4
     assert Event.objects.filter(dedupe_key="snowflake-down").count() == 1

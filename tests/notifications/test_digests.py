@@ -3,7 +3,6 @@
 import json
 import subprocess
 import sys
-import threading
 from collections import Counter
 from datetime import timedelta
 from io import StringIO
@@ -20,7 +19,7 @@ from events import emit
 from events.models import Event
 from notifications.models import Delivery, Digest, Notification
 from notifications.services import digest_claim, digest_flush
-from tests.support import ROOT, emit_and_route, subprocess_env, wait_until
+from tests.support import ROOT, emit_and_route, run_concurrently, subprocess_env, wait_until
 
 CRITICAL = "data_source.connection_lost"
 HIGH = "query.query_failed"
@@ -245,25 +244,9 @@ def pending_medium(live_db, make_workspace):
 
 def test_two_concurrent_flushes_send_each_item_once(postgres, pending_medium):
     users, events = pending_medium
-    barrier = threading.Barrier(2)
-    results, errors = [], []
 
-    def flush():
-        try:
-            barrier.wait(timeout=10)
-            results.append(digest_flush(bucket="5m"))
-        except Exception as exc:  # reported by the main thread below
-            errors.append(exc)
-        finally:
-            connection.close()
+    results = run_concurrently(lambda: digest_flush(bucket="5m"), times=2)
 
-    threads = [threading.Thread(target=flush) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-
-    assert not errors, errors
     assert sum(r.claimed_items for r in results) == 100
     assert sum(r.digests_sent for r in results) == Digest.objects.count()
     assert_each_item_delivered_once(users, events)
