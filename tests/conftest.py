@@ -12,11 +12,10 @@ import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection
-from rest_framework.test import APIClient
 
 from events.models import Membership, Workspace
 from events.services import catalog_sync
-from tests.support import ROOT, subprocess_env, wait_until
+from tests.support import ROOT, api_client_for, subprocess_env, wait_until
 
 REQUIRE_SERVICES = os.environ.get("DATAFI_REQUIRE_SERVICES") == "1"
 WORKER_QUEUES = "events,digests"
@@ -91,16 +90,12 @@ def staff(make_user):
 
 @pytest.fixture
 def api(user):
-    client = APIClient()
-    client.force_authenticate(user)
-    return client
+    return api_client_for(user)
 
 
 @pytest.fixture
 def staff_api(staff):
-    client = APIClient()
-    client.force_authenticate(staff)
-    return client
+    return api_client_for(staff)
 
 
 # --- a database other processes can see, and a real worker -------------------------------

@@ -76,3 +76,12 @@ def run_concurrently(fn, *, times: int, timeout: float = 60.0) -> list:
     if errors:
         pytest.fail(f"concurrent calls failed: {errors!r}")
     return results
+
+
+def api_client_for(user):
+    """A REST client signed in as ``user``."""
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.force_authenticate(user)
+    return client

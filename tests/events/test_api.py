@@ -10,6 +10,7 @@ from rest_framework.test import APIClient
 
 from events.models import Category, Event, EventType
 from notifications.models import Notification, RoutingRule
+from tests.support import api_client_for
 
 EVENTS_URL = "/api/events/"
 EVENT_TYPES_URL = "/api/event-types/"
@@ -27,9 +28,7 @@ def emitter(make_user):
 
 @pytest.fixture
 def emitter_api(emitter):
-    client = APIClient()
-    client.force_authenticate(emitter)
-    return client
+    return api_client_for(emitter)
 
 
 def event_type(key: str) -> EventType:
