@@ -2,8 +2,6 @@ from django.contrib import admin
 from django.utils.html import format_html
 from rest_framework.authtoken.admin import TokenProxy
 
-from notifications.selectors import RoutingRules
-
 from .catalog import Priority
 from .models import Category, Event, EventType, Membership, Workspace
 
@@ -39,22 +37,6 @@ class EventTypeAdmin(admin.ModelAdmin):
     readonly_fields = ["key", "builtin"]
     fields = ["key", "category", "name", "label", "description", "title_template",
               "default_priority", "priority_override", "enabled", "builtin"]
-
-    def get_list_display(self, request):
-        rules = RoutingRules()  # one query for the whole page
-
-        @admin.display(description="Effective channels")
-        def effective_channels(event_type):
-            if not event_type.enabled:
-                return format_html("<span style='color:#667085'>{}</span>",
-                                   "none: notifications disabled (events are only logged)")
-            routing = rules.resolve(event_type)
-            lists = routing.rule.extra_emails if routing.rule else []
-            extra = f" + {', '.join(lists)}" if lists else ""
-            return format_html("{}{} <small style='color:#667085'>({})</small>",
-                               ", ".join(routing.channels), extra, routing.source_label)
-
-        return [*self.list_display, effective_channels]
 
     def get_readonly_fields(self, request, obj=None):
         if obj is not None and obj.builtin:

@@ -3,13 +3,15 @@ from django.contrib import admin, messages
 from django.http import HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.html import format_html
 
 from channels_app.models import Channel
-from events.admin import priority_badge
+from events.admin import EventTypeAdmin, priority_badge
+from events.models import EventType
 
 from .models import Bucket, Delivery, Digest, Notification, RoutingRule
 from .routing_files import RoutingFileError, routing_export, routing_import
-from .selectors import pending_digest_counts
+from .selectors import RoutingRules, pending_digest_counts
 from .services import digest_flush
 
 
@@ -45,6 +47,30 @@ class RoutingImportForm(forms.Form):
     replace = forms.BooleanField(
         required=False, help_text="Remove rules and priority overrides the file does not mention."
     )
+
+
+# The event catalog, with the channels each event type reaches (routing lives here, above
+# events, which knows nothing of it).
+admin.site.unregister(EventType)
+
+
+@admin.register(EventType)
+class RoutedEventTypeAdmin(EventTypeAdmin):
+    def get_list_display(self, request):
+        rules = RoutingRules()  # one query for the whole page
+
+        @admin.display(description="Effective channels")
+        def effective_channels(event_type):
+            if not event_type.enabled:
+                return format_html("<span style='color:#667085'>{}</span>",
+                                   "none: notifications disabled (events are only logged)")
+            routing = rules.resolve(event_type)
+            lists = routing.rule.extra_emails if routing.rule else []
+            extra = f" + {', '.join(lists)}" if lists else ""
+            return format_html("{}{} <small style='color:#667085'>({})</small>",
+                               ", ".join(routing.channels), extra, routing.source_label)
+
+        return [*super().get_list_display(request), effective_channels]
 
 
 @admin.register(RoutingRule)

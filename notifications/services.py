@@ -8,10 +8,11 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from channels_app.backends import get_backend, registered_backends
+from channels_app.backends import get_backend
 from channels_app.models import Channel, DigestSetting
 from events.models import Category, Event, EventType
 
+from .channels import digest_channels, digests_send, recipients_record
 from .models import Bucket, Delivery, Digest, Notification, RoutingRule
 from .selectors import audience_list, delivery_bucket, digest_switches, routing_get
 
@@ -48,14 +49,16 @@ def event_route(*, event_id) -> RouteResult:
         routing = routing_get(event.event_type, priority=event.priority)
         users = audience_list(event)
         switches = digest_switches()
+        extra_addresses = routing.rule.extra_emails if routing.rule is not None else []
         for channel in routing.channels:
             backend = get_backend(channel)
             if backend is None:
                 logger.debug("event %s: channel %s has no backend installed", event.pk, channel)
                 continue
             bucket = delivery_bucket(priority=event.priority, channel=channel, switches=switches)
-            result.channels[channel] = backend.route(
-                event=event, users=users, rule=routing.rule, bucket=bucket
+            recipients = backend.recipients(users=users, extra_addresses=extra_addresses)
+            result.channels[channel] = recipients_record(
+                channel=channel, event=event, recipients=recipients, bucket=bucket
             )
         event.status = Event.Status.ROUTED
         event.routed_at = timezone.now()
@@ -80,7 +83,7 @@ def digest_claim(*, bucket: str) -> int:
     other rows, never the same ones. Returns the number of items claimed. Costs one query
     per recipient and a few more, whatever the number of items per recipient.
     """
-    channels = [backend.name for backend in registered_backends() if backend.sends_digests]
+    channels = digest_channels()
     with transaction.atomic():
         items = list(
             Delivery.objects.select_for_update(skip_locked=True)
@@ -116,9 +119,8 @@ def digest_flush(*, bucket: str) -> FlushResult:
         raise ValueError(f"unknown bucket {bucket!r}; choose from {', '.join(Bucket.values)}")
     result = FlushResult(bucket=bucket)
     result.claimed_items = digest_claim(bucket=bucket)
-    for backend in registered_backends():
-        if backend.sends_digests:
-            result.digests_sent += backend.send_digests(bucket=bucket)
+    for channel in digest_channels():
+        result.digests_sent += digests_send(channel=channel, bucket=bucket)
     if result.claimed_items or result.digests_sent:
         logger.info("digest flush %s: %d items claimed, %d digests sent",
                     bucket, result.claimed_items, result.digests_sent)

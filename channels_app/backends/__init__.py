@@ -1,5 +1,15 @@
-"""Channel backends, one class per channel behind one small interface, found by name."""
+"""Channel backends, one class per channel behind one small interface, found by name.
 
-from .base import ChannelBackend, get_backend, register, registered_backends
+The built-in backends are registered here, when this package is first imported.
+"""
 
-__all__ = ["ChannelBackend", "get_backend", "register", "registered_backends"]
+from .base import ChannelBackend, Recipient, get_backend, register, registered_backends, unregister
+from .email import EmailBackend
+from .in_app import InAppBackend
+
+BUILTIN_BACKENDS = (InAppBackend, EmailBackend)
+for _backend in BUILTIN_BACKENDS:
+    register(_backend)
+
+__all__ = ["BUILTIN_BACKENDS", "ChannelBackend", "EmailBackend", "InAppBackend", "Recipient",
+           "get_backend", "register", "registered_backends", "unregister"]

@@ -1,52 +1,60 @@
-from __future__ import annotations
+"""The channel interface and the registry that finds a channel's backend by name.
 
-from typing import TYPE_CHECKING, ClassVar
+A backend knows its channel, not the rows that record it: ``notifications`` asks a backend
+who receives an event and writes the notifications, deliveries and digests itself.
+"""
 
-if TYPE_CHECKING:
-    from events.models import Event
-    from notifications.models import RoutingRule
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import ClassVar, Protocol
 
-_registry: dict[str, ChannelBackend] = {}
+_registry: dict[str, "ChannelBackend"] = {}
+
+
+class UserLike(Protocol):
+    pk: int
+    email: str
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """One receiver on one channel: a user, an address, or an endpoint."""
+
+    user_id: int | None = None
+    address: str = ""
+    endpoint_id: int | None = None
 
 
 class ChannelBackend:
-    """How one channel turns a routed event into what its recipients receive.
+    """One channel behind one small interface.
 
-    ``route`` runs inside the routing transaction and must only write rows (notifications,
-    deliveries); anything that leaves the process happens after commit, from a task.
-    ``send_digests`` is called by a flush after it claimed the bucket's pending items.
+    ``recipients`` is pure: it gets plain data (users, the rule's extra addresses) and says
+    who receives, without touching the database, so routing decides what to write.
     """
 
     name: ClassVar[str]
-    #: Whether a digest flush claims this channel's pending items and calls send_digests.
+    #: Whether medium, low and info wait in digest buckets for a flush on this channel.
     sends_digests: ClassVar[bool] = False
 
-    def route(self, *, event: Event, users: list, rule: RoutingRule | None, bucket: str) -> int:
-        """Record what ``event`` means on this channel; ``bucket`` "" means send now.
-
-        Returns the number of recipients reached or queued.
-        """
-        raise NotImplementedError
-
-    def send_digests(self, *, bucket: str) -> int:
-        """Send every claimed, unsent digest of ``bucket``; return how many were sent."""
+    def recipients(self, *, users: Iterable[UserLike],
+                   extra_addresses: Iterable[str] = ()) -> list[Recipient]:
+        """Who receives an event routed to this channel, each once, in a stable order."""
         raise NotImplementedError
 
 
 def register(backend_class: type[ChannelBackend]) -> type[ChannelBackend]:
+    """Install ``backend_class`` for its channel, replacing any backend of that name."""
     _registry[backend_class.name] = backend_class()
     return backend_class
 
 
+def unregister(name: str) -> None:
+    _registry.pop(name, None)
+
+
 def get_backend(name: str) -> ChannelBackend | None:
-    _load_builtin_backends()
     return _registry.get(name)
 
 
 def registered_backends() -> list[ChannelBackend]:
-    _load_builtin_backends()
     return list(_registry.values())
-
-
-def _load_builtin_backends() -> None:
-    from . import email, in_app  # noqa: F401  (registration happens on import)

@@ -1,34 +1,28 @@
-"""Email: who receives an event's email, recorded as pending deliveries.
+"""Email: one message per distinct address, members' addresses and distribution lists.
 
-Routing plans one delivery per address (members' addresses and the rule's distribution
-lists). Sending over SMTP is not part of this build yet, so these deliveries stay pending,
-visible in the admin's Deliveries, and a digest flush leaves them alone
-(``sends_digests`` is False).
+Sending over SMTP is not part of this build yet: routing records these recipients as
+pending deliveries, and a digest flush leaves them alone (``sends_digests`` is False).
 """
 
 from channels_app.models import Channel
-from notifications.models import Delivery
 
-from .base import ChannelBackend, register
+from .base import ChannelBackend, Recipient
 
 
-@register
-class EmailChannel(ChannelBackend):
+class EmailBackend(ChannelBackend):
     name = Channel.EMAIL
 
-    def route(self, *, event, users, rule, bucket) -> int:
-        recipients: dict[str, int | None] = {}
+    def recipients(self, *, users, extra_addresses=()) -> list[Recipient]:
+        """Each address once, compared case-insensitively; a user without one is skipped.
+
+        A user's own address comes first, so a list address that is also a member's keeps
+        the member (their preferences and audience checks apply).
+        """
+        by_address: dict[str, int | None] = {}
         for user in users:
             if user.email:
-                recipients.setdefault(user.email.lower(), user.pk)
-        for address in rule.extra_emails if rule is not None else []:
-            recipients.setdefault(address.lower(), None)
-        Delivery.objects.bulk_create(
-            [
-                Delivery(event=event, channel=self.name, user_id=user_id, address=address,
-                         priority=event.priority, bucket=bucket)
-                for address, user_id in recipients.items()
-            ],
-            batch_size=1000,
-        )
-        return len(recipients)
+                by_address.setdefault(user.email.lower(), user.pk)
+        for address in extra_addresses:
+            by_address.setdefault(address.lower(), None)
+        return [Recipient(user_id=user_id, address=address)
+                for address, user_id in by_address.items()]

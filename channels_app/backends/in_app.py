@@ -1,142 +1,20 @@
-"""In-app: notifications in the bell. Always on, nothing to configure."""
-
-from collections import defaultdict
-
-from django.db import transaction
-from django.utils import timezone
+"""In-app: notifications in the bell, one per user. Always on, nothing to configure."""
 
 from channels_app.models import Channel
-from events.templating import render_title
-from notifications.models import PRIORITY_BY_BUCKET, Delivery, Digest, Notification
-from notifications.selectors import AudienceCheck
 
-from .base import ChannelBackend, register
+from .base import ChannelBackend, Recipient
 
 
-@register
-class InAppChannel(ChannelBackend):
+class InAppBackend(ChannelBackend):
     name = Channel.IN_APP
     sends_digests = True
 
-    def route(self, *, event, users, rule, bucket) -> int:
-        if bucket:
-            Delivery.objects.bulk_create(
-                [
-                    Delivery(event=event, channel=self.name, user_id=user.pk,
-                             priority=event.priority, bucket=bucket)
-                    for user in users
-                ],
-                batch_size=1000,
-            )
-        else:
-            title = event_title(event)
-            Notification.objects.bulk_create(
-                [
-                    Notification(
-                        user_id=user.pk, event=event, workspace_id=event.workspace_id,
-                        event_type_key=event.event_type.key,
-                        category=event.event_type.category.slug,
-                        priority=event.priority, title=title,
-                    )
-                    for user in users
-                ],
-                batch_size=1000,
-                ignore_conflicts=True,
-            )
-        return len(users)
-
-    def send_digests(self, *, bucket) -> int:
-        """One digest notification per claimed digest, in the transaction that marks it sent.
-
-        Claimed digests are locked with SKIP LOCKED: a concurrent flush skips the ones this
-        one is sending, and a flush that died released its locks, so its digests are sent
-        here under their original id. Creating the notification and marking the digest
-        delivered commit together, so each digest reaches its user exactly once.
-
-        The audience is checked again at send time: an item whose user was deactivated or
-        left the event's workspace since routing is cancelled, not shown.
-        """
-        with transaction.atomic():
-            digests = list(
-                Digest.objects.select_for_update(skip_locked=True).filter(
-                    channel=self.name, bucket=bucket, status=Digest.Status.CLAIMED
-                )
-            )
-            if not digests:
-                return 0
-            items = defaultdict(list)
-            events = {}  # one instance (and one rendered title) per event, shared by recipients
-            cancelled = []
-            deliveries = list(
-                Delivery.objects.filter(digest__in=digests)
-                .select_related("event__event_type__category", "event__workspace")
-                .order_by("event__occurred_at", "pk")
-            )
-            audience = AudienceCheck(user_ids={d.user_id for d in deliveries})
-            for delivery in deliveries:
-                event = events.setdefault(delivery.event_id, delivery.event)
-                if audience.allows(event, delivery.user_id):
-                    items[delivery.digest_id].append(event)
-                else:
-                    cancelled.append(delivery.pk)
-            now = timezone.now()
-            Notification.objects.bulk_create(
-                [build_digest_notification(d, items[d.pk]) for d in digests if items[d.pk]],
-                ignore_conflicts=True,
-            )
-            if cancelled:
-                Delivery.objects.filter(pk__in=cancelled).update(
-                    status=Delivery.Status.CANCELLED, updated_at=now,
-                    last_error="The recipient is no longer in the event's audience.",
-                )
-            Delivery.objects.filter(digest__in=digests, status=Delivery.Status.SENDING).update(
-                status=Delivery.Status.DELIVERED, delivered_at=now, updated_at=now
-            )
-            sent = [d.pk for d in digests if items[d.pk]]
-            Digest.objects.filter(pk__in=sent).update(status=Digest.Status.DELIVERED, sent_at=now)
-            Digest.objects.filter(pk__in=[d.pk for d in digests if not items[d.pk]]).update(
-                status=Digest.Status.CANCELLED, sent_at=now
-            )
-        return len(sent)
-
-
-def event_title(event) -> str:
-    event_type = event.event_type
-    return render_title(event_type.title_template, event.payload, fallback=event_type.label)
-
-
-def _cached_title(event) -> str:
-    if not hasattr(event, "_title"):
-        event._title = event_title(event)
-    return event._title
-
-
-def build_digest_notification(digest: Digest, events: list) -> Notification:
-    """The in-app digest for one recipient, listing ``events`` oldest first."""
-    priority = PRIORITY_BY_BUCKET[digest.bucket]
-    categories = {event.event_type.category.slug for event in events}
-    workspaces = {event.workspace_id for event in events}
-    count = len(events)
-    noun = "notification" if count == 1 else "notifications"
-    return Notification(
-        user_id=digest.user_id,
-        kind=Notification.Kind.DIGEST,
-        digest=digest,
-        workspace_id=workspaces.pop() if len(workspaces) == 1 else None,
-        event_type_key="digest",
-        category=categories.pop() if len(categories) == 1 else "",
-        priority=priority,
-        title=f"{count} {priority} {noun}",
-        items=[
-            {
-                "event_id": str(event.pk),
-                "event_type": event.event_type.key,
-                "category": event.event_type.category.slug,
-                "priority": event.priority,
-                "title": _cached_title(event),
-                "workspace_id": event.workspace.public_id if event.workspace_id else None,
-                "occurred_at": event.occurred_at.isoformat(),
-            }
-            for event in events
-        ],
-    )
+    def recipients(self, *, users, extra_addresses=()) -> list[Recipient]:
+        """Every user once; extra addresses mean nothing in the bell."""
+        seen = set()
+        result = []
+        for user in users:
+            if user.pk not in seen:
+                seen.add(user.pk)
+                result.append(Recipient(user_id=user.pk))
+        return result

@@ -1,22 +1,14 @@
 from django.db import transaction
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import mixins, permissions, status, viewsets
+from rest_framework import permissions, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from events.exceptions import EmitError
-from events.models import EventType
-from events.services import event_emit, event_type_update
-from notifications.selectors import RoutingRules
+from events.services import event_emit
 
-from .permissions import staff_with
-from .serializers import (
-    EmitSerializer,
-    EventSerializer,
-    EventTypeSerializer,
-    EventTypeUpdateSerializer,
-)
+from .serializers import EmitSerializer, EventSerializer
 
 
 class CanEmitEvents(permissions.BasePermission):
@@ -24,34 +16,6 @@ class CanEmitEvents(permissions.BasePermission):
 
     def has_permission(self, request, view):
         return request.user.has_perm("events.emit_event")
-
-
-class EventTypeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """The event catalog with effective priority and channels. Staff may PATCH."""
-
-    serializer_class = EventTypeSerializer
-    permission_classes = [staff_with(write=("events.change_eventtype",), public_read=True)]
-    lookup_field = "key"
-    lookup_value_regex = r"[^/]+"
-    pagination_class = None
-
-    def get_queryset(self):
-        event_types = EventType.objects.select_related("category")
-        category = self.request.query_params.get("category")
-        if category:
-            event_types = event_types.filter(category__slug=category)
-        return event_types
-
-    def get_serializer_context(self):
-        return {**super().get_serializer_context(), "routing_rules": RoutingRules()}
-
-    @extend_schema(request=EventTypeUpdateSerializer, responses=EventTypeSerializer)
-    def partial_update(self, request, key=None):
-        event_type = self.get_object()
-        update = EventTypeUpdateSerializer(data=request.data)
-        update.is_valid(raise_exception=True)
-        event_type_update(event_type=event_type, **update.validated_data)
-        return Response(self.get_serializer(event_type).data)
 
 
 class EventCreateView(APIView):

@@ -7,6 +7,45 @@ from events.models import Category, EventType
 from notifications.models import Bucket, Delivery, Notification, RoutingRule
 
 
+class EventTypeSerializer(serializers.ModelSerializer):
+    """An event type of the catalog, with the channels it reaches and where they come from."""
+
+    category = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    effective_priority = serializers.CharField(read_only=True)
+    priority_override = serializers.ChoiceField(
+        choices=[("", "No override"), *Priority.CHOICES], required=False, allow_blank=True
+    )
+    effective_channels = serializers.SerializerMethodField()
+    channels_source = serializers.SerializerMethodField()
+
+    class Meta:
+        model = EventType
+        fields = [
+            "key", "category", "name", "label", "description", "title_template",
+            "default_priority", "priority_override", "effective_priority", "enabled",
+            "effective_channels", "channels_source",
+        ]
+        read_only_fields = [
+            "key", "name", "label", "description", "title_template", "default_priority",
+        ]
+
+    def _routing(self, event_type):
+        return self.context["routing_rules"].resolve(event_type)
+
+    def get_effective_channels(self, event_type) -> list[str]:
+        return self._routing(event_type).channels
+
+    def get_channels_source(self, event_type) -> str:
+        return self._routing(event_type).source
+
+
+class EventTypeUpdateSerializer(serializers.Serializer):
+    enabled = serializers.BooleanField(required=False)
+    priority_override = serializers.ChoiceField(
+        choices=[("", "No override"), *Priority.CHOICES], required=False, allow_blank=True
+    )
+
+
 class NotificationSerializer(serializers.ModelSerializer):
     event_type = serializers.CharField(source="event_type_key", read_only=True)
     workspace_id = serializers.SerializerMethodField()

@@ -6,6 +6,7 @@ from .views import (
     DigestFlushView,
     DigestPendingView,
     DigestSettingViewSet,
+    EventTypeViewSet,
     NotificationViewSet,
     RoutingExportView,
     RoutingImportView,
@@ -13,6 +14,7 @@ from .views import (
 )
 
 router = SimpleRouter()
+router.register("event-types", EventTypeViewSet, basename="event-type")
 router.register("notifications", NotificationViewSet, basename="notification")
 router.register("routing-rules", RoutingRuleViewSet, basename="routing-rule")
 router.register("deliveries", DeliveryViewSet, basename="delivery")

@@ -11,6 +11,8 @@ from rest_framework.views import APIView
 
 from channels_app.models import DigestSetting
 from events.api.permissions import StaffModelPermissions, staff_with
+from events.models import EventType
+from events.services import event_type_update
 from notifications import selectors, services
 from notifications.models import RoutingRule
 from notifications.routing_files import RoutingFileError, routing_export, routing_import
@@ -21,6 +23,8 @@ from .serializers import (
     DigestFlushResultSerializer,
     DigestFlushSerializer,
     DigestSettingSerializer,
+    EventTypeSerializer,
+    EventTypeUpdateSerializer,
     NotificationFilterSerializer,
     NotificationSerializer,
     RoutingImportResultSerializer,
@@ -28,6 +32,34 @@ from .serializers import (
     RoutingRuleSerializer,
     UnreadCountSerializer,
 )
+
+
+class EventTypeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """The event catalog with effective priority and channels. Staff may PATCH."""
+
+    serializer_class = EventTypeSerializer
+    permission_classes = [staff_with(write=("events.change_eventtype",), public_read=True)]
+    lookup_field = "key"
+    lookup_value_regex = r"[^/]+"
+    pagination_class = None
+
+    def get_queryset(self):
+        event_types = EventType.objects.select_related("category")
+        category = self.request.query_params.get("category")
+        if category:
+            event_types = event_types.filter(category__slug=category)
+        return event_types
+
+    def get_serializer_context(self):
+        return {**super().get_serializer_context(), "routing_rules": selectors.RoutingRules()}
+
+    @extend_schema(request=EventTypeUpdateSerializer, responses=EventTypeSerializer)
+    def partial_update(self, request, key=None):
+        event_type = self.get_object()
+        update = EventTypeUpdateSerializer(data=request.data)
+        update.is_valid(raise_exception=True)
+        event_type_update(event_type=event_type, **update.validated_data)
+        return Response(self.get_serializer(event_type).data)
 
 
 class NotificationPagination(CursorPagination):
