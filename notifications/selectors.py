@@ -139,8 +139,8 @@ class AudienceCheck:
 
 def notification_list(*, user, unread: bool | None = None, priority: str | None = None,
                       category: str | None = None, workspace: str | None = None) -> QuerySet:
-    """The user's own notifications, newest first."""
-    notifications = Notification.objects.filter(user=user).select_related("workspace")
+    """The user's own notifications, newest first, with their workspace and event loaded."""
+    notifications = Notification.objects.filter(user=user).select_related("workspace", "event")
     if unread is not None:
         notifications = notifications.filter(read_at__isnull=unread)
     if priority:

@@ -51,16 +51,22 @@ class NotificationSerializer(serializers.ModelSerializer):
     workspace_id = serializers.SerializerMethodField()
     is_read = serializers.BooleanField(read_only=True)
     item_count = serializers.SerializerMethodField()
+    payload = serializers.SerializerMethodField(
+        help_text="The event's payload; null for a digest (its items carry theirs)."
+    )
 
     class Meta:
         model = Notification
         fields = ["id", "kind", "title", "priority", "category", "event_type", "workspace_id",
-                  "event_id", "digest_id", "items", "item_count", "is_read", "read_at",
-                  "created_at"]
+                  "event_id", "digest_id", "payload", "items", "item_count", "is_read",
+                  "read_at", "created_at"]
         read_only_fields = fields
 
     def get_workspace_id(self, notification) -> str | None:
         return notification.workspace.public_id if notification.workspace_id else None
+
+    def get_payload(self, notification) -> dict | None:
+        return notification.event.payload if notification.event_id else None
 
     def get_item_count(self, notification) -> int:
         return len(notification.items) if notification.kind == Notification.Kind.DIGEST else 1

@@ -120,6 +120,7 @@ def build_digest_notification(digest: Digest, events: list[Event]) -> Notificati
                 "category": event.event_type.category.slug,
                 "priority": event.priority,
                 "title": _cached_title(event),
+                "payload": event.payload,
                 "workspace_id": event.workspace.public_id if event.workspace_id else None,
                 "occurred_at": event.occurred_at.isoformat(),
             }

@@ -1,5 +1,7 @@
 """REST: a user's notifications (/api/notifications/...), auth, and the OpenAPI schema."""
 
+from datetime import datetime
+
 import pytest
 import yaml
 from django.db import connection
@@ -9,6 +11,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from events import emit
+from events.models import Event
 from notifications.models import Notification
 from notifications.services import digest_flush, event_route
 
@@ -81,6 +84,7 @@ def test_routed_event_appears_for_each_member_with_its_workspace(api, user, bob,
     assert results[0]["event_type"] == "data_source.connection_lost"
     assert results[0]["event_id"] == str(event.pk)
     assert results[0]["workspace_id"] == workspace.public_id
+    assert results[0]["payload"] == {"datasource_name": "Production Snowflake"}
     assert Notification.objects.filter(user=bob, event=event).exists()
 
 
@@ -314,8 +318,16 @@ def test_flushed_medium_events_arrive_as_one_digest(api, user, make_workspace):
     assert digest["priority"] == "medium"
     assert digest["item_count"] == 2
     assert digest["workspace_id"] == workspace.public_id
-    assert sorted(item["title"] for item in digest["items"]) == [
-        "Long-running query: etl", "Long-running query: report"]
+    assert digest["payload"] is None
+    etl, report = sorted(digest["items"], key=lambda item: item["title"])
+    assert etl["title"] == "Long-running query: etl"
+    assert report["title"] == "Long-running query: report"
+    assert etl["event_type"] == "query.long_running_query"
+    assert etl["priority"] == "medium"
+    assert etl["payload"] == {"query_name": "etl"}
+    assert report["payload"] == {"query_name": "report"}
+    occurred = Event.objects.get(payload={"query_name": "etl"}).occurred_at
+    assert datetime.fromisoformat(etl["occurred_at"]) == occurred
     assert api.get(UNREAD_COUNT_URL).json()["by_priority"]["medium"] == 1
     assert api.get(UNREAD_COUNT_URL).json()["count"] == 1
 
