@@ -12,7 +12,7 @@ from events.models import EventType
 from .models import Bucket, Delivery, Digest, Notification, RoutingRule
 from .routing_files import RoutingFileError, routing_export, routing_import
 from .selectors import RoutingRules, pending_digest_counts
-from .services import digest_flush
+from .services import digest_flush, routing_rule_delete, routing_rule_set
 
 
 class EmailListField(forms.CharField):
@@ -85,6 +85,19 @@ class RoutingRuleAdmin(admin.ModelAdmin):
     @admin.display(description="Channels")
     def channel_list(self, rule):
         return ", ".join(rule.channels)
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        routing_rule_set(rule=obj, category=data.get("category"),
+                         event_type=data.get("event_type"), channels=data["channels"],
+                         extra_emails=data.get("extra_emails", []))
+
+    def delete_model(self, request, obj):
+        routing_rule_delete(rule=obj)
+
+    def delete_queryset(self, request, queryset):
+        for rule in queryset:
+            routing_rule_delete(rule=rule)
 
     def get_urls(self):
         return [

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from channels_app.backends import get_backend
 from channels_app.models import Channel, DigestSetting
+from events.exceptions import ApplicationError
 from events.models import Category, Event, EventType
 
 from .channels import digest_channels, digests_send, recipients_record
@@ -116,7 +117,9 @@ def digest_flush(*, bucket: str) -> FlushResult:
     Safe to run concurrently with itself.
     """
     if bucket not in Bucket.values:
-        raise ValueError(f"unknown bucket {bucket!r}; choose from {', '.join(Bucket.values)}")
+        raise ApplicationError(
+            f"unknown bucket {bucket!r}; choose from {', '.join(Bucket.values)}", field="bucket"
+        )
     result = FlushResult(bucket=bucket)
     result.claimed_items = digest_claim(bucket=bucket)
     for channel in digest_channels():
@@ -158,22 +161,33 @@ def routing_rule_set(
     event_type: EventType | None = None,
     category: Category | None = None,
     extra_emails: list[str] | None = None,
+    rule: RoutingRule | None = None,
 ) -> RoutingRule:
-    """Create or replace the rule of one event type or one category (exactly one of them).
+    """Set the channels of one event type or one category (exactly one of them).
 
-    Raises ``ValidationError`` naming the problem for unknown or missing channels.
+    Changes ``rule`` (saved or not) when given, target included; otherwise replaces the
+    target's rule or creates it. ``extra_emails`` None keeps the rule's lists. Raises
+    ``ValidationError`` naming the problem (unknown or missing channels, a bad address, a
+    target that already has another rule). The one way routing rules are written.
     """
     if (event_type is None) == (category is None):
         raise ValidationError("Choose exactly one target: a category or an event type.")
-    rule = RoutingRule.objects.filter(event_type=event_type, category=category).first()
     if rule is None:
-        rule = RoutingRule(event_type=event_type, category=category)
+        rule = RoutingRule.objects.filter(event_type=event_type, category=category).first()
+    if rule is None:
+        rule = RoutingRule()
+    rule.event_type, rule.category = event_type, category
     rule.channels = channels
     if extra_emails is not None:
         rule.extra_emails = extra_emails
     rule.full_clean()
     rule.save()
     return rule
+
+
+def routing_rule_delete(*, rule: RoutingRule) -> None:
+    """Remove a rule: its target falls back to the category rule or the priority default."""
+    rule.delete()
 
 
 def digest_setting_set(*, channel: str, digest_enabled: bool) -> DigestSetting:

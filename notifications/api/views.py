@@ -3,7 +3,6 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
@@ -15,7 +14,7 @@ from events.models import EventType
 from events.services import event_type_update
 from notifications import selectors, services
 from notifications.models import RoutingRule
-from notifications.routing_files import RoutingFileError, routing_export, routing_import
+from notifications.routing_files import routing_export, routing_import
 
 from .serializers import (
     DeliveryFilterSerializer,
@@ -121,6 +120,22 @@ class RoutingRuleViewSet(viewsets.ModelViewSet):
     permission_classes = [StaffModelPermissions]
     queryset = RoutingRule.objects.select_related("category", "event_type")
 
+    def perform_create(self, serializer):
+        serializer.instance = services.routing_rule_set(**serializer.validated_data)
+
+    def perform_update(self, serializer):
+        rule, data = serializer.instance, serializer.validated_data
+        serializer.instance = services.routing_rule_set(
+            rule=rule,
+            category=data.get("category", rule.category),
+            event_type=data.get("event_type", rule.event_type),
+            channels=data.get("channels", rule.channels),
+            extra_emails=data.get("extra_emails"),
+        )
+
+    def perform_destroy(self, instance):
+        services.routing_rule_delete(rule=instance)
+
 
 ROUTING_READ = ("notifications.view_routingrule",)
 # An import writes rules (and with replace deletes them) and sets priority overrides.
@@ -148,11 +163,8 @@ class RoutingImportView(APIView):
     def post(self, request):
         serializer = RoutingImportSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        try:
-            result = routing_import(serializer.validated_data["yaml"],
-                                    replace=serializer.validated_data["replace"])
-        except RoutingFileError as exc:
-            raise ValidationError({"yaml": [str(exc)], "path": exc.path}) from None
+        result = routing_import(serializer.validated_data["yaml"],
+                                replace=serializer.validated_data["replace"])
         return Response(RoutingImportResultSerializer(result).data)
 
 
