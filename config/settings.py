@@ -10,6 +10,8 @@ from pathlib import Path
 import environ
 from kombu import Exchange, Queue
 
+from events import task_names
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -168,7 +170,7 @@ else:
         # A dead or hung broker must never block emit() for long.
         "socket_connect_timeout": 3,
         "socket_timeout": 3,
-        # Retry backoff of sending tasks stays well below this (see channels_app.tasks).
+        # Unacked messages come back after this; any task retry backoff stays well below it.
         "visibility_timeout": 3600,
     }
 CELERY_BROKER_CONNECTION_TIMEOUT = 3
@@ -189,9 +191,9 @@ CELERY_TASK_QUEUES = [
     Queue(name, Exchange(name), routing_key=name) for name in ("events", "digests")
 ]
 CELERY_TASK_ROUTES = {
-    "events.outbox_sweep": {"queue": "events"},
-    "notifications.event_route": {"queue": "events"},
-    "notifications.digest_flush": {"queue": "digests"},
+    task_names.OUTBOX_SWEEP: {"queue": "events"},
+    task_names.EVENT_ROUTE: {"queue": "events"},
+    task_names.DIGEST_FLUSH: {"queue": "digests"},
 }
 
 # --- Product settings ---------------------------------------------------------------------

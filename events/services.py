@@ -14,7 +14,7 @@ from django.contrib.auth import get_user_model
 from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
-from . import catalog
+from . import catalog, task_names
 from .exceptions import (
     ApplicationError,
     InvalidDedupeKey,
@@ -28,8 +28,6 @@ from .exceptions import (
 from .models import Category, Event, EventType, Workspace
 
 logger = logging.getLogger(__name__)
-
-ROUTE_TASK = "notifications.event_route"
 
 
 # --- catalog ------------------------------------------------------------------------------
@@ -355,7 +353,8 @@ def event_enqueue(*, event_id) -> bool:
         _mark_due_for_sweep(event_id)
         return False
     try:
-        current_app.send_task(ROUTE_TASK, kwargs={"event_id": str(event_id)}, retry=False)
+        current_app.send_task(task_names.EVENT_ROUTE, kwargs={"event_id": str(event_id)},
+                              retry=False)
     except Exception as exc:  # the broker's failure must not become the caller's
         _broker_down_until = time.monotonic() + settings.DATAFI_BROKER_BACKOFF_SECONDS
         logger.warning("routing of event %s not enqueued, the sweep will retry: %r", event_id, exc)

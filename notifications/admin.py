@@ -12,7 +12,7 @@ from events.models import EventType
 from .models import Bucket, Delivery, Digest, Notification, RoutingRule
 from .routing_files import RoutingFileError, routing_export, routing_import
 from .selectors import RoutingRules, pending_digest_counts
-from .services import digest_flush, routing_rule_delete, routing_rule_set
+from .services import digest_flush_enqueue, routing_rule_delete, routing_rule_set
 
 
 class EmailListField(forms.CharField):
@@ -220,11 +220,10 @@ class DigestAdmin(admin.ModelAdmin):
         if bucket not in Bucket.values:
             self.message_user(request, f"Unknown bucket {bucket!r}.", messages.ERROR)
         else:
-            result = digest_flush(bucket=bucket)
+            digest_flush_enqueue(bucket=bucket)
             self.message_user(
                 request,
-                f"Flushed {bucket}: {result.claimed_items} items claimed, "
-                f"{result.digests_sent} digests sent.",
+                f"Flush of {bucket} queued: the digests are sent in a moment.",
                 messages.SUCCESS,
             )
         return HttpResponseRedirect(reverse("admin:notifications_digest_changelist"))

@@ -3,13 +3,16 @@
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import partial
 
+from celery import current_app
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
 from channels_app.backends import get_backend
 from channels_app.models import Channel, DigestSetting
+from events import task_names
 from events.exceptions import ApplicationError
 from events.models import Category, Event, EventType
 
@@ -109,6 +112,24 @@ def digest_claim(*, bucket: str) -> int:
     return len(items)
 
 
+def digest_flush_enqueue(*, bucket: str) -> None:
+    """Have a worker flush ``bucket`` (the ``digest_flush`` task) once the caller commits.
+
+    Raises ``ApplicationError`` for an unknown bucket. Publishing fails loudly if the
+    broker is down: the caller asked for a flush now, and the next periodic one still runs.
+    """
+    _check_bucket(bucket)
+    transaction.on_commit(partial(current_app.send_task, task_names.DIGEST_FLUSH,
+                                  kwargs={"bucket": bucket}, retry=False))
+
+
+def _check_bucket(bucket: str) -> None:
+    if bucket not in Bucket.values:
+        raise ApplicationError(
+            f"unknown bucket {bucket!r}; choose from {', '.join(Bucket.values)}", field="bucket"
+        )
+
+
 def digest_flush(*, bucket: str) -> FlushResult:
     """Send the bucket's pending items as digests, each item exactly once.
 
@@ -116,10 +137,7 @@ def digest_flush(*, bucket: str) -> FlushResult:
     includes digests claimed by an earlier flush that died before sending them (same id).
     Safe to run concurrently with itself.
     """
-    if bucket not in Bucket.values:
-        raise ApplicationError(
-            f"unknown bucket {bucket!r}; choose from {', '.join(Bucket.values)}", field="bucket"
-        )
+    _check_bucket(bucket)
     result = FlushResult(bucket=bucket)
     result.claimed_items = digest_claim(bucket=bucket)
     for channel in digest_channels():

@@ -156,10 +156,9 @@ class DigestFlushSerializer(serializers.Serializer):
     bucket = serializers.ChoiceField(choices=Bucket.values)
 
 
-class DigestFlushResultSerializer(serializers.Serializer):
+class DigestFlushQueuedSerializer(serializers.Serializer):
     bucket = serializers.CharField()
-    claimed_items = serializers.IntegerField()
-    digests_sent = serializers.IntegerField()
+    queued = serializers.BooleanField()
 
 
 class DigestSettingSerializer(serializers.ModelSerializer):

@@ -1,7 +1,8 @@
 from django.http import HttpResponse
+from django.utils.cache import patch_cache_control
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
-from rest_framework import mixins, viewsets
+from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -19,7 +20,7 @@ from notifications.routing_files import routing_export, routing_import
 from .serializers import (
     DeliveryFilterSerializer,
     DeliverySerializer,
-    DigestFlushResultSerializer,
+    DigestFlushQueuedSerializer,
     DigestFlushSerializer,
     DigestSettingSerializer,
     EventTypeSerializer,
@@ -110,7 +111,9 @@ class NotificationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
     @extend_schema(responses=UnreadCountSerializer)
     @action(detail=False, methods=["get"], url_path="unread-count")
     def unread_count(self, request):
-        return Response(selectors.notification_unread_count(user=request.user))
+        response = Response(selectors.notification_unread_count(user=request.user))
+        patch_cache_control(response, no_store=True)  # polled by the bell: always fresh
+        return response
 
 
 class RoutingRuleViewSet(viewsets.ModelViewSet):
@@ -203,16 +206,18 @@ class DigestPendingView(APIView):
 
 
 class DigestFlushView(APIView):
-    """Flush one bucket now, as the periodic task would; each item is sent exactly once."""
+    """Queue a flush of one bucket now, as the periodic task would; each item once."""
 
     permission_classes = [staff_with(write=("notifications.flush_digests",))]
 
-    @extend_schema(request=DigestFlushSerializer, responses=DigestFlushResultSerializer)
+    @extend_schema(request=DigestFlushSerializer, responses={202: DigestFlushQueuedSerializer})
     def post(self, request):
         serializer = DigestFlushSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        result = services.digest_flush(bucket=serializer.validated_data["bucket"])
-        return Response(DigestFlushResultSerializer(result).data)
+        bucket = serializer.validated_data["bucket"]
+        services.digest_flush_enqueue(bucket=bucket)
+        return Response(DigestFlushQueuedSerializer({"bucket": bucket, "queued": True}).data,
+                        status=status.HTTP_202_ACCEPTED)
 
 
 class DigestSettingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
