@@ -1,5 +1,6 @@
 """In-app: notifications in the bell. Always on, nothing to configure."""
 
+import logging
 from collections import defaultdict
 
 from django.db import transaction
@@ -11,6 +12,8 @@ from notifications.models import PRIORITY_BY_BUCKET, Delivery, Digest, Notificat
 from notifications.selectors import AudienceCheck
 
 from .base import ChannelBackend, register
+
+logger = logging.getLogger(__name__)
 
 
 @register
@@ -64,45 +67,84 @@ class InAppChannel(ChannelBackend):
             )
             if not digests:
                 return 0
-            items = defaultdict(list)
-            events = {}  # one instance (and one rendered title) per event, shared by recipients
-            cancelled = []
-            deliveries = list(
-                Delivery.objects.filter(digest__in=digests)
-                .select_related("event__event_type__category", "event__workspace")
-                .order_by("event__occurred_at", "pk")
+            try:
+                with transaction.atomic():  # a savepoint: all digests at once, the usual case
+                    return self._send(digests)
+            except Exception:  # some digest cannot be sent: find it, send the others
+                logger.exception("digest flush %s: sending %d digests at once failed; "
+                                 "sending them one by one", bucket, len(digests))
+            sent = 0
+            for digest in digests:  # one bad digest must not stop other users' digests
+                try:
+                    with transaction.atomic():
+                        sent += self._send([digest])
+                except Exception as exc:  # recorded on the digest, retried by the next flush
+                    _digest_record_failure(digest, f"{type(exc).__name__}: {exc}")
+            return sent
+
+    def _send(self, digests) -> int:
+        """Notify, cancel and mark ``digests`` (locked by the caller); returns how many sent."""
+        items = defaultdict(list)
+        events = {}  # one instance (and one rendered title) per event, shared by recipients
+        cancelled = []
+        deliveries = list(
+            Delivery.objects.filter(digest__in=digests)
+            .select_related("event__event_type__category", "event__workspace")
+            .order_by("event__occurred_at", "pk")
+        )
+        audience = AudienceCheck(user_ids={d.user_id for d in deliveries})
+        for delivery in deliveries:
+            event = events.setdefault(delivery.event_id, delivery.event)
+            if audience.allows(event, delivery.user_id):
+                items[delivery.digest_id].append(event)
+            else:
+                cancelled.append(delivery.pk)
+        now = timezone.now()
+        Notification.objects.bulk_create(
+            [build_digest_notification(d, items[d.pk]) for d in digests if items[d.pk]],
+            ignore_conflicts=True,
+        )
+        if cancelled:
+            Delivery.objects.filter(pk__in=cancelled).update(
+                status=Delivery.Status.CANCELLED, updated_at=now,
+                last_error="The recipient is no longer in the event's audience.",
             )
-            audience = AudienceCheck(user_ids={d.user_id for d in deliveries})
-            for delivery in deliveries:
-                event = events.setdefault(delivery.event_id, delivery.event)
-                if audience.allows(event, delivery.user_id):
-                    items[delivery.digest_id].append(event)
-                else:
-                    cancelled.append(delivery.pk)
-            now = timezone.now()
-            Notification.objects.bulk_create(
-                [build_digest_notification(d, items[d.pk]) for d in digests if items[d.pk]],
-                ignore_conflicts=True,
-            )
-            if cancelled:
-                Delivery.objects.filter(pk__in=cancelled).update(
-                    status=Delivery.Status.CANCELLED, updated_at=now,
-                    last_error="The recipient is no longer in the event's audience.",
-                )
-            Delivery.objects.filter(digest__in=digests, status=Delivery.Status.SENDING).update(
-                status=Delivery.Status.DELIVERED, delivered_at=now, updated_at=now
-            )
-            sent = [d.pk for d in digests if items[d.pk]]
-            Digest.objects.filter(pk__in=sent).update(status=Digest.Status.DELIVERED, sent_at=now)
-            Digest.objects.filter(pk__in=[d.pk for d in digests if not items[d.pk]]).update(
-                status=Digest.Status.CANCELLED, sent_at=now
-            )
+        Delivery.objects.filter(digest__in=digests, status=Delivery.Status.SENDING).update(
+            status=Delivery.Status.DELIVERED, delivered_at=now, updated_at=now
+        )
+        sent = [d.pk for d in digests if items[d.pk]]
+        Digest.objects.filter(pk__in=sent).update(status=Digest.Status.DELIVERED, sent_at=now)
+        Digest.objects.filter(pk__in=[d.pk for d in digests if not items[d.pk]]).update(
+            status=Digest.Status.CANCELLED, sent_at=now
+        )
         return len(sent)
+
+
+#: A digest that fails this many flushes is marked failed, its items too.
+DIGEST_MAX_ATTEMPTS = 3
+
+
+def _digest_record_failure(digest: Digest, error: str) -> None:
+    """Count a failed send; after ``DIGEST_MAX_ATTEMPTS`` the digest and its items fail."""
+    digest.attempts += 1
+    digest.last_error = error[:2000]
+    fields = ["attempts", "last_error"]
+    if digest.attempts >= DIGEST_MAX_ATTEMPTS:
+        digest.status = Digest.Status.FAILED
+        fields.append("status")
+        Delivery.objects.filter(digest=digest, status=Delivery.Status.SENDING).update(
+            status=Delivery.Status.FAILED, last_error=digest.last_error,
+            updated_at=timezone.now(),
+        )
+    digest.save(update_fields=fields)
+    logger.error("digest %s (user %s): send %d of %d failed: %s", digest.pk, digest.user_id,
+                 digest.attempts, DIGEST_MAX_ATTEMPTS, error)
 
 
 def event_title(event) -> str:
     event_type = event.event_type
-    return render_title(event_type.title_template, event.payload, fallback=event_type.label)
+    return render_title(event_type.title_template, event.payload, fallback=event_type.label,
+                        event_id=event.pk)
 
 
 def _cached_title(event) -> str:

@@ -1,6 +1,7 @@
 from django.db import transaction
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, permissions, status, viewsets
+from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -10,6 +11,7 @@ from events.models import EventType
 from events.services import event_emit, event_type_update
 from notifications.selectors import RoutingRules
 
+from .parsers import EmitJSONParser
 from .permissions import staff_with
 from .serializers import (
     EmitSerializer,
@@ -17,6 +19,7 @@ from .serializers import (
     EventTypeSerializer,
     EventTypeUpdateSerializer,
 )
+from .throttles import TokenThrottle
 
 
 class CanEmitEvents(permissions.BasePermission):
@@ -58,6 +61,7 @@ class EventCreateView(APIView):
     """Emit an event; the same service as ``emit()``."""
 
     permission_classes = [permissions.IsAuthenticated, CanEmitEvents]
+    parser_classes = [EmitJSONParser]
 
     @extend_schema(request=EmitSerializer, responses={
         201: EventSerializer, 200: OpenApiResponse(EventSerializer, "An earlier event with the "
@@ -76,8 +80,16 @@ class EventCreateView(APIView):
                     recipients=data.get("recipients"),
                     dedupe_key=data.get("dedupe_key"),
                     occurred_at=data.get("occurred_at"),
+                    emitted_by=request.user,  # scoped to the caller's workspaces
                 )
         except EmitError as exc:
             raise ValidationError({exc.field: [str(exc)]}) from None
         code = status.HTTP_200_OK if event.deduplicated else status.HTTP_201_CREATED
         return Response(EventSerializer(event).data, status=code)
+
+
+class AuthTokenView(ObtainAuthToken):
+    """Username and password for an API token; throttled per client address."""
+
+    throttle_classes = [TokenThrottle]
+    throttle_scope = "auth-token"

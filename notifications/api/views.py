@@ -5,11 +5,12 @@ from rest_framework import mixins, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import CursorPagination
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from channels_app.models import DigestSetting
+from events.api.parsers import JSONParser
 from events.api.permissions import StaffModelPermissions, staff_with
 from notifications import selectors, services
 from notifications.models import RoutingRule
