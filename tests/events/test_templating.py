@@ -1,4 +1,4 @@
-"""Title templates: plain text, a safe subset checked when saved, and a failure only costs the title."""
+"""Title templates: plain text, a safe subset checked when saved; a failure costs the title only."""
 
 import logging
 
@@ -60,13 +60,14 @@ def test_registering_a_bad_template_in_code_is_refused(template):
         register_event_type(category="system", name="job_started", label="Job started",
                             priority="high", title_template=template)
 
-    assert EVENT_TYPES == before
+    assert before == EVENT_TYPES
 
 
 @pytest.mark.parametrize("template", [
     definition.title_template for definition in EVENT_TYPES
 ] + [
-    "{{ name|default:'x'|upper }} {{ n|floatformat:2 }} {{ tags|join:', ' }} {{ s|truncatechars:10 }}",
+    "{{ name|default:'x'|upper }} {{ n|floatformat:2 }} {{ tags|join:', ' }}",
+    "{{ s|truncatechars:10 }} {{ s|truncatewords:3 }} {{ s|cut:' ' }} {{ s|capfirst }}",
     "{{ count }} item{{ count|pluralize }} {{ flag|yesno:'on,off' }} {{ n|stringformat:'05d' }}",
     "{{ user.name|title }} {{ items|length }} {{ items|first }} {{ items|slice:':2' }}",
 ])
