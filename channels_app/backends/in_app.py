@@ -58,65 +58,69 @@ class InAppChannel(ChannelBackend):
 
         The audience is checked again at send time: an item whose user was deactivated or
         left the event's workspace since routing is cancelled, not shown.
+
+        One digest that cannot be sent does not stop the others: if sending them all at once
+        fails, they are sent one by one and a failing one records its error (see
+        ``_digest_record_failure``); the next flush tries it again.
         """
+        try:
+            return self._send_claimed(bucket=bucket)
+        except Exception:  # some digest cannot be sent: find it, send the others
+            logger.exception("digest flush %s: sending at once failed; one by one now", bucket)
+        sent = 0
+        claimed = Digest.objects.filter(channel=self.name, bucket=bucket,
+                                        status=Digest.Status.CLAIMED)
+        for digest_id in claimed.values_list("pk", flat=True):
+            try:
+                sent += self._send_claimed(bucket=bucket, digest_id=digest_id)
+            except Exception as exc:  # recorded on the digest; other users' digests go on
+                _digest_record_failure(digest_id, f"{type(exc).__name__}: {exc}")
+        return sent
+
+    def _send_claimed(self, *, bucket, digest_id=None) -> int:
+        """Send the claimed digests of ``bucket`` (or only ``digest_id``) in one transaction."""
         with transaction.atomic():
             digests = list(
                 Digest.objects.select_for_update(skip_locked=True).filter(
-                    channel=self.name, bucket=bucket, status=Digest.Status.CLAIMED
+                    channel=self.name, bucket=bucket, status=Digest.Status.CLAIMED,
+                    **({"pk": digest_id} if digest_id else {}),
                 )
             )
             if not digests:
                 return 0
-            try:
-                with transaction.atomic():  # a savepoint: all digests at once, the usual case
-                    return self._send(digests)
-            except Exception:  # some digest cannot be sent: find it, send the others
-                logger.exception("digest flush %s: sending %d digests at once failed; "
-                                 "sending them one by one", bucket, len(digests))
-            sent = 0
-            for digest in digests:  # one bad digest must not stop other users' digests
-                try:
-                    with transaction.atomic():
-                        sent += self._send([digest])
-                except Exception as exc:  # recorded on the digest, retried by the next flush
-                    _digest_record_failure(digest, f"{type(exc).__name__}: {exc}")
-            return sent
-
-    def _send(self, digests) -> int:
-        """Notify, cancel and mark ``digests`` (locked by the caller); returns how many sent."""
-        items = defaultdict(list)
-        events = {}  # one instance (and one rendered title) per event, shared by recipients
-        cancelled = []
-        deliveries = list(
-            Delivery.objects.filter(digest__in=digests)
-            .select_related("event__event_type__category", "event__workspace")
-            .order_by("event__occurred_at", "pk")
-        )
-        audience = AudienceCheck(user_ids={d.user_id for d in deliveries})
-        for delivery in deliveries:
-            event = events.setdefault(delivery.event_id, delivery.event)
-            if audience.allows(event, delivery.user_id):
-                items[delivery.digest_id].append(event)
-            else:
-                cancelled.append(delivery.pk)
-        now = timezone.now()
-        Notification.objects.bulk_create(
-            [build_digest_notification(d, items[d.pk]) for d in digests if items[d.pk]],
-            ignore_conflicts=True,
-        )
-        if cancelled:
-            Delivery.objects.filter(pk__in=cancelled).update(
-                status=Delivery.Status.CANCELLED, updated_at=now,
-                last_error="The recipient is no longer in the event's audience.",
+            items = defaultdict(list)
+            events = {}  # one instance (and one rendered title) per event, shared by recipients
+            cancelled = []
+            deliveries = list(
+                Delivery.objects.filter(digest__in=digests)
+                .select_related("event__event_type__category", "event__workspace")
+                .order_by("event__occurred_at", "pk")
             )
-        Delivery.objects.filter(digest__in=digests, status=Delivery.Status.SENDING).update(
-            status=Delivery.Status.DELIVERED, delivered_at=now, updated_at=now
-        )
-        sent = [d.pk for d in digests if items[d.pk]]
-        Digest.objects.filter(pk__in=sent).update(status=Digest.Status.DELIVERED, sent_at=now)
-        Digest.objects.filter(pk__in=[d.pk for d in digests if not items[d.pk]]).update(
-            status=Digest.Status.CANCELLED, sent_at=now
-        )
+            audience = AudienceCheck(user_ids={d.user_id for d in deliveries})
+            for delivery in deliveries:
+                event = events.setdefault(delivery.event_id, delivery.event)
+                if audience.allows(event, delivery.user_id):
+                    items[delivery.digest_id].append(event)
+                else:
+                    cancelled.append(delivery.pk)
+            now = timezone.now()
+            Notification.objects.bulk_create(
+                [build_digest_notification(d, items[d.pk]) for d in digests if items[d.pk]],
+                ignore_conflicts=True,
+            )
+            if cancelled:
+                Delivery.objects.filter(pk__in=cancelled).update(
+                    status=Delivery.Status.CANCELLED, updated_at=now,
+                    last_error="The recipient is no longer in the event's audience.",
+                )
+            Delivery.objects.filter(digest__in=digests, status=Delivery.Status.SENDING).update(
+                status=Delivery.Status.DELIVERED, delivered_at=now, updated_at=now
+            )
+            sent = [d.pk for d in digests if items[d.pk]]
+            Digest.objects.filter(pk__in=sent).update(status=Digest.Status.DELIVERED, sent_at=now)
+            Digest.objects.filter(pk__in=[d.pk for d in digests if not items[d.pk]]).update(
+                status=Digest.Status.CANCELLED, sent_at=now
+            )
         return len(sent)
 
 
@@ -124,19 +128,22 @@ class InAppChannel(ChannelBackend):
 DIGEST_MAX_ATTEMPTS = 3
 
 
-def _digest_record_failure(digest: Digest, error: str) -> None:
+def _digest_record_failure(digest_id, error: str) -> None:
     """Count a failed send; after ``DIGEST_MAX_ATTEMPTS`` the digest and its items fail."""
-    digest.attempts += 1
-    digest.last_error = error[:2000]
-    fields = ["attempts", "last_error"]
-    if digest.attempts >= DIGEST_MAX_ATTEMPTS:
-        digest.status = Digest.Status.FAILED
-        fields.append("status")
-        Delivery.objects.filter(digest=digest, status=Delivery.Status.SENDING).update(
-            status=Delivery.Status.FAILED, last_error=digest.last_error,
-            updated_at=timezone.now(),
-        )
-    digest.save(update_fields=fields)
+    with transaction.atomic():
+        digest = Digest.objects.select_for_update(skip_locked=True).filter(
+            pk=digest_id, status=Digest.Status.CLAIMED).first()
+        if digest is None:  # sent or being sent by a concurrent flush after all
+            return
+        digest.attempts += 1
+        digest.last_error = error[:2000]
+        if digest.attempts >= DIGEST_MAX_ATTEMPTS:
+            digest.status = Digest.Status.FAILED
+            Delivery.objects.filter(digest=digest, status=Delivery.Status.SENDING).update(
+                status=Delivery.Status.FAILED, last_error=digest.last_error,
+                updated_at=timezone.now(),
+            )
+        digest.save(update_fields=["attempts", "last_error", "status"])
     logger.error("digest %s (user %s): send %d of %d failed: %s", digest.pk, digest.user_id,
                  digest.attempts, DIGEST_MAX_ATTEMPTS, error)
 
