@@ -55,6 +55,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "config.middleware.RefuseNulInUrlMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -139,6 +140,18 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": [],
     # A service's ApplicationError or ValidationError answers 400 {field: [message]}.
     "EXCEPTION_HANDLER": "config.api.exception_handler",
+    "DEFAULT_PARSER_CLASSES": [  # DRF's, with JSON nested too deeply a 400, not a 500
+        "events.api.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    # POST /api/auth/token/ (password guessing): per client address, see DATAFI_NUM_PROXIES.
+    "DEFAULT_THROTTLE_RATES": {
+        "auth-token": env.str("DATAFI_TOKEN_THROTTLE_RATE", default="10/min"),
+    },
+    # The client address is REMOTE_ADDR unless this many proxies in front of gunicorn set
+    # X-Forwarded-For; trusting the header blindly would let a client pick its own address.
+    "NUM_PROXIES": env.int("DATAFI_NUM_PROXIES", default=0),
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Datafi Events & Notifications API",
@@ -196,8 +209,22 @@ CELERY_TASK_ROUTES = {
     task_names.DIGEST_FLUSH: {"queue": "digests"},
 }
 
+# --- Cache: throttling counters shared by every web process ------------------------------
+if env.str("CACHE_URL", default=""):
+    CACHES = {"default": env.cache_url("CACHE_URL")}
+elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                          "LOCATION": CELERY_BROKER_URL,
+                          "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2}}}
+else:  # one machine: a directory every process of it shares
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+                          "LOCATION": str(VAR_DIR / "cache")}}
+CACHES["default"].setdefault("KEY_PREFIX", "datafi")
+
 # --- Product settings ---------------------------------------------------------------------
 DATAFI_MAX_PAYLOAD_BYTES = 64 * 1024
+DATAFI_MAX_PAYLOAD_DEPTH = env.int("DATAFI_MAX_PAYLOAD_DEPTH", default=32)
+DATAFI_MAX_ROUTING_FILE_BYTES = env.int("DATAFI_MAX_ROUTING_FILE_BYTES", default=256 * 1024)
 # An event whose publish failed is enqueued again by the next outbox sweep (every minute);
 # one still unrouted this long after emit (or after its last enqueue) is enqueued again too.
 DATAFI_OUTBOX_STALE_SECONDS = env.int("DATAFI_OUTBOX_STALE_SECONDS", default=600)
