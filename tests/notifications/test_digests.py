@@ -341,7 +341,7 @@ def test_migration_schedules_the_flushes_and_the_outbox_sweep(db):
         ("notifications.digest_flush", "5m"): (5, IntervalSchedule.MINUTES),
         ("notifications.digest_flush", "15m"): (15, IntervalSchedule.MINUTES),
         ("notifications.digest_flush", "1h"): (1, IntervalSchedule.HOURS),
-        ("events.outbox_sweep", None): (1, IntervalSchedule.MINUTES),
+        ("events.outbox_sweep", None): (30, IntervalSchedule.SECONDS),
     }
     for key, (every, period) in expected.items():
         task = rows[key]
