@@ -196,18 +196,25 @@ def assert_routed_once(events, members):
 RECOVERY_BOUND = URGENT_STALE + SWEEP_EVERY + SLACK
 
 
+def in_the_middle_of_a_task(worker, *, after: int) -> bool:
+    """The worker has finished ``after`` tasks and received one it has not finished."""
+    log = worker.log_path.read_text()
+    done = log.count("] succeeded in ")
+    return done >= after and log.count("] received") > done
+
+
 # --- a worker dies mid-burst ---------------------------------------------------------------
 
 def test_critical_events_held_by_a_sigkilled_worker_are_routed_within_the_urgent_window(
     live_db, make_workspace, redis_server, processes
 ):
-    workspace = make_workspace(members=20)
+    workspace = make_workspace(members=50)
     beat_schedule()
     emit_in_child(processes, "data_source.connection_lost", workspace, 30)  # a queued burst
 
     doomed = processes.worker("doomed")
-    wait_until(lambda: Event.objects.filter(status=Event.Status.ROUTED).exists(),
-               timeout=SLACK, message="the doomed worker to route its first event")
+    wait_until(lambda: in_the_middle_of_a_task(doomed, after=1), timeout=SLACK,
+               message="the doomed worker to route its first event and start another")
     doomed.send_signal(signal.SIGKILL)
     doomed.wait()
     # The dead worker held a message it had not acked (it takes the next one as soon as it
@@ -221,10 +228,10 @@ def test_critical_events_held_by_a_sigkilled_worker_are_routed_within_the_urgent
     processes.worker("survivor")
     processes.beat()
 
-    wait_until(lambda: notified_once(events, 20), timeout=RECOVERY_BOUND,
+    wait_until(lambda: notified_once(events, 50), timeout=RECOVERY_BOUND,
                message=f"all 30 events routed within the urgent stale window ({URGENT_STALE} s)"
                        f" + a sweep ({SWEEP_EVERY} s) + {SLACK} s slack")
-    assert_routed_once(events, 20)
+    assert_routed_once(events, 50)
 
 
 # RabbitMQ needs no sweep: it requeues a dead consumer's unacked messages when its connection
@@ -232,28 +239,29 @@ def test_critical_events_held_by_a_sigkilled_worker_are_routed_within_the_urgent
 ON_RABBITMQ = settings.CELERY_BROKER_URL.startswith(("amqp://", "pyamqp://"))
 
 
-@pytest.mark.parametrize("broker", ["rabbitmq"] if ON_RABBITMQ else [])
-def test_rabbitmq_redelivers_what_a_sigkilled_worker_held_without_the_sweep(
-    live_db, make_workspace, tmp_path, broker
-):
-    workspace = make_workspace(members=20)
-    PeriodicTask.objects.all().delete()  # no beat, no sweep: every window is an hour
-    processes = Processes(tmp_path, settings.CELERY_BROKER_URL, urgent_stale=STALE)
-    try:
-        emit_in_child(processes, "data_source.connection_lost", workspace, 30)
-        doomed = processes.worker("doomed")
-        wait_until(lambda: "succeeded" in doomed.log_path.read_text(), timeout=SLACK,
-                   message="the doomed worker to route its first event")
-        doomed.send_signal(signal.SIGKILL)
-        doomed.wait()
-        processes.worker("survivor")
+if ON_RABBITMQ:  # a test that only exists there, rather than one that skips
+    def test_rabbitmq_redelivers_what_a_sigkilled_worker_held_without_the_sweep(
+        live_db, make_workspace, tmp_path
+    ):
+        workspace = make_workspace(members=20)
+        PeriodicTask.objects.all().delete()  # no beat, no sweep: every window is an hour
+        processes = Processes(tmp_path, settings.CELERY_BROKER_URL, urgent_stale=STALE)
+        try:
+            # Started first: the suite's session worker may be consuming the same queue.
+            doomed = processes.worker("doomed")
+            emit_in_child(processes, "data_source.connection_lost", workspace, 30)
+            wait_until(lambda: in_the_middle_of_a_task(doomed, after=1), timeout=SLACK,
+                       message="the doomed worker to route its first event and start another")
+            doomed.send_signal(signal.SIGKILL)
+            doomed.wait()
+            processes.worker("survivor")
 
-        events = list(Event.objects.values_list("pk", flat=True))
-        wait_until(lambda: notified_once(events, 20), timeout=SLACK,
-                   message="all 30 events routed with no sweep")
-        assert_routed_once(events, 20)
-    finally:
-        processes.stop_all()
+            events = list(Event.objects.values_list("pk", flat=True))
+            wait_until(lambda: notified_once(events, 20), timeout=SLACK,
+                       message="all 30 events routed with no sweep")
+            assert_routed_once(events, 20)
+        finally:
+            processes.stop_all()
 
 
 # --- Redis restarted empty --------------------------------------------------------------
