@@ -230,7 +230,7 @@ def event_emit(
         occurred_at=occurred_at,
         status=Event.Status.PENDING if event_type.enabled else Event.Status.SUPPRESSED,
         next_sweep_at=(
-            timezone.now() + timedelta(seconds=settings.DATAFI_OUTBOX_STALE_SECONDS)
+            timezone.now() + outbox_stale_window(event_type.effective_priority)
             if event_type.enabled else None
         ),
     )
@@ -471,35 +471,50 @@ def _mark_due_for_sweep(event_id) -> None:
         logger.exception("event %s: could not mark it due for the outbox sweep", event_id)
 
 
+def outbox_stale_window(priority: str) -> timedelta:
+    """How long an event may stay unrouted after an enqueue before the sweep enqueues it again.
+
+    Critical and high events get ``DATAFI_OUTBOX_URGENT_STALE_SECONDS``: a message lost with
+    a killed worker (Redis hides it for the visibility timeout) or with a broker restarted
+    empty is enqueued again within that window plus one sweep interval. The batched
+    priorities wait ``DATAFI_OUTBOX_STALE_SECONDS``; they wait for a digest anyway.
+    """
+    if priority in catalog.Priority.IMMEDIATE:
+        return timedelta(seconds=settings.DATAFI_OUTBOX_URGENT_STALE_SECONDS)
+    return timedelta(seconds=settings.DATAFI_OUTBOX_STALE_SECONDS)
+
+
 def outbox_sweep(*, batch_size: int = 500) -> int:
     """Enqueue routing for every pending event that is due; returns how many were enqueued.
 
-    Due: its publish failed, or it is still unrouted ``DATAFI_OUTBOX_STALE_SECONDS`` after
-    emit or after its last enqueue (a lost message, or a process that died before
+    Due: its publish failed, or it is still unrouted a stale window (``outbox_stale_window``)
+    after emit or after its last enqueue (a lost message, or a process that died before
     publishing). Each enqueue pushes the event's next sweep that far ahead, so a backlog in
     the queue is not flooded with copies. Stops at the first failed publish: the broker is
     still down and the next sweep tries again. Safe to run at any time: routing claims the
-    event, so one enqueued twice is routed once.
+    event, so one enqueued twice is routed once. Uses the partial index on ``next_sweep_at``.
     """
-    stale = timedelta(seconds=settings.DATAFI_OUTBOX_STALE_SECONDS)
     enqueued = 0
     while True:
         now = timezone.now()
         due = list(
             Event.objects.filter(status=Event.Status.PENDING, next_sweep_at__lte=now)
             .order_by("next_sweep_at")
-            .values_list("pk", flat=True)[:batch_size]
+            .values_list("pk", "priority")[:batch_size]
         )
-        sent = []
-        for event_id in due:
+        sent: dict[timedelta, list] = {}  # stale window -> event ids enqueued
+        count = 0
+        for event_id, priority in due:
             if not event_enqueue(event_id=event_id):
                 break
-            sent.append(event_id)
-        Event.objects.filter(pk__in=sent, status=Event.Status.PENDING).update(
-            next_sweep_at=now + stale
-        )
-        enqueued += len(sent)
-        if len(sent) < len(due) or len(due) < batch_size:
+            sent.setdefault(outbox_stale_window(priority), []).append(event_id)
+            count += 1
+        for window, ids in sent.items():
+            Event.objects.filter(pk__in=ids, status=Event.Status.PENDING).update(
+                next_sweep_at=now + window
+            )
+        enqueued += count
+        if count < len(due) or len(due) < batch_size:
             break
     if enqueued:
         logger.info("outbox sweep: %d pending events enqueued", enqueued)
