@@ -4,6 +4,7 @@ With nothing set, the service runs on an embedded default that needs no server:
 a SQLite file and kombu's filesystem broker, both under ``DATAFI_VAR_DIR`` (``var/``).
 """
 
+import base64
 import secrets
 from pathlib import Path
 
@@ -19,22 +20,28 @@ VAR_DIR = Path(env.str("DATAFI_VAR_DIR", default=str(BASE_DIR / "var"))).resolve
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 
-def _local_secret(name: str) -> str:
+def _local_secret(name: str, generate=lambda: secrets.token_urlsafe(50)) -> str:
     """A random secret kept in ``VAR_DIR`` so the embedded default needs no configuration."""
     path = VAR_DIR / name
     if not path.exists():
-        path.write_text(secrets.token_urlsafe(50))
+        path.write_text(generate())
         path.chmod(0o600)
     return path.read_text().strip()
 
 
 DEBUG = env.bool("DEBUG", default=False)
 SECRET_KEY = env.str("SECRET_KEY", default="") or _local_secret("secret_key")
+# Fernet keys for secrets stored in the database (SMTP password, webhook secrets), comma-separated:
+# the first encrypts, all decrypt; add a new key first, run rotate_encryption_keys, drop the old.
+FIELD_ENCRYPTION_KEY = env.list("FIELD_ENCRYPTION_KEY", default=[]) or [
+    _local_secret("field_encryption_key",
+                  lambda: base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())
+]
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "config.apps.DatafiAdminConfig",  # django.contrib.admin with sections (config/admin.py)
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

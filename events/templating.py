@@ -4,6 +4,7 @@ from django.core.exceptions import ValidationError
 from django.template import Context, Engine, TemplateSyntaxError
 
 # Titles are plain text (in-app, email subjects, webhook consumers): no HTML escaping here.
+# A Context escapes unless told not to, whatever the engine says: render_title says so.
 _engine = Engine(autoescape=False, builtins=["django.template.defaultfilters"])
 
 
@@ -19,7 +20,7 @@ def render_title(template_source: str, payload: dict, *, fallback: str) -> str:
     template edited in the admin degrades a title instead of losing a notification.
     """
     try:
-        text = _compile(template_source).render(Context(payload or {}))
+        text = _compile(template_source).render(Context(payload or {}, autoescape=False))
     except (TemplateSyntaxError, TypeError, ValueError):
         return fallback
     return " ".join(text.split())[:300] or fallback
