@@ -178,6 +178,24 @@ def build_digest_email(
     )
 
 
+def build_test_email(*, to: str, from_email: str, from_name: str, message_id: str,
+                     server: str) -> EmailMessage:
+    """The short message Send Test Email sends to ``to`` through ``server`` ("host:port")."""
+    msg = EmailMessage(policy=MAIL_POLICY)
+    msg["From"] = _address(from_email, display_name=from_name, role="from address")
+    msg["To"] = _address(to, role="recipient address")
+    msg["Subject"] = "Datafi test email"
+    msg["Date"] = timezone.now()
+    msg["Message-ID"] = header_text(message_id)
+    msg["Auto-Submitted"] = "auto-generated"
+    msg.set_content("This is a test email from Datafi Events & Notifications.\n\n"
+                    f"It was sent through {header_text(server)}. Email settings work.\n")
+    msg.add_alternative("<p>This is a test email from <strong>Datafi Events &amp; "
+                        "Notifications</strong>.</p><p>Email settings work.</p>\n",
+                        subtype="html")
+    return msg
+
+
 # --- the message ---------------------------------------------------------------------------
 
 def _message(

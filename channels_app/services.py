@@ -1,5 +1,6 @@
 """Everything in channels_app that writes or sends."""
 
+import uuid
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
@@ -7,7 +8,7 @@ from typing import Any
 from django.apps import apps
 from django.db import connection, transaction
 
-from . import crypto
+from . import crypto, emails, signals
 from .errors import DeliveryError
 from .fields import EncryptedTextField
 from .models import EmailSettings
@@ -39,6 +40,8 @@ def email_settings_update(*, values: Mapping[str, Any]) -> EmailSettings:
             setattr(settings, name, value)
         settings.full_clean()
         settings.save()
+        if settings.enabled:
+            transaction.on_commit(lambda: signals.email_enabled.send(sender=EmailSettings))
     return settings
 
 
@@ -67,15 +70,10 @@ def email_send_test(*, to: str, overrides: Mapping[str, Any] | None = None) -> s
                            detail="Email is not configured: set a host, a port and a from "
                                   "address.")
     try:
-        message = smtp.build_message(
-            from_email=config.from_email, from_name=config.from_name, to=to,
-            subject="Datafi test email",
-            text=("This is a test email from Datafi Events & Notifications.\n\n"
-                  f"It was sent through {config.host}:{config.port} "
-                  f"({config.encryption}). Email settings work.\n"),
-            html=("<p>This is a test email from <strong>Datafi Events &amp; Notifications"
-                  "</strong>.</p><p>Email settings work.</p>"),
-        )
+        message = emails.build_test_email(
+            to=to, from_email=config.from_email, from_name=config.from_name,
+            message_id=emails.make_message_id(uuid.uuid4(), config.from_email),
+            server=f"{config.host}:{config.port} ({config.encryption})")
         smtp.send_message(config, message)
     except ValueError as exc:
         return smtp.Result(ok=False, error=smtp.REJECTED, detail=str(exc))

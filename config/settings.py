@@ -11,6 +11,8 @@ from pathlib import Path
 import environ
 from kombu import Exchange, Queue
 
+from config import task_names
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -173,7 +175,7 @@ else:
         # A dead or hung broker must never block emit() for long.
         "socket_connect_timeout": 3,
         "socket_timeout": 3,
-        # Retry backoff of sending tasks stays well below this (see channels_app.tasks).
+        # Retry backoff of sending tasks stays well below this (DATAFI_RETRY_MAX_SECONDS).
         "visibility_timeout": 3600,
     }
 CELERY_BROKER_CONNECTION_TIMEOUT = 3
@@ -189,14 +191,20 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 
 # Queues and routes in one place. Routing and digest flushes never wait behind each other:
 # run one worker per queue to scale them independently (README, "Scale out").
+# Immediate sends ("deliveries"), digest sends ("digests") and webhook sends ("webhooks")
+# have queues of their own, so a slow receiver never holds up a critical email.
 CELERY_TASK_DEFAULT_QUEUE = "events"
 CELERY_TASK_QUEUES = [
-    Queue(name, Exchange(name), routing_key=name) for name in ("events", "digests")
+    Queue(name, Exchange(name), routing_key=name)
+    for name in ("events", "deliveries", "digests", "webhooks")
 ]
 CELERY_TASK_ROUTES = {
-    "events.outbox_sweep": {"queue": "events"},
-    "notifications.event_route": {"queue": "events"},
-    "notifications.digest_flush": {"queue": "digests"},
+    task_names.OUTBOX_SWEEP: {"queue": "events"},
+    task_names.EVENT_ROUTE: {"queue": "events"},
+    task_names.DIGEST_FLUSH: {"queue": "digests"},
+    task_names.DELIVERY_SEND: {"queue": "deliveries"},
+    task_names.DELIVERY_SWEEP: {"queue": "deliveries"},
+    task_names.DIGEST_SEND: {"queue": "digests"},
 }
 
 # --- Product settings ---------------------------------------------------------------------
@@ -208,3 +216,22 @@ DATAFI_OUTBOX_STALE_SECONDS = env.int("DATAFI_OUTBOX_STALE_SECONDS", default=600
 # the sweep), so a transaction emitting many events during an outage is not held up.
 DATAFI_BROKER_BACKOFF_SECONDS = env.int("DATAFI_BROKER_BACKOFF_SECONDS", default=30)
 WEBHOOK_ALLOW_PRIVATE_NETWORKS = env.bool("WEBHOOK_ALLOW_PRIVATE_NETWORKS", default=False)
+
+# --- Outbound deliveries (email now, webhooks next) -------------------------------------------
+# The app's address, for links in emails ("open in Datafi").
+DATAFI_APP_URL = env.str("DATAFI_APP_URL", default="http://localhost:8000/")
+# A transient failure is retried after base x 2^(n-1) seconds (n: the attempt that failed),
+# within +-20% jitter, never more than the cap. A retry is a countdown message on the
+# broker, so the cap stays well below the broker's visibility timeout (asserted below).
+DATAFI_RETRY_BASE_SECONDS = env.float("DATAFI_RETRY_BASE_SECONDS", default=10)
+DATAFI_RETRY_MAX_SECONDS = env.float("DATAFI_RETRY_MAX_SECONDS", default=300)
+DATAFI_EMAIL_MAX_ATTEMPTS = env.int("DATAFI_EMAIL_MAX_ATTEMPTS", default=4)
+# A delivery still "sending" this long after its attempt started lost its worker: the
+# delivery sweep sends it again. Longer than any SMTP/HTTP timeout (the SMTP one is <= 300).
+DATAFI_SENDING_TIMEOUT_SECONDS = env.float("DATAFI_SENDING_TIMEOUT_SECONDS", default=330)
+# A pending delivery this long past its due time lost its task message: the sweep re-enqueues.
+DATAFI_DELIVERY_GRACE_SECONDS = env.float("DATAFI_DELIVERY_GRACE_SECONDS", default=60)
+_visibility_timeout = CELERY_BROKER_TRANSPORT_OPTIONS.get("visibility_timeout")
+assert _visibility_timeout is None or _visibility_timeout >= 2 * DATAFI_RETRY_MAX_SECONDS, (
+    "DATAFI_RETRY_MAX_SECONDS must stay well below (at most half) the broker's "
+    "visibility_timeout, or a retry scheduled with a countdown is delivered twice")

@@ -14,6 +14,7 @@ from .models import (
     DEFAULT_CHANNELS,
     Bucket,
     Delivery,
+    DeliveryAttempt,
     Notification,
     RoutingRule,
 )
@@ -182,6 +183,11 @@ def delivery_list(*, channel: str | None = None, status: str | None = None,
     if endpoint is not None:
         deliveries = deliveries.filter(endpoint_id=endpoint)
     return deliveries.order_by("-created_at", "-pk")
+
+
+def delivery_attempt_list(*, delivery: Delivery) -> QuerySet:
+    """The attempts of ``delivery``, first to last."""
+    return DeliveryAttempt.objects.filter(delivery=delivery).order_by("number")
 
 
 def pending_digest_counts() -> dict[tuple[str, str], int]:

@@ -4,14 +4,16 @@ import logging
 
 from celery import shared_task
 
-from . import services
+from config import task_names
+
+from . import delivery, services
 
 logger = logging.getLogger(__name__)
 
 
-# Both tasks are idempotent, so a message whose worker died is safe to run again:
+# Every task here is idempotent, so a message whose worker died is safe to run again:
 # acks_late with reject_on_worker_lost puts it back on the queue instead of acking it.
-@shared_task(name="notifications.event_route", acks_late=True, reject_on_worker_lost=True)
+@shared_task(name=task_names.EVENT_ROUTE, acks_late=True, reject_on_worker_lost=True)
 def event_route(*, event_id: str) -> None:
     """Route one event. Idempotent (the service claims the event row), hence acks_late."""
     result = services.event_route(event_id=event_id)
@@ -19,7 +21,27 @@ def event_route(*, event_id: str) -> None:
         logger.info("event %s: nothing to route (unknown, or routed already)", event_id)
 
 
-@shared_task(name="notifications.digest_flush", acks_late=True, reject_on_worker_lost=True)
+@shared_task(name=task_names.DIGEST_FLUSH, acks_late=True, reject_on_worker_lost=True)
 def digest_flush(*, bucket: str) -> None:
     """Flush one digest bucket. Safe to overlap with itself and to re-run after a crash."""
     services.digest_flush(bucket=bucket)
+
+
+@shared_task(name=task_names.DELIVERY_SEND, acks_late=True, reject_on_worker_lost=True)
+def delivery_send(*, delivery_id: str) -> None:
+    """One attempt at an immediate delivery. Idempotent: the service claims the row first."""
+    outcome = delivery.delivery_send(delivery_id=delivery_id)
+    logger.info("delivery %s: %s", delivery_id, outcome)
+
+
+@shared_task(name=task_names.DIGEST_SEND, acks_late=True, reject_on_worker_lost=True)
+def digest_send(*, digest_id: str) -> None:
+    """One attempt at a digest (its delivery has the digest's id), on the digests queue."""
+    outcome = delivery.delivery_send(delivery_id=digest_id)
+    logger.info("digest %s: %s", digest_id, outcome)
+
+
+@shared_task(name=task_names.DELIVERY_SWEEP, acks_late=True, reject_on_worker_lost=True)
+def delivery_sweep() -> None:
+    """Enqueue again the sends a lost message or a dead worker left behind."""
+    delivery.delivery_sweep()

@@ -11,15 +11,9 @@ import smtplib
 import socket
 import ssl
 import time
-import unicodedata
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from email.headerregistry import Address
 from email.message import EmailMessage
-from email.policy import SMTP as SMTP_POLICY
-from email.utils import format_datetime, getaddresses, make_msgid
-
-from django.utils import timezone
+from email.utils import getaddresses
 
 from channels_app.errors import DeliveryError, PermanentError, TransientError
 
@@ -115,7 +109,8 @@ def send_message(config: SmtpConfig, message: EmailMessage) -> Sent:
         raise PermanentError("The message has no recipient.", kind=REJECTED)
     del message["Bcc"]
     try:
-        data = message.as_bytes(policy=SMTP_POLICY)
+        # The message's own policy (channels_app.emails.MAIL_POLICY: CRLF, 7-bit headers).
+        data = message.as_bytes()
     except (ValueError, UnicodeError) as exc:
         raise PermanentError(f"The message cannot be encoded for SMTP: {exc}",
                              kind=REJECTED) from None
@@ -286,54 +281,3 @@ def _text(text: bytes | str) -> str:
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")
     return " ".join(text.split())
-
-
-# --- building messages ----------------------------------------------------------------------
-
-def clean_header_text(value: str) -> str:
-    """``value`` made safe for a header: control characters (CR, LF, TAB, ...) and line or
-    paragraph separators become spaces, runs of whitespace collapse to one."""
-    value = "".join(
-        " " if unicodedata.category(ch) in ("Cc", "Zl", "Zp") else ch for ch in str(value))
-    return " ".join(value.split())
-
-
-def build_message(*, from_email: str, from_name: str = "", to: str | list[str], subject: str,
-                  text: str, html: str | None = None, message_id: str | None = None,
-                  headers: Mapping[str, str] | None = None) -> EmailMessage:
-    """A message with a plain-text body (and an HTML alternative when given).
-
-    Data never shapes the header structure: subject, names and extra header values are
-    cleaned of control characters, addresses containing any are refused (ValueError).
-    Sets ``Message-ID`` (pass the same one for every attempt of one delivery so a receiver
-    can drop duplicates), ``Date`` and ``Auto-Submitted: auto-generated``.
-    """
-    message = EmailMessage(policy=SMTP_POLICY)
-    message["Subject"] = clean_header_text(subject)
-    message["From"] = _address(from_email, from_name)
-    message["To"] = [_address(addr) for addr in ([to] if isinstance(to, str) else to)]
-    message["Date"] = format_datetime(timezone.now())
-    message["Message-ID"] = clean_header_text(message_id) if message_id else make_message_id(
-        from_email)
-    message["Auto-Submitted"] = "auto-generated"
-    for name, value in (headers or {}).items():
-        if not name.isascii() or not name.replace("-", "").isalnum():
-            raise ValueError(f"not a header name: {name!r}")
-        message[name] = clean_header_text(value)
-    message.set_content(text)
-    if html is not None:
-        message.add_alternative(html, subtype="html")
-    return message
-
-
-def make_message_id(from_email: str = "") -> str:
-    """A new globally unique Message-ID in the domain of ``from_email``."""
-    domain = from_email.rpartition("@")[2] or None
-    return make_msgid(domain=clean_header_text(domain) if domain else None)
-
-
-def _address(addr_spec: str, display_name: str = "") -> Address:
-    addr_spec = str(addr_spec).strip()
-    if any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") or ch.isspace() for ch in addr_spec):
-        raise ValueError(f"not an email address: {addr_spec!r}")
-    return Address(display_name=clean_header_text(display_name), addr_spec=addr_spec)

@@ -1,7 +1,7 @@
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
-from rest_framework import mixins, viewsets
+from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import CursorPagination
@@ -14,10 +14,12 @@ from events.api.permissions import StaffModelPermissions, staff_with
 from events.models import EventType
 from events.services import event_type_update
 from notifications import selectors, services
+from notifications.delivery import DeliveryNotRetryable, delivery_retry
 from notifications.models import RoutingRule
 from notifications.routing_files import RoutingFileError, routing_export, routing_import
 
 from .serializers import (
+    DeliveryAttemptSerializer,
     DeliveryFilterSerializer,
     DeliverySerializer,
     DigestFlushResultSerializer,
@@ -177,6 +179,26 @@ class DeliveryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         filters = DeliveryFilterSerializer(data=self.request.query_params)
         filters.is_valid(raise_exception=True)
         return selectors.delivery_list(**filters.validated_data)
+
+    @extend_schema(responses=DeliveryAttemptSerializer(many=True))
+    @action(detail=True, methods=["get"], pagination_class=None)
+    def attempts(self, request, pk=None):
+        """Each attempt of this delivery, first to last."""
+        delivery = self.get_object()
+        return Response(DeliveryAttemptSerializer(selectors.delivery_attempt_list(
+            delivery=delivery), many=True).data)
+
+    @extend_schema(request=None, responses={200: DeliverySerializer, 409: OpenApiTypes.OBJECT})
+    @action(detail=True, methods=["post"],
+            permission_classes=[staff_with(write=("notifications.change_delivery",))])
+    def retry(self, request, pk=None):
+        """Send a failed delivery again under the same id (409 when it is not failed)."""
+        delivery = self.get_object()
+        try:
+            delivery = delivery_retry(delivery_id=delivery.pk)
+        except DeliveryNotRetryable as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        return Response(self.get_serializer(delivery).data)
 
 
 class DigestPendingView(APIView):
