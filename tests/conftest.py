@@ -116,7 +116,7 @@ def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):
 
     with django_db_blocker.unblock():
         app.control.purge()
-        env = subprocess_env(DATAFI_RETRY_BASE_SECONDS="0.5")  # retries within a test
+        env = subprocess_env(DATAFI_RETRY_BASE_SECONDS="1")  # retries within a test
     log_path = tmp_path_factory.mktemp("worker") / "worker.log"
     with open(log_path, "w") as log:
         process = subprocess.Popen(

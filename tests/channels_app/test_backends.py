@@ -11,7 +11,7 @@ def person(pk, email=""):
 
 def test_builtin_backends_are_found_by_channel_name():
     assert get_backend("in_app").sends_digests is True
-    assert get_backend("email").sends_digests is False
+    assert get_backend("email").sends_digests is True
     assert get_backend("sms") is None
     assert {backend.name for backend in registered_backends()} >= {"in_app", "email"}
 

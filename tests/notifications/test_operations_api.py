@@ -39,7 +39,8 @@ def test_flush_now_over_the_api_sends_one_digest_per_member(staff_api, pending):
     response = staff_api.post("/api/digests/flush/", {"bucket": "5m"}, format="json")
 
     assert response.status_code == 200
-    assert response.json() == {"bucket": "5m", "claimed_items": 4, "digests_sent": 2}
+    assert response.json() == {"bucket": "5m", "claimed_items": 4, "digests_sent": 2,
+                               "digests_enqueued": 0}
     for member in pending.people:
         [digest] = Notification.objects.filter(user=member, kind="digest")
         assert [item["title"] for item in digest.items] == [
