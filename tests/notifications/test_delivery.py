@@ -65,8 +65,9 @@ def send_when_due(delivery_id) -> str:
 
 def waits_between(attempts) -> list[float]:
     """Seconds from the end of each attempt (start + duration) to the start of the next."""
+    pairs = zip(attempts, attempts[1:], strict=False)
     return [(later.started_at - earlier.started_at).total_seconds()
-            - earlier.duration_ms / 1000 for earlier, later in zip(attempts, attempts[1:])]
+            - earlier.duration_ms / 1000 for earlier, later in pairs]
 
 
 def test_retry_delays_double_within_twenty_percent_and_stop_at_the_cap(settings):
@@ -105,9 +106,9 @@ def test_451_twice_then_accepted_is_delivered_once_after_three_growing_attempts(
     assert {r.message["Message-ID"] for r in server.received} == {expected_id}
 
 
-def test_a_transient_error_schedules_the_retry_durably(make_workspace, smtp_server, email_on,
-                                                       email_rule, django_capture_on_commit_callbacks,
-                                                       monkeypatch):
+def test_a_transient_error_schedules_the_retry_durably(
+        make_workspace, smtp_server, email_on, email_rule, django_capture_on_commit_callbacks,
+        monkeypatch):
     workspace = make_workspace(members=1)
     server, row = one_email_delivery(workspace, smtp_server, email_on, email_rule,
                                      replies=["421 4.7.0 Busy"])
