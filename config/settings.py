@@ -11,7 +11,7 @@ from pathlib import Path
 import environ
 from kombu import Exchange, Queue
 
-from config import task_names
+from events import task_names
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 

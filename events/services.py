@@ -14,8 +14,6 @@ from django.contrib.auth import get_user_model
 from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
-from config import task_names
-
 from . import catalog
 from .exceptions import (
     InvalidDedupeKey,
@@ -30,7 +28,7 @@ from .models import Category, Event, EventType, Workspace
 
 logger = logging.getLogger(__name__)
 
-ROUTE_TASK = task_names.EVENT_ROUTE
+ROUTE_TASK = "notifications.event_route"
 
 
 # --- catalog ------------------------------------------------------------------------------

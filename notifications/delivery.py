@@ -37,7 +37,7 @@ from django.utils import timezone
 
 from channels_app.backends import ChannelBackend, Recipient, get_backend, registered_backends
 from channels_app.errors import DeliveryError
-from config import task_names
+from events import task_names
 from events.models import Event
 
 from .channels.in_app import event_title

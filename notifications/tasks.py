@@ -4,7 +4,7 @@ import logging
 
 from celery import shared_task
 
-from config import task_names
+from events import task_names
 
 from . import delivery, services
 
