@@ -7,6 +7,7 @@ one call stays within ``config.timeout`` seconds.
 
 from __future__ import annotations
 
+import copy
 import smtplib
 import socket
 import ssl
@@ -93,7 +94,8 @@ def test_connection(config: SmtpConfig) -> Result:
 
 
 def send_message(config: SmtpConfig, message: EmailMessage) -> Sent:
-    """Send ``message`` to the addresses of its To, Cc and Bcc headers (Bcc is not sent).
+    """Send ``message`` to the addresses of its To, Cc and Bcc headers (Bcc is not sent;
+    ``message`` itself is left as it is, so a retry can send it again).
 
     The envelope sender is ``config.from_email``. Returns the server's reply to the data;
     raises TransientError (connection refused or reset, timeout, SMTP 4xx) or PermanentError
@@ -107,7 +109,9 @@ def send_message(config: SmtpConfig, message: EmailMessage) -> Sent:
         if addr]
     if not recipients:
         raise PermanentError("The message has no recipient.", kind=REJECTED)
-    del message["Bcc"]
+    if message["Bcc"] is not None:  # recipients, but not a header anyone receives
+        message = copy.deepcopy(message)
+        del message["Bcc"]
     try:
         # The message's own policy (channels_app.emails.MAIL_POLICY: CRLF, 7-bit headers).
         data = message.as_bytes()

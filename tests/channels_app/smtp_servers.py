@@ -3,6 +3,7 @@
 Every server binds 127.0.0.1 on a free port (port 0) and is stopped by its fixture.
 """
 
+import contextlib
 import datetime
 import email
 import email.policy
@@ -183,6 +184,8 @@ class SilentServer:
             self.connections.append(conn)
 
     def stop(self):
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept() on Linux
         self.sock.close()
         for conn in self.connections:
             conn.close()

@@ -153,3 +153,16 @@ def test_send_failures_say_transient_or_permanent(smtp_server, closed_port, sile
 
 def test_config_repr_hides_the_password():
     assert PASSWORD not in repr(SmtpConfig(host=HOST, port=25, password=PASSWORD))
+
+
+def test_bcc_recipients_receive_it_without_the_header_on_every_attempt(smtp_server):
+    server = smtp_server(replies=["451 4.3.0 Busy"])
+    message = build_message(from_email=SENDER, to="ops@example.com", subject="s", text="t")
+    message["Bcc"] = "audit@example.com"
+
+    with pytest.raises(TransientError):
+        send_message(config_for(server), message)
+    send_message(config_for(server), message)
+
+    assert [r.rcpt_tos for r in server.received] == [["ops@example.com", "audit@example.com"]] * 2
+    assert all(r.message["Bcc"] is None for r in server.received)
