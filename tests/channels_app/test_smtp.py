@@ -157,7 +157,7 @@ def test_config_repr_hides_the_password():
 
 def test_bcc_recipients_receive_it_without_the_header_on_every_attempt(smtp_server):
     server = smtp_server(replies=["451 4.3.0 Busy"])
-    message = build_message(from_email=SENDER, to="ops@example.com", subject="s", text="t")
+    message = build_message()
     message["Bcc"] = "audit@example.com"
 
     with pytest.raises(TransientError):
