@@ -116,7 +116,10 @@ def build_event_email(
     """The email for one immediate ``event`` to one recipient ``to``.
 
     ``title`` is the event's rendered title (plain text). ``event`` needs its event type,
-    category and workspace loaded (``select_related``) to avoid queries. Raises
+    category and workspace loaded (``select_related``) to avoid queries. The bodies list
+    every payload field in key order and link to ``app_url`` + ``link_path``. Pass the same
+    ``message_id`` (``make_message_id``) on every attempt of one delivery;
+    ``unsubscribe_url`` adds ``List-Unsubscribe``; ``date`` defaults to now. Raises
     ``ValueError`` only for an address that is not one valid address.
     """
     title = header_text(title) or event.event_type.label
