@@ -4,6 +4,7 @@ from rest_framework.authtoken.admin import TokenProxy
 
 from .catalog import Priority
 from .models import Category, Event, EventType, Membership, Workspace
+from .services import event_type_create, event_type_update
 
 
 def priority_badge(priority: str):
@@ -37,6 +38,16 @@ class EventTypeAdmin(admin.ModelAdmin):
     readonly_fields = ["key", "builtin"]
     fields = ["key", "category", "name", "label", "description", "title_template",
               "default_priority", "priority_override", "enabled", "builtin"]
+
+    def save_model(self, request, obj, form, change):
+        """Through the services, the list's editable columns included."""
+        if change:
+            event_type_update(event_type=obj,
+                              **{name: form.cleaned_data[name] for name in form.changed_data})
+        else:
+            created = event_type_create(**{name: form.cleaned_data[name] for name in form.fields})
+            obj.pk, obj.key = created.pk, created.key  # the admin logs and redirects with obj
+            obj._state.adding = False
 
     def get_readonly_fields(self, request, obj=None):
         if obj is not None and obj.builtin:

@@ -1,14 +1,28 @@
-"""What ``emit()`` raises on bad input. Each names the problem and the argument it came from."""
+"""The application's one error type, and what ``emit()`` raises on bad input.
+
+Each names the problem and the input it came from; the API answers it as a 400
+``{field: [message]}`` (``config.api.exception_handler``).
+"""
 
 
-class EmitError(ValueError):
-    """Base class: the event was refused and nothing was written."""
+class ApplicationError(ValueError):
+    """A service refused its input; nothing was written."""
 
     field = "non_field_errors"
 
-    def __init__(self, message: str):
+    def __init__(self, message: str, *, field: str | None = None):
         super().__init__(message)
         self.message = message
+        if field is not None:
+            self.field = field
+
+    def as_data(self) -> dict:
+        """The error as the API answers it."""
+        return {self.field: [self.message]}
+
+
+class EmitError(ApplicationError):
+    """Base class of what ``emit()`` raises: the event was refused."""
 
 
 class UnknownEventType(EmitError):

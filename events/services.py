@@ -14,8 +14,9 @@ from django.contrib.auth import get_user_model
 from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
-from . import catalog
+from . import catalog, task_names
 from .exceptions import (
+    ApplicationError,
     InvalidDedupeKey,
     InvalidOccurredAt,
     InvalidPayload,
@@ -27,8 +28,6 @@ from .exceptions import (
 from .models import Category, Event, EventType, Workspace
 
 logger = logging.getLogger(__name__)
-
-ROUTE_TASK = "notifications.event_route"
 
 
 # --- catalog ------------------------------------------------------------------------------
@@ -97,19 +96,76 @@ def _assign_changed(instance, values: dict) -> bool:
     return changed
 
 
-def event_type_update(
-    *, event_type: EventType, enabled: bool | None = None, priority_override: str | None = None
+#: What an admin may change on a custom (not built-in) event type; code owns the built-ins'.
+EVENT_TYPE_DEFINITION_FIELDS = ("category", "name", "label", "description", "title_template",
+                                "default_priority")
+
+
+def event_type_create(
+    *,
+    category: Category,
+    name: str,
+    label: str,
+    title_template: str,
+    default_priority: str,
+    description: str = "",
+    priority_override: str = "",
+    enabled: bool = True,
 ) -> EventType:
-    """Change what an admin owns on an event type: the enabled flag and the priority override."""
+    """Add a custom event type; its key is ``<category prefix>.<name>``.
+
+    Raises ``ValidationError`` naming the field for a duplicate name, an unknown priority
+    or a title template that does not compile.
+    """
+    event_type = EventType(
+        key=f"{category.prefix}.{name}", category=category, name=name, label=label,
+        description=description, title_template=title_template, default_priority=default_priority,
+        priority_override=priority_override, enabled=enabled, builtin=False,
+    )
+    event_type.full_clean()
+    event_type.save(force_insert=True)
+    return event_type
+
+
+def event_type_update(
+    *,
+    event_type: EventType,
+    enabled: bool | None = None,
+    priority_override: str | None = None,
+    **definition: Any,
+) -> EventType:
+    """Change an event type and save only what changed; the one way event types change.
+
+    ``enabled`` and ``priority_override`` (``""`` clears it) may change on any event type;
+    ``definition`` (``EVENT_TYPE_DEFINITION_FIELDS``) only on a custom one. Raises
+    ``ApplicationError`` naming the field it refuses, or ``ValidationError`` from the
+    model's validation of a changed definition.
+    """
     fields = []
     if enabled is not None:
         event_type.enabled = enabled
         fields.append("enabled")
     if priority_override is not None:
         if priority_override and priority_override not in catalog.Priority.VALUES:
-            raise ValueError(f"unknown priority {priority_override!r}")
+            raise ApplicationError(
+                f"unknown priority {priority_override!r}; choose from "
+                f"{', '.join(catalog.Priority.VALUES)} or '' for none",
+                field="priority_override",
+            )
         event_type.priority_override = priority_override
         fields.append("priority_override")
+    for field, value in definition.items():
+        if field not in EVENT_TYPE_DEFINITION_FIELDS:
+            raise ApplicationError(f"{field} cannot be changed", field=field)
+        if event_type.builtin:
+            raise ApplicationError(
+                f"{field} of a built-in event type is defined in code", field=field
+            )
+        setattr(event_type, field, value)
+        fields.append(field)
+    if definition:
+        event_type.full_clean()  # also derives the key from the category and the name
+        fields.append("key")
     if fields:
         event_type.save(update_fields=fields)
     return event_type
@@ -297,7 +353,8 @@ def event_enqueue(*, event_id) -> bool:
         _mark_due_for_sweep(event_id)
         return False
     try:
-        current_app.send_task(ROUTE_TASK, kwargs={"event_id": str(event_id)}, retry=False)
+        current_app.send_task(task_names.EVENT_ROUTE, kwargs={"event_id": str(event_id)},
+                              retry=False)
     except Exception as exc:  # the broker's failure must not become the caller's
         _broker_down_until = time.monotonic() + settings.DATAFI_BROKER_BACKOFF_SECONDS
         logger.warning("routing of event %s not enqueued, the sweep will retry: %r", event_id, exc)

@@ -13,7 +13,7 @@ from .delivery import DeliveryNotRetryable, delivery_retry
 from .models import Bucket, Delivery, DeliveryAttempt, Digest, Notification, RoutingRule
 from .routing_files import RoutingFileError, routing_export, routing_import
 from .selectors import RoutingRules, pending_digest_counts
-from .services import digest_flush
+from .services import digest_flush_enqueue, routing_rule_delete, routing_rule_set
 
 
 class EmailListField(forms.CharField):
@@ -86,6 +86,19 @@ class RoutingRuleAdmin(admin.ModelAdmin):
     @admin.display(description="Channels")
     def channel_list(self, rule):
         return ", ".join(rule.channels)
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        routing_rule_set(rule=obj, category=data.get("category"),
+                         event_type=data.get("event_type"), channels=data["channels"],
+                         extra_emails=data.get("extra_emails", []))
+
+    def delete_model(self, request, obj):
+        routing_rule_delete(rule=obj)
+
+    def delete_queryset(self, request, queryset):
+        for rule in queryset:
+            routing_rule_delete(rule=rule)
 
     def get_urls(self):
         return [
@@ -243,11 +256,10 @@ class DigestAdmin(admin.ModelAdmin):
         if bucket not in Bucket.values:
             self.message_user(request, f"Unknown bucket {bucket!r}.", messages.ERROR)
         else:
-            result = digest_flush(bucket=bucket)
+            digest_flush_enqueue(bucket=bucket)
             self.message_user(
                 request,
-                f"Flushed {bucket}: {result.claimed_items} items claimed, "
-                f"{result.digests_sent} digests sent.",
+                f"Flush of {bucket} queued: the digests are sent in a moment.",
                 messages.SUCCESS,
             )
         return HttpResponseRedirect(reverse("admin:notifications_digest_changelist"))

@@ -20,20 +20,28 @@ from django.db import transaction
 
 from channels_app.models import Channel
 from events.catalog import Priority
+from events.exceptions import ApplicationError
 from events.models import Category, EventType
+from events.services import event_type_update
 
 from .models import RoutingRule, validate_email_list
+from .services import routing_rule_delete, routing_rule_set
 
 SETTING_KEYS = ("channels", "priority", "emails")
 
 
-class RoutingFileError(ValueError):
+class RoutingFileError(ApplicationError):
     """A routing file was refused; ``path`` is the key path of the offending entry."""
+
+    field = "yaml"
 
     def __init__(self, path: str, problem: str):
         super().__init__(f"{path}: {problem}")
         self.path = path
         self.problem = problem
+
+    def as_data(self) -> dict:
+        return {**super().as_data(), "path": self.path}
 
 
 @dataclass
@@ -66,32 +74,37 @@ def routing_import(text: str, *, replace: bool = False) -> ImportResult:
         if replace:
             keep_categories = [c.pk for c, e in category_entries if e.channels is not None]
             keep_types = [t.pk for t, e in event_entries if e.channels is not None]
-            removed += RoutingRule.objects.filter(category__isnull=False).exclude(
-                category__in=keep_categories).delete()[0]
-            removed += RoutingRule.objects.filter(event_type__isnull=False).exclude(
-                event_type__in=keep_types).delete()[0]
+            unmentioned = list(
+                RoutingRule.objects.filter(category__isnull=False).exclude(
+                    category__in=keep_categories)
+                | RoutingRule.objects.filter(event_type__isnull=False).exclude(
+                    event_type__in=keep_types)
+            )
+            for rule in unmentioned:
+                routing_rule_delete(rule=rule)
+            removed += len(unmentioned)
             keep_priorities = [t.pk for t, e in event_entries if e.priority is not None]
-            removed += EventType.objects.exclude(priority_override="").exclude(
-                pk__in=keep_priorities).update(priority_override="")
+            for event_type in EventType.objects.exclude(priority_override="").exclude(
+                    pk__in=keep_priorities):
+                event_type_update(event_type=event_type, priority_override="")
+                removed += 1
         rules = {(r.category_id, r.event_type_id): r for r in RoutingRule.objects.all()}
         rules_changed = priorities_changed = 0
         for target, entry in [*category_entries, *event_entries]:
             if entry.channels is not None:
                 is_category = isinstance(target, Category)
                 key = (target.pk, None) if is_category else (None, target.pk)
-                rule = rules.get(key) or RoutingRule(
-                    category=target if is_category else None,
-                    event_type=None if is_category else target,
-                )
-                wanted = {"channels": entry.channels, "extra_emails": entry.emails or []}
-                if rule.pk is None or any(getattr(rule, f) != v for f, v in wanted.items()):
-                    for field, value in wanted.items():
-                        setattr(rule, field, value)
-                    rule.save()  # unchanged rules keep their updated_at
+                rule = rules.get(key)
+                emails = entry.emails or []
+                if rule is None or rule.channels != entry.channels or rule.extra_emails != emails:
+                    routing_rule_set(  # unchanged rules keep their updated_at
+                        rule=rule, channels=entry.channels, extra_emails=emails,
+                        category=target if is_category else None,
+                        event_type=None if is_category else target,
+                    )
                     rules_changed += 1
             if entry.priority is not None and target.priority_override != entry.priority:
-                target.priority_override = entry.priority
-                target.save(update_fields=["priority_override"])
+                event_type_update(event_type=target, priority_override=entry.priority)
                 priorities_changed += 1
     return ImportResult(rules_changed=rules_changed, priorities_changed=priorities_changed,
                         removed=removed)

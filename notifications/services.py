@@ -3,13 +3,17 @@
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import partial
 
+from celery import current_app
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
 from channels_app.backends import get_backend
 from channels_app.models import Channel, DigestSetting
+from events import task_names
+from events.exceptions import ApplicationError
 from events.models import Category, Event, EventType
 
 from .channels import DIGEST_SENDERS, digest_channels, digests_send, recipients_record
@@ -131,6 +135,24 @@ def digest_claim(*, bucket: str) -> ClaimResult:
     return ClaimResult(items=len(items), digests_enqueued=len(sends))
 
 
+def digest_flush_enqueue(*, bucket: str) -> None:
+    """Have a worker flush ``bucket`` (the ``digest_flush`` task) once the caller commits.
+
+    Raises ``ApplicationError`` for an unknown bucket. Publishing fails loudly if the
+    broker is down: the caller asked for a flush now, and the next periodic one still runs.
+    """
+    _check_bucket(bucket)
+    transaction.on_commit(partial(current_app.send_task, task_names.DIGEST_FLUSH,
+                                  kwargs={"bucket": bucket}, retry=False))
+
+
+def _check_bucket(bucket: str) -> None:
+    if bucket not in Bucket.values:
+        raise ApplicationError(
+            f"unknown bucket {bucket!r}; choose from {', '.join(Bucket.values)}", field="bucket"
+        )
+
+
 def digest_flush(*, bucket: str) -> FlushResult:
     """Send the bucket's pending items as digests, each item exactly once.
 
@@ -142,8 +164,7 @@ def digest_flush(*, bucket: str) -> FlushResult:
     sent by the delivery sweep, under the same id.
     Safe to run concurrently with itself.
     """
-    if bucket not in Bucket.values:
-        raise ValueError(f"unknown bucket {bucket!r}; choose from {', '.join(Bucket.values)}")
+    _check_bucket(bucket)
     result = FlushResult(bucket=bucket)
     claim = digest_claim(bucket=bucket)
     result.claimed_items, result.digests_enqueued = claim.items, claim.digests_enqueued
@@ -187,22 +208,33 @@ def routing_rule_set(
     event_type: EventType | None = None,
     category: Category | None = None,
     extra_emails: list[str] | None = None,
+    rule: RoutingRule | None = None,
 ) -> RoutingRule:
-    """Create or replace the rule of one event type or one category (exactly one of them).
+    """Set the channels of one event type or one category (exactly one of them).
 
-    Raises ``ValidationError`` naming the problem for unknown or missing channels.
+    Changes ``rule`` (saved or not) when given, target included; otherwise replaces the
+    target's rule or creates it. ``extra_emails`` None keeps the rule's lists. Raises
+    ``ValidationError`` naming the problem (unknown or missing channels, a bad address, a
+    target that already has another rule). The one way routing rules are written.
     """
     if (event_type is None) == (category is None):
         raise ValidationError("Choose exactly one target: a category or an event type.")
-    rule = RoutingRule.objects.filter(event_type=event_type, category=category).first()
     if rule is None:
-        rule = RoutingRule(event_type=event_type, category=category)
+        rule = RoutingRule.objects.filter(event_type=event_type, category=category).first()
+    if rule is None:
+        rule = RoutingRule()
+    rule.event_type, rule.category = event_type, category
     rule.channels = channels
     if extra_emails is not None:
         rule.extra_emails = extra_emails
     rule.full_clean()
     rule.save()
     return rule
+
+
+def routing_rule_delete(*, rule: RoutingRule) -> None:
+    """Remove a rule: its target falls back to the category rule or the priority default."""
+    rule.delete()
 
 
 def digest_setting_set(*, channel: str, digest_enabled: bool) -> DigestSetting:

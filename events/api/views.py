@@ -1,11 +1,9 @@
 from django.db import transaction
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import permissions, status
-from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from events.exceptions import EmitError
 from events.services import event_emit
 
 from .serializers import EmitSerializer, EventSerializer
@@ -31,17 +29,14 @@ class EventCreateView(APIView):
         serializer = EmitSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        try:
-            with transaction.atomic():
-                event = event_emit(
-                    data["event_type"],
-                    payload=data.get("payload"),
-                    workspace=data.get("workspace_id"),
-                    recipients=data.get("recipients"),
-                    dedupe_key=data.get("dedupe_key"),
-                    occurred_at=data.get("occurred_at"),
-                )
-        except EmitError as exc:
-            raise ValidationError({exc.field: [str(exc)]}) from None
+        with transaction.atomic():
+            event = event_emit(
+                data["event_type"],
+                payload=data.get("payload"),
+                workspace=data.get("workspace_id"),
+                recipients=data.get("recipients"),
+                dedupe_key=data.get("dedupe_key"),
+                occurred_at=data.get("occurred_at"),
+            )
         code = status.HTTP_200_OK if event.deduplicated else status.HTTP_201_CREATED
         return Response(EventSerializer(event).data, status=code)

@@ -107,15 +107,6 @@ class RoutingRuleSerializer(serializers.ModelSerializer):
         fields = ["id", "category", "event_type", "channels", "extra_emails", "updated_at"]
         read_only_fields = ["id", "updated_at"]
 
-    def validate(self, attrs):
-        category = attrs.get("category", getattr(self.instance, "category", None))
-        event_type = attrs.get("event_type", getattr(self.instance, "event_type", None))
-        if (category is None) == (event_type is None):
-            raise serializers.ValidationError(
-                {"non_field_errors": ["Choose exactly one target: a category or an event type."]}
-            )
-        return attrs
-
 
 class RoutingImportSerializer(serializers.Serializer):
     yaml = serializers.CharField(required=False, help_text="The routing file's text.")
@@ -178,12 +169,9 @@ class DigestFlushSerializer(serializers.Serializer):
     bucket = serializers.ChoiceField(choices=Bucket.values)
 
 
-class DigestFlushResultSerializer(serializers.Serializer):
+class DigestFlushQueuedSerializer(serializers.Serializer):
     bucket = serializers.CharField()
-    claimed_items = serializers.IntegerField()
-    digests_sent = serializers.IntegerField(help_text="In-app digests written.")
-    digests_enqueued = serializers.IntegerField(help_text="Email digests handed to the "
-                                                          "digests queue.")
+    queued = serializers.BooleanField()
 
 
 class DigestSettingSerializer(serializers.ModelSerializer):

@@ -1,9 +1,9 @@
 from django.http import HttpResponse
+from django.utils.cache import patch_cache_control
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
@@ -16,13 +16,13 @@ from events.services import event_type_update
 from notifications import selectors, services
 from notifications.delivery import DeliveryNotRetryable, delivery_retry
 from notifications.models import RoutingRule
-from notifications.routing_files import RoutingFileError, routing_export, routing_import
+from notifications.routing_files import routing_export, routing_import
 
 from .serializers import (
     DeliveryAttemptSerializer,
     DeliveryFilterSerializer,
     DeliverySerializer,
-    DigestFlushResultSerializer,
+    DigestFlushQueuedSerializer,
     DigestFlushSerializer,
     DigestSettingSerializer,
     EventTypeSerializer,
@@ -113,7 +113,9 @@ class NotificationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
     @extend_schema(responses=UnreadCountSerializer)
     @action(detail=False, methods=["get"], url_path="unread-count")
     def unread_count(self, request):
-        return Response(selectors.notification_unread_count(user=request.user))
+        response = Response(selectors.notification_unread_count(user=request.user))
+        patch_cache_control(response, no_store=True)  # polled by the bell: always fresh
+        return response
 
 
 class RoutingRuleViewSet(viewsets.ModelViewSet):
@@ -122,6 +124,22 @@ class RoutingRuleViewSet(viewsets.ModelViewSet):
     serializer_class = RoutingRuleSerializer
     permission_classes = [StaffModelPermissions]
     queryset = RoutingRule.objects.select_related("category", "event_type")
+
+    def perform_create(self, serializer):
+        serializer.instance = services.routing_rule_set(**serializer.validated_data)
+
+    def perform_update(self, serializer):
+        rule, data = serializer.instance, serializer.validated_data
+        serializer.instance = services.routing_rule_set(
+            rule=rule,
+            category=data.get("category", rule.category),
+            event_type=data.get("event_type", rule.event_type),
+            channels=data.get("channels", rule.channels),
+            extra_emails=data.get("extra_emails"),
+        )
+
+    def perform_destroy(self, instance):
+        services.routing_rule_delete(rule=instance)
 
 
 ROUTING_READ = ("notifications.view_routingrule",)
@@ -150,11 +168,8 @@ class RoutingImportView(APIView):
     def post(self, request):
         serializer = RoutingImportSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        try:
-            result = routing_import(serializer.validated_data["yaml"],
-                                    replace=serializer.validated_data["replace"])
-        except RoutingFileError as exc:
-            raise ValidationError({"yaml": [str(exc)], "path": exc.path}) from None
+        result = routing_import(serializer.validated_data["yaml"],
+                                replace=serializer.validated_data["replace"])
         return Response(RoutingImportResultSerializer(result).data)
 
 
@@ -213,16 +228,18 @@ class DigestPendingView(APIView):
 
 
 class DigestFlushView(APIView):
-    """Flush one bucket now, as the periodic task would; each item is sent exactly once."""
+    """Queue a flush of one bucket now, as the periodic task would; each item once."""
 
     permission_classes = [staff_with(write=("notifications.flush_digests",))]
 
-    @extend_schema(request=DigestFlushSerializer, responses=DigestFlushResultSerializer)
+    @extend_schema(request=DigestFlushSerializer, responses={202: DigestFlushQueuedSerializer})
     def post(self, request):
         serializer = DigestFlushSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        result = services.digest_flush(bucket=serializer.validated_data["bucket"])
-        return Response(DigestFlushResultSerializer(result).data)
+        bucket = serializer.validated_data["bucket"]
+        services.digest_flush_enqueue(bucket=bucket)
+        return Response(DigestFlushQueuedSerializer({"bucket": bucket, "queued": True}).data,
+                        status=status.HTTP_202_ACCEPTED)
 
 
 class DigestSettingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,

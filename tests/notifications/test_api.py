@@ -194,6 +194,7 @@ def test_unread_count_by_priority(api, user, bob):
         "count": 4,
         "by_priority": {"critical": 2, "high": 1, "medium": 0, "low": 0, "info": 1},
     }
+    assert response["Cache-Control"] == "no-store"  # the bell polls it: never a stale count
 
 
 def test_unread_count_with_nothing_lists_all_priorities(api):

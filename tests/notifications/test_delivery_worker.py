@@ -15,8 +15,7 @@ from django.utils import timezone
 
 from channels_app.emails import make_message_id
 from channels_app.services import email_settings_update
-from events import task_names
-from events import emit
+from events import emit, task_names
 from events.models import Event, EventType
 from notifications.delivery import delivery_sweep
 from notifications.models import Delivery, DeliveryAttempt, RoutingRule

@@ -8,7 +8,9 @@ from django.test import Client
 from django.urls import reverse
 
 from channels_app.models import Channel, DigestSetting
+from events import task_names
 from notifications.models import Delivery, Digest, Notification
+from notifications.services import digest_flush
 from tests.support import emit_and_route
 
 MEDIUM = "query.long_running_query"
@@ -53,16 +55,25 @@ def test_digest_changelist_shows_pending_counts_per_bucket_and_channel(admin_cli
     assert html.count('value="Flush now"') == 3
 
 
-def test_flush_now_sends_the_bucket_and_says_so(admin_client, pending):
+def test_flush_now_queues_the_flush_and_says_so(admin_client, pending,
+                                               django_capture_on_commit_callbacks):
     url = reverse("admin:notifications_digest_flush")
 
-    response = admin_client.post(url, {"bucket": "5m"})
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = admin_client.post(url, {"bucket": "5m"})
 
     assert response.status_code == 302
     assert response["Location"] == reverse("admin:notifications_digest_changelist")
     assert [str(m) for m in get_messages(response.wsgi_request)] == [
-        "Flushed 5m: 6 items claimed, 2 digests sent."
+        "Flush of 5m queued: the digests are sent in a moment."
     ]
+    assert not Digest.objects.exists()  # not flushed inside the request
+    [publish] = callbacks
+    assert publish.args == (task_names.DIGEST_FLUSH,)
+    assert publish.keywords["kwargs"] == {"bucket": "5m"}
+
+    digest_flush(bucket="5m")  # what the queued task does on a worker
+
     for member in pending.people:
         [digest] = Notification.objects.filter(user=member, kind="digest")
         assert len(digest.items) == 3
@@ -110,12 +121,13 @@ def test_flush_now_needs_the_flush_permission_not_just_view(client, make_user, p
     assert not Digest.objects.exists()
 
     viewer.user_permissions.add(Permission.objects.get(codename="flush_digests"))
-    client.post(reverse("admin:notifications_digest_flush"), {"bucket": "5m"})
-    assert Digest.objects.count() == 2
+    response = client.post(reverse("admin:notifications_digest_flush"), {"bucket": "5m"},
+                           follow=True)
+    assert "Flush of 5m queued" in response.content.decode()
 
 
 def test_delivery_changelist_filters_by_status_and_bucket(admin_client, pending):
-    admin_client.post(reverse("admin:notifications_digest_flush"), {"bucket": "5m"})
+    digest_flush(bucket="5m")
     url = reverse("admin:notifications_delivery_changelist")
 
     def listed(**filters):

@@ -15,7 +15,7 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 from rest_framework.test import APIClient
 
 from channels_app.models import Channel, DigestSetting
-from events import emit
+from events import emit, task_names
 from events.models import Event
 from notifications.models import Delivery, Digest, Notification
 from notifications.services import digest_claim, digest_flush
@@ -338,10 +338,10 @@ def test_migration_schedules_the_flushes_and_the_outbox_sweep(db):
         for task in PeriodicTask.objects.select_related("interval")
     }
     expected = {
-        ("notifications.digest_flush", "5m"): (5, IntervalSchedule.MINUTES),
-        ("notifications.digest_flush", "15m"): (15, IntervalSchedule.MINUTES),
-        ("notifications.digest_flush", "1h"): (1, IntervalSchedule.HOURS),
-        ("events.outbox_sweep", None): (1, IntervalSchedule.MINUTES),
+        (task_names.DIGEST_FLUSH, "5m"): (5, IntervalSchedule.MINUTES),
+        (task_names.DIGEST_FLUSH, "15m"): (15, IntervalSchedule.MINUTES),
+        (task_names.DIGEST_FLUSH, "1h"): (1, IntervalSchedule.HOURS),
+        (task_names.OUTBOX_SWEEP, None): (1, IntervalSchedule.MINUTES),
     }
     for key, (every, period) in expected.items():
         task = rows[key]
@@ -349,8 +349,10 @@ def test_migration_schedules_the_flushes_and_the_outbox_sweep(db):
         assert task.enabled, key
     # Beat only ever sends names the worker knows.
     app.loader.import_default_modules()
-    assert {"notifications.digest_flush", "events.outbox_sweep"} <= set(app.tasks)
-    assert app.amqp.router.route({}, "notifications.digest_flush")["queue"].name == "digests"
+    assert {task_names.DIGEST_FLUSH, task_names.OUTBOX_SWEEP, task_names.EVENT_ROUTE} <= set(
+        app.tasks)
+    assert app.amqp.router.route({}, task_names.DIGEST_FLUSH)["queue"].name == "digests"
+    assert app.amqp.router.route({}, task_names.EVENT_ROUTE)["queue"].name == "events"
 
 
 def test_beat_reads_the_flush_intervals(db):
@@ -360,7 +362,7 @@ def test_beat_reads_the_flush_intervals(db):
 
     every = {
         json.loads(task.kwargs).get("bucket"): ModelEntry(task, app=app).schedule.run_every
-        for task in PeriodicTask.objects.filter(task="notifications.digest_flush")
+        for task in PeriodicTask.objects.filter(task=task_names.DIGEST_FLUSH)
     }
     assert every == {"5m": timedelta(minutes=5), "15m": timedelta(minutes=15),
                      "1h": timedelta(hours=1)}
@@ -404,6 +406,27 @@ def test_flush_task_on_the_worker_delivers_the_digest(live_db, celery_worker, ma
         [digest] = digests_of(member)
         assert [item["event_id"] for item in digest.items] == [str(event.pk)]
         assert digest.title == "1 medium notification"
+
+
+@pytest.mark.worker
+def test_flush_now_over_the_api_is_done_by_the_worker(live_db, celery_worker, make_workspace,
+                                                      staff):
+    workspace = make_workspace(members=2)
+    event = emit(MEDIUM, workspace=workspace, payload={"query_name": "slow"})
+    wait_until(lambda: Delivery.objects.filter(event=event, status="pending").count() == 2,
+               message="the worker to route the medium event into the 5m bucket")
+    client = APIClient()
+    client.force_authenticate(staff)
+
+    response = client.post("/api/digests/flush/", {"bucket": "5m"}, format="json")
+
+    assert response.status_code == 202, response.content
+    wait_until(lambda: Notification.objects.filter(kind="digest").count() == 2, timeout=60,
+               message="the worker to run the queued 5m flush")
+    for member in workspace.people:
+        [digest] = digests_of(member)
+        assert [item["event_id"] for item in digest.items] == [str(event.pk)]
+    assert not Delivery.objects.filter(status="pending").exists()
 
 
 def test_flush_checks_the_audience_again(make_workspace):

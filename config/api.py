@@ -1,0 +1,31 @@
+"""REST framework glue shared by every app's API."""
+
+from django.core.exceptions import NON_FIELD_ERRORS
+from django.core.exceptions import ValidationError as DjangoValidationError
+from rest_framework.exceptions import ValidationError
+from rest_framework.settings import api_settings
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from events.exceptions import ApplicationError
+
+
+def exception_handler(exc, context):
+    """DRF's handler, plus: a service's refusal is a 400 ``{field: [message]}``.
+
+    Services raise ``ApplicationError`` (or Django's ``ValidationError`` from a model's
+    ``full_clean``); views don't catch them.
+    """
+    if isinstance(exc, ApplicationError):
+        exc = ValidationError(exc.as_data())
+    elif isinstance(exc, DjangoValidationError):
+        exc = ValidationError(_django_error_data(exc))
+    return drf_exception_handler(exc, context)
+
+
+def _django_error_data(exc: DjangoValidationError) -> dict:
+    if hasattr(exc, "error_dict"):
+        return {
+            api_settings.NON_FIELD_ERRORS_KEY if field == NON_FIELD_ERRORS else field: messages
+            for field, messages in exc.message_dict.items()
+        }
+    return {api_settings.NON_FIELD_ERRORS_KEY: exc.messages}

@@ -1,0 +1,15 @@
+"""Every Celery task's name, in one place.
+
+Tasks are registered under these names (``@shared_task(name=...)``), routed by them in
+settings and sent by them (``send_task``), so the code that sends a task never imports the
+app that runs it. This module lives in ``events``, the floor every app may import; it
+imports nothing, so settings can use it. Migrations keep their literal strings: they
+record history.
+"""
+
+OUTBOX_SWEEP = "events.outbox_sweep"
+EVENT_ROUTE = "notifications.event_route"
+DIGEST_FLUSH = "notifications.digest_flush"
+DELIVERY_SEND = "notifications.delivery_send"
+DIGEST_SEND = "notifications.digest_send"
+DELIVERY_SWEEP = "notifications.delivery_sweep"
