@@ -4,6 +4,7 @@ With nothing set, the service runs on an embedded default that needs no server:
 a SQLite file and kombu's filesystem broker, both under ``DATAFI_VAR_DIR`` (``var/``).
 """
 
+import base64
 import secrets
 from pathlib import Path
 
@@ -21,22 +22,28 @@ VAR_DIR = Path(env.str("DATAFI_VAR_DIR", default=str(BASE_DIR / "var"))).resolve
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 
-def _local_secret(name: str) -> str:
+def _local_secret(name: str, generate=lambda: secrets.token_urlsafe(50)) -> str:
     """A random secret kept in ``VAR_DIR`` so the embedded default needs no configuration."""
     path = VAR_DIR / name
     if not path.exists():
-        path.write_text(secrets.token_urlsafe(50))
+        path.write_text(generate())
         path.chmod(0o600)
     return path.read_text().strip()
 
 
 DEBUG = env.bool("DEBUG", default=False)
 SECRET_KEY = env.str("SECRET_KEY", default="") or _local_secret("secret_key")
+# Fernet keys for secrets stored in the database (SMTP password, webhook secrets), comma-separated:
+# the first encrypts, all decrypt; add a new key first, run rotate_encryption_keys, drop the old.
+FIELD_ENCRYPTION_KEY = env.list("FIELD_ENCRYPTION_KEY", default=[]) or [
+    _local_secret("field_encryption_key",
+                  lambda: base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())
+]
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "config.apps.DatafiAdminConfig",  # django.contrib.admin with sections (config/admin.py)
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -188,7 +195,8 @@ elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
         "socket_timeout": 3,
         # An unacked message whose worker died comes back only after this long; the outbox
         # sweep re-enqueues critical/high events far sooner (DATAFI_OUTBOX_URGENT_STALE_SECONDS).
-        # Retry countdowns (ETA tasks) must stay well below it, or Redis redelivers them.
+        # Retry countdowns (ETA tasks) must stay well below it, or Redis redelivers them:
+        # DATAFI_RETRY_MAX_SECONDS is checked against it below.
         "visibility_timeout": 3600,
     }
 else:  # amqp:// (RabbitMQ): unacked messages are redelivered as soon as a connection drops.
@@ -212,14 +220,20 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 
 # Queues and routes in one place. Routing and digest flushes never wait behind each other:
 # run one worker per queue to scale them independently (README, "Scale out").
+# Immediate sends ("deliveries"), digest sends ("digests") and webhook sends ("webhooks")
+# have queues of their own, so a slow receiver never holds up a critical email.
 CELERY_TASK_DEFAULT_QUEUE = "events"
 CELERY_TASK_QUEUES = [
-    Queue(name, Exchange(name), routing_key=name) for name in ("events", "digests")
+    Queue(name, Exchange(name), routing_key=name)
+    for name in ("events", "deliveries", "digests", "webhooks")
 ]
 CELERY_TASK_ROUTES = {
     task_names.OUTBOX_SWEEP: {"queue": "events"},
     task_names.EVENT_ROUTE: {"queue": "events"},
     task_names.DIGEST_FLUSH: {"queue": "digests"},
+    task_names.DELIVERY_SEND: {"queue": "deliveries"},
+    task_names.DELIVERY_SWEEP: {"queue": "deliveries"},
+    task_names.DIGEST_SEND: {"queue": "digests"},
 }
 
 # --- Cache: throttling counters shared by every web process ------------------------------
@@ -249,3 +263,22 @@ DATAFI_OUTBOX_URGENT_STALE_SECONDS = env.int("DATAFI_OUTBOX_URGENT_STALE_SECONDS
 # the sweep), so a transaction emitting many events during an outage is not held up.
 DATAFI_BROKER_BACKOFF_SECONDS = env.int("DATAFI_BROKER_BACKOFF_SECONDS", default=30)
 WEBHOOK_ALLOW_PRIVATE_NETWORKS = env.bool("WEBHOOK_ALLOW_PRIVATE_NETWORKS", default=False)
+
+# --- Outbound deliveries (email now, webhooks next) -------------------------------------------
+# The app's address, for links in emails ("open in Datafi").
+DATAFI_APP_URL = env.str("DATAFI_APP_URL", default="http://localhost:8000/")
+# A transient failure is retried after base x 2^(n-1) seconds (n: the attempt that failed),
+# within +-20% jitter, never more than the cap. A retry is a countdown message on the
+# broker, so the cap stays well below the broker's visibility timeout (asserted below).
+DATAFI_RETRY_BASE_SECONDS = env.float("DATAFI_RETRY_BASE_SECONDS", default=10)
+DATAFI_RETRY_MAX_SECONDS = env.float("DATAFI_RETRY_MAX_SECONDS", default=300)
+DATAFI_EMAIL_MAX_ATTEMPTS = env.int("DATAFI_EMAIL_MAX_ATTEMPTS", default=4)
+# A delivery still "sending" this long after its attempt started lost its worker: the
+# delivery sweep sends it again. Longer than any SMTP/HTTP timeout (the SMTP one is <= 300).
+DATAFI_SENDING_TIMEOUT_SECONDS = env.float("DATAFI_SENDING_TIMEOUT_SECONDS", default=330)
+# A pending delivery this long past its due time lost its task message: the sweep re-enqueues.
+DATAFI_DELIVERY_GRACE_SECONDS = env.float("DATAFI_DELIVERY_GRACE_SECONDS", default=60)
+_visibility_timeout = CELERY_BROKER_TRANSPORT_OPTIONS.get("visibility_timeout")
+assert _visibility_timeout is None or _visibility_timeout >= 2 * DATAFI_RETRY_MAX_SECONDS, (
+    "DATAFI_RETRY_MAX_SECONDS must stay well below (at most half) the broker's "
+    "visibility_timeout, or a retry scheduled with a countdown is delivered twice")

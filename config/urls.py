@@ -18,4 +18,5 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/", include("events.api.urls")),
     path("api/", include("notifications.api.urls")),
+    path("api/", include("channels_app.api.urls")),
 ]

@@ -8,7 +8,7 @@ from .services import event_type_create, event_type_update
 
 
 def priority_badge(priority: str):
-    color = Priority.BADGE_COLORS.get(priority, "#98a2b3")
+    color = Priority.BADGE_COLORS.get(priority, Priority.BADGE_COLORS[Priority.INFO])
     return format_html(
         '<span class="priority-badge priority-{}" style="background:{};color:#fff;'
         'padding:2px 8px;border-radius:10px;font-weight:600;font-size:11px;">{}</span>',

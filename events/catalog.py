@@ -27,12 +27,15 @@ class Priority:
     ]
     VALUES = [value for value, _ in CHOICES]
     IMMEDIATE = frozenset({CRITICAL, HIGH})
+    LABELS = dict(CHOICES)
+    #: The one priority color map: admin badges, email bodies, and the bell all use it.
+    #: Dark enough for white badge text.
     BADGE_COLORS = {
-        CRITICAL: "#d92d20",
-        HIGH: "#f79009",
-        MEDIUM: "#fdb022",
-        LOW: "#2e90fa",
-        INFO: "#98a2b3",
+        CRITICAL: "#dc2626",  # red
+        HIGH: "#ea580c",  # orange
+        MEDIUM: "#ca8a04",  # yellow
+        LOW: "#2563eb",  # blue
+        INFO: "#6b7280",  # gray
     }
 
 

@@ -10,3 +10,6 @@ record history.
 OUTBOX_SWEEP = "events.outbox_sweep"
 EVENT_ROUTE = "notifications.event_route"
 DIGEST_FLUSH = "notifications.digest_flush"
+DELIVERY_SEND = "notifications.delivery_send"
+DIGEST_SEND = "notifications.digest_send"
+DELIVERY_SWEEP = "notifications.delivery_sweep"

@@ -10,7 +10,8 @@ from channels_app.models import Channel
 from events.admin import EventTypeAdmin, priority_badge
 from events.models import EventType
 
-from .models import Bucket, Delivery, Digest, Notification, RoutingRule
+from .delivery import DeliveryNotRetryable, delivery_retry
+from .models import Bucket, Delivery, DeliveryAttempt, Digest, Notification, RoutingRule
 from .routing_files import RoutingFileError, routing_export, routing_import
 from .selectors import RoutingRules, pending_digest_counts
 from .services import digest_flush_enqueue, routing_rule_delete, routing_rule_set
@@ -158,18 +159,53 @@ class NotificationAdmin(admin.ModelAdmin):
         return False
 
 
+class DeliveryAttemptInline(admin.TabularInline):
+    model = DeliveryAttempt
+    fields = ["number", "started_at", "duration_ms", "outcome", "status_code", "error",
+              "response"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(Delivery)
 class DeliveryAdmin(admin.ModelAdmin):
-    list_display = ["created_at", "channel", "target", "event", "badge", "bucket", "status",
-                    "attempts"]
-    list_filter = ["status", "channel", "bucket", "event__event_type"]
+    list_display = ["created_at", "channel", "kind", "target", "event", "badge", "bucket",
+                    "status", "attempts", "last_status_code"]
+    list_filter = ["status", "channel", "kind", "bucket", "event__event_type"]
     search_fields = ["=id", "address", "=event__id"]
     list_select_related = ["event__event_type", "user"]
     readonly_fields = [f.name for f in Delivery._meta.fields]
+    inlines = [DeliveryAttemptInline]
+    actions = ["retry"]
 
     @admin.display(description="Priority", ordering="priority")
     def badge(self, delivery):
         return priority_badge(delivery.priority)
+
+    @admin.action(description="Retry the selected failed deliveries (same id)",
+                  permissions=["retry"])
+    def retry(self, request, queryset):
+        retried, refused = 0, []
+        for delivery in queryset:
+            try:
+                delivery_retry(delivery_id=delivery.pk)
+                retried += 1
+            except DeliveryNotRetryable as exc:
+                refused.append(f"{delivery.pk}: {exc}")
+        if retried:
+            self.message_user(request, f"{retried} deliveries sent again.", messages.SUCCESS)
+        for reason in refused:
+            self.message_user(request, reason, messages.WARNING)
+
+    def has_retry_permission(self, request):
+        return request.user.has_perm("notifications.change_delivery")
 
     def has_add_permission(self, request):
         return False

@@ -187,7 +187,18 @@ class Digest(models.Model):
 
 
 class Delivery(models.Model):
-    """One event for one recipient on one channel: sent at once, or waiting in a digest bucket."""
+    """One send on one channel to one recipient: an event, or (kind digest) a digest's message.
+
+    An event's delivery is sent at once, or waits in a digest bucket until a flush claims it
+    into a digest. On an external channel (email, webhook) each digest is sent as a delivery
+    of kind ``digest`` whose id is the digest's id. Sending is a state machine: pending ->
+    sending (one attempt) -> delivered | failed, or back to pending with ``next_attempt_at``
+    after a transient error (``notifications.delivery``).
+    """
+
+    class Kind(models.TextChoices):
+        EVENT = "event"
+        DIGEST = "digest"
 
     class Status(models.TextChoices):
         PENDING = "pending"
@@ -195,9 +206,12 @@ class Delivery(models.Model):
         DELIVERED = "delivered"
         FAILED = "failed"
         CANCELLED = "cancelled"  # the recipient left the event's audience before sending
+        EXPIRED = "expired"  # waited too long to be worth sending (see the README)
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="deliveries")
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.EVENT)
+    event = models.ForeignKey(Event, null=True, blank=True, on_delete=models.CASCADE,
+                              related_name="deliveries", help_text="Empty for a digest.")
     channel = models.CharField(max_length=10, choices=Channel.choices)
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
@@ -209,12 +223,17 @@ class Delivery(models.Model):
         max_length=4, choices=Bucket.choices, blank=True, help_text="Empty: sent immediately."
     )
     digest = models.ForeignKey(
-        Digest, null=True, blank=True, on_delete=models.SET_NULL, related_name="deliveries"
+        Digest, null=True, blank=True, on_delete=models.SET_NULL, related_name="deliveries",
+        help_text="An event's: the digest it went out in. A digest's: the digest it sends.",
     )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
     last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(
+        null=True, blank=True,
+        help_text="When a pending send is due; empty while its channel is switched off.")
+    sending_started_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
@@ -225,6 +244,14 @@ class Delivery(models.Model):
         indexes = [
             models.Index(fields=["bucket", "channel"], name="delivery_pending_idx",
                          condition=Q(status="pending") & ~Q(bucket="")),
+            models.Index(fields=["next_attempt_at"], name="delivery_due_idx",
+                         condition=Q(status="pending") & (Q(bucket="") | Q(kind="digest"))),
+            models.Index(fields=["sending_started_at"], name="delivery_sending_idx",
+                         condition=Q(status="sending") & (Q(bucket="") | Q(kind="digest"))),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(kind="digest") | Q(event__isnull=False),
+                                   name="delivery_event_or_digest"),
         ]
 
     def __str__(self):
@@ -237,3 +264,37 @@ class Delivery(models.Model):
         if self.endpoint_id:
             return f"endpoint {self.endpoint_id}"
         return self.user.get_username() if self.user_id else ""
+
+    @property
+    def is_sent_alone(self) -> bool:
+        """Whether this row is sent by itself (immediate, or a digest) rather than in a digest."""
+        return self.kind == self.Kind.DIGEST or not self.bucket
+
+
+class DeliveryAttempt(models.Model):
+    """One try to send a delivery: when, how long, and what the receiver answered."""
+
+    class Outcome(models.TextChoices):
+        DELIVERED = "delivered"
+        TRANSIENT = "transient", "Transient error"
+        PERMANENT = "permanent", "Permanent error"
+
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="attempt_log")
+    number = models.PositiveIntegerField()
+    started_at = models.DateTimeField()
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    outcome = models.CharField(max_length=10, choices=Outcome.choices, blank=True,
+                               help_text="Empty while the attempt runs.")
+    status_code = models.PositiveSmallIntegerField(
+        null=True, blank=True, help_text="SMTP reply code or HTTP status.")
+    error = models.TextField(blank=True)
+    response = models.TextField(blank=True, help_text="The first bytes of the answer.")
+
+    class Meta:
+        ordering = ["delivery", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["delivery", "number"], name="attempt_number_once"),
+        ]
+
+    def __str__(self):
+        return f"attempt {self.number} of {self.delivery_id}: {self.outcome or 'running'}"

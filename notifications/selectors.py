@@ -14,6 +14,7 @@ from .models import (
     DEFAULT_CHANNELS,
     Bucket,
     Delivery,
+    DeliveryAttempt,
     Notification,
     RoutingRule,
 )
@@ -169,7 +170,8 @@ def notification_unread_count(*, user) -> dict:
 def delivery_list(*, channel: str | None = None, status: str | None = None,
                   bucket: str | None = None, event_type: str | None = None,
                   endpoint: int | None = None) -> QuerySet:
-    """Deliveries, newest first, with their event type loaded."""
+    """Deliveries, newest first, with their event type loaded; ``event_type="digest"``
+    gives the digests' own deliveries."""
     deliveries = Delivery.objects.select_related("event__event_type", "user")
     if channel:
         deliveries = deliveries.filter(channel=channel)
@@ -177,11 +179,18 @@ def delivery_list(*, channel: str | None = None, status: str | None = None,
         deliveries = deliveries.filter(status=status)
     if bucket:
         deliveries = deliveries.filter(bucket=bucket)
-    if event_type:
+    if event_type == "digest":
+        deliveries = deliveries.filter(kind=Delivery.Kind.DIGEST)
+    elif event_type:
         deliveries = deliveries.filter(event__event_type__key=event_type)
     if endpoint is not None:
         deliveries = deliveries.filter(endpoint_id=endpoint)
     return deliveries.order_by("-created_at", "-pk")
+
+
+def delivery_attempt_list(*, delivery: Delivery) -> QuerySet:
+    """The attempts of ``delivery``, first to last."""
+    return DeliveryAttempt.objects.filter(delivery=delivery).order_by("number")
 
 
 def pending_digest_counts() -> dict[tuple[str, str], int]:

@@ -16,8 +16,9 @@ from events import task_names
 from events.exceptions import ApplicationError
 from events.models import Category, Event, EventType
 
-from .channels import digest_channels, digests_send, recipients_record
-from .models import Bucket, Delivery, Digest, Notification, RoutingRule
+from .channels import DIGEST_SENDERS, digest_channels, digests_send, recipients_record
+from .delivery import deliveries_enqueue
+from .models import PRIORITY_BY_BUCKET, Bucket, Delivery, Digest, Notification, RoutingRule
 from .selectors import audience_list, delivery_bucket, digest_switches, routing_get
 
 logger = logging.getLogger(__name__)
@@ -61,9 +62,12 @@ def event_route(*, event_id) -> RouteResult:
                 continue
             bucket = delivery_bucket(priority=event.priority, channel=channel, switches=switches)
             recipients = backend.recipients(users=users, extra_addresses=extra_addresses)
-            result.channels[channel] = recipients_record(
+            written = recipients_record(
                 channel=channel, event=event, recipients=recipients, bucket=bucket
             )
+            result.channels[channel] = len(recipients)
+            if backend.external and not bucket:
+                deliveries_enqueue(written)  # after commit: rows first, network later
         event.status = Event.Status.ROUTED
         event.routed_at = timezone.now()
         event.next_sweep_at = None
@@ -77,14 +81,22 @@ def event_route(*, event_id) -> RouteResult:
 class FlushResult:
     bucket: str
     claimed_items: int = 0
-    digests_sent: int = 0
+    digests_sent: int = 0  # in-app digests written
+    digests_enqueued: int = 0  # external channels' digests handed to digest_send
 
 
-def digest_claim(*, bucket: str) -> int:
+@dataclass
+class ClaimResult:
+    items: int = 0
+    digests_enqueued: int = 0
+
+
+def digest_claim(*, bucket: str) -> ClaimResult:
     """Claim every pending item of ``bucket`` into one new digest per (channel, recipient).
 
     Commits on return. Rows are taken with SKIP LOCKED, so a concurrent claim gets the
-    other rows, never the same ones. Returns the number of items claimed. Costs one query
+    other rows, never the same ones. An external channel's digests get a delivery each
+    (with the digest's id), enqueued to ``digest_send`` once this commits. Costs one query
     per recipient and a few more, whatever the number of items per recipient.
     """
     channels = digest_channels()
@@ -95,7 +107,7 @@ def digest_claim(*, bucket: str) -> int:
             .only("pk", "channel", "user_id", "address", "endpoint_id")
         )
         if not items:
-            return 0
+            return ClaimResult()
         groups = defaultdict(list)
         for item in items:
             groups[(item.channel, item.user_id, item.address, item.endpoint_id)].append(item)
@@ -109,7 +121,18 @@ def digest_claim(*, bucket: str) -> int:
             Delivery.objects.filter(pk__in=[item.pk for item in members]).update(
                 digest=digest, status=Delivery.Status.SENDING
             )
-    return len(items)
+        # An external channel sends each digest as a delivery of its own, under the digest's
+        # id, through the same pipeline as immediate sends (retries, attempts, sweep).
+        now = timezone.now()
+        sends = Delivery.objects.bulk_create(
+            Delivery(id=digest.pk, kind=Delivery.Kind.DIGEST, digest=digest,
+                     channel=digest.channel, user_id=digest.user_id, address=digest.address,
+                     endpoint_id=digest.endpoint_id, priority=PRIORITY_BY_BUCKET[bucket],
+                     bucket=bucket, next_attempt_at=now)
+            for digest in digests if get_backend(digest.channel).external
+        )
+        deliveries_enqueue(sends)
+    return ClaimResult(items=len(items), digests_enqueued=len(sends))
 
 
 def digest_flush_enqueue(*, bucket: str) -> None:
@@ -133,18 +156,24 @@ def _check_bucket(bucket: str) -> None:
 def digest_flush(*, bucket: str) -> FlushResult:
     """Send the bucket's pending items as digests, each item exactly once.
 
-    First claims what is pending, then has each channel send its claimed digests, which
-    includes digests claimed by an earlier flush that died before sending them (same id).
+    First claims what is pending (committed), then writes the in-app digests, which
+    includes digests claimed by an earlier flush that died before writing them (same id):
+    an in-app digest's notification and its "delivered" commit together, so it is
+    exactly-once without a task. External channels' digests (email) are sent by one
+    ``digest_send`` task each, enqueued when the claim commits; one lost by a crash is
+    sent by the delivery sweep, under the same id.
     Safe to run concurrently with itself.
     """
     _check_bucket(bucket)
     result = FlushResult(bucket=bucket)
-    result.claimed_items = digest_claim(bucket=bucket)
+    claim = digest_claim(bucket=bucket)
+    result.claimed_items, result.digests_enqueued = claim.items, claim.digests_enqueued
     for channel in digest_channels():
-        result.digests_sent += digests_send(channel=channel, bucket=bucket)
+        if channel in DIGEST_SENDERS:
+            result.digests_sent += digests_send(channel=channel, bucket=bucket)
     if result.claimed_items or result.digests_sent:
-        logger.info("digest flush %s: %d items claimed, %d digests sent",
-                    bucket, result.claimed_items, result.digests_sent)
+        logger.info("digest flush %s: %d items claimed, %d digests sent, %d enqueued",
+                    bucket, result.claimed_items, result.digests_sent, result.digests_enqueued)
     return result
 
 

@@ -7,7 +7,7 @@ from celery import shared_task
 from events import task_names
 from events.services import event_mark_failed
 
-from . import services
+from . import delivery, services
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ def _retry_or_give_up(task, exc: Exception, give_up) -> None:
     raise task.retry(exc=exc, countdown=countdown)
 
 
-# Both tasks are idempotent, so a message whose worker died is safe to run again:
+# Every task here is idempotent, so a message whose worker died is safe to run again:
 # acks_late with reject_on_worker_lost puts it back on the queue instead of acking it.
 @shared_task(name=task_names.EVENT_ROUTE, bind=True, max_retries=MAX_RETRIES,
              acks_late=True, reject_on_worker_lost=True)
@@ -64,3 +64,23 @@ def digest_flush(self, *, bucket: str) -> None:
         _retry_or_give_up(self, exc, lambda error: logger.error(
             "digest flush %s gave up after %d retries: %s; the next flush sends its items",
             bucket, MAX_RETRIES, error))
+
+
+@shared_task(name=task_names.DELIVERY_SEND, acks_late=True, reject_on_worker_lost=True)
+def delivery_send(*, delivery_id: str) -> None:
+    """One attempt at an immediate delivery. Idempotent: the service claims the row first."""
+    outcome = delivery.delivery_send(delivery_id=delivery_id)
+    logger.info("delivery %s: %s", delivery_id, outcome)
+
+
+@shared_task(name=task_names.DIGEST_SEND, acks_late=True, reject_on_worker_lost=True)
+def digest_send(*, digest_id: str) -> None:
+    """One attempt at a digest (its delivery has the digest's id), on the digests queue."""
+    outcome = delivery.delivery_send(delivery_id=digest_id)
+    logger.info("digest %s: %s", digest_id, outcome)
+
+
+@shared_task(name=task_names.DELIVERY_SWEEP, acks_late=True, reject_on_worker_lost=True)
+def delivery_sweep() -> None:
+    """Enqueue again the sends a lost message or a dead worker left behind."""
+    delivery.delivery_sweep()

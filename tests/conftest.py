@@ -19,7 +19,7 @@ from events.services import catalog_sync
 from tests.support import ROOT, api_client_for, subprocess_env, wait_until
 
 REQUIRE_SERVICES = os.environ.get("DATAFI_REQUIRE_SERVICES") == "1"
-WORKER_QUEUES = "events,digests"
+WORKER_QUEUES = "events,deliveries,digests,webhooks"
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -128,7 +128,7 @@ def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):
 
     with django_db_blocker.unblock():
         app.control.purge()
-        env = subprocess_env()
+        env = subprocess_env(DATAFI_RETRY_BASE_SECONDS="1")  # retries within a test
     log_path = tmp_path_factory.mktemp("worker") / "worker.log"
     with open(log_path, "w") as log:
         process = subprocess.Popen(

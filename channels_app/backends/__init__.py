@@ -3,7 +3,15 @@
 The built-in backends are registered here, when this package is first imported.
 """
 
-from .base import ChannelBackend, Recipient, get_backend, register, registered_backends, unregister
+from .base import (
+    ChannelBackend,
+    Recipient,
+    SendResult,
+    get_backend,
+    register,
+    registered_backends,
+    unregister,
+)
 from .email import EmailBackend
 from .in_app import InAppBackend
 
@@ -12,4 +20,4 @@ for _backend in BUILTIN_BACKENDS:
     register(_backend)
 
 __all__ = ["BUILTIN_BACKENDS", "ChannelBackend", "EmailBackend", "InAppBackend", "Recipient",
-           "get_backend", "register", "registered_backends", "unregister"]
+           "SendResult", "get_backend", "register", "registered_backends", "unregister"]

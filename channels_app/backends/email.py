@@ -1,16 +1,29 @@
 """Email: one message per distinct address, members' addresses and distribution lists.
 
-Sending over SMTP is not part of this build yet: routing records these recipients as
-pending deliveries, and a digest flush leaves them alone (``sends_digests`` is False).
+Messages are built by ``channels_app.emails`` with the sender from the email settings and
+sent over SMTP (``channels_app.transports.smtp``). While the settings are not enabled,
+``is_enabled`` is False and email deliveries wait as pending.
 """
 
-from channels_app.models import Channel
+from email.message import EmailMessage
 
-from .base import ChannelBackend, Recipient
+from django.conf import settings
+
+from channels_app import emails
+from channels_app.models import Channel, EmailSettings
+from channels_app.services import email_smtp_config
+from channels_app.transports import smtp
+
+from .base import RESPONSE_KEEP_CHARS, ChannelBackend, Recipient, SendResult
 
 
 class EmailBackend(ChannelBackend):
     name = Channel.EMAIL
+    sends_digests = True
+
+    @property
+    def max_attempts(self) -> int:
+        return settings.DATAFI_EMAIL_MAX_ATTEMPTS
 
     def recipients(self, *, users, extra_addresses=()) -> list[Recipient]:
         """Each address once, compared case-insensitively; a user without one is skipped.
@@ -26,3 +39,29 @@ class EmailBackend(ChannelBackend):
             by_address.setdefault(address.lower(), None)
         return [Recipient(user_id=user_id, address=address)
                 for address, user_id in by_address.items()]
+
+    def is_enabled(self) -> bool:
+        return EmailSettings.objects.filter(enabled=True).exists()
+
+    def render_event(self, *, event, title, recipient, delivery_id) -> EmailMessage:
+        """Raises ValueError for an address that is not one valid address."""
+        sender = email_smtp_config()
+        return emails.build_event_email(
+            event=event, title=title, to=recipient.address, from_email=sender.from_email,
+            from_name=sender.from_name, app_url=settings.DATAFI_APP_URL,
+            message_id=emails.make_message_id(delivery_id, sender.from_email),
+        )
+
+    def render_digest(self, *, priority, events, recipient, delivery_id) -> EmailMessage:
+        sender = email_smtp_config()
+        return emails.build_digest_email(
+            bucket_priority=priority, events=list(events), to=recipient.address,
+            from_email=sender.from_email, from_name=sender.from_name,
+            app_url=settings.DATAFI_APP_URL,
+            message_id=emails.make_message_id(delivery_id, sender.from_email),
+        )
+
+    def send(self, message: EmailMessage) -> SendResult:
+        sent = smtp.send_message(email_smtp_config(), message)
+        return SendResult(status_code=sent.code,
+                          response=f"{sent.code} {sent.text}"[:RESPONSE_KEEP_CHARS])

@@ -6,7 +6,7 @@ from channels_app.models import Channel, DigestSetting
 from events.api.serializers import StrictFieldsMixin
 from events.catalog import Priority
 from events.models import Category, EventType
-from notifications.models import Bucket, Delivery, Notification, RoutingRule
+from notifications.models import Bucket, Delivery, DeliveryAttempt, Notification, RoutingRule
 
 
 class EventTypeSerializer(serializers.ModelSerializer):
@@ -137,14 +137,27 @@ class RoutingImportResultSerializer(serializers.Serializer):
 
 
 class DeliverySerializer(serializers.ModelSerializer):
-    event_type = serializers.CharField(source="event.event_type.key", read_only=True)
+    event_type = serializers.SerializerMethodField()
     target = serializers.CharField(read_only=True)
 
     class Meta:
         model = Delivery
-        fields = ["id", "event_id", "event_type", "channel", "target", "user_id", "address",
-                  "endpoint_id", "priority", "bucket", "digest_id", "status", "attempts",
-                  "last_error", "last_status_code", "created_at", "updated_at", "delivered_at"]
+        fields = ["id", "kind", "event_id", "event_type", "channel", "target", "user_id",
+                  "address", "endpoint_id", "priority", "bucket", "digest_id", "status",
+                  "attempts", "last_error", "last_status_code", "next_attempt_at",
+                  "created_at", "updated_at", "delivered_at"]
+        read_only_fields = fields
+
+    def get_event_type(self, delivery) -> str:
+        """The event's type key, or ``"digest"`` for a digest's delivery."""
+        return delivery.event.event_type.key if delivery.event_id else "digest"
+
+
+class DeliveryAttemptSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = DeliveryAttempt
+        fields = ["number", "started_at", "duration_ms", "outcome", "status_code", "error",
+                  "response"]
         read_only_fields = fields
 
 

@@ -15,10 +15,12 @@ from events.api.permissions import StaffModelPermissions, staff_with
 from events.models import EventType
 from events.services import event_type_update
 from notifications import selectors, services
+from notifications.delivery import DeliveryNotRetryable, delivery_retry
 from notifications.models import RoutingRule
 from notifications.routing_files import routing_export, routing_import
 
 from .serializers import (
+    DeliveryAttemptSerializer,
     DeliveryFilterSerializer,
     DeliverySerializer,
     DigestFlushQueuedSerializer,
@@ -193,6 +195,26 @@ class DeliveryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         filters = DeliveryFilterSerializer(data=self.request.query_params)
         filters.is_valid(raise_exception=True)
         return selectors.delivery_list(**filters.validated_data)
+
+    @extend_schema(responses=DeliveryAttemptSerializer(many=True))
+    @action(detail=True, methods=["get"], pagination_class=None)
+    def attempts(self, request, pk=None):
+        """Each attempt of this delivery, first to last."""
+        delivery = self.get_object()
+        return Response(DeliveryAttemptSerializer(selectors.delivery_attempt_list(
+            delivery=delivery), many=True).data)
+
+    @extend_schema(request=None, responses={200: DeliverySerializer, 409: OpenApiTypes.OBJECT})
+    @action(detail=True, methods=["post"],
+            permission_classes=[staff_with(write=("notifications.change_delivery",))])
+    def retry(self, request, pk=None):
+        """Send a failed delivery again under the same id (409 when it is not failed)."""
+        delivery = self.get_object()
+        try:
+            delivery = delivery_retry(delivery_id=delivery.pk)
+        except DeliveryNotRetryable as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        return Response(self.get_serializer(delivery).data)
 
 
 class DigestPendingView(APIView):

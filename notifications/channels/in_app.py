@@ -6,7 +6,7 @@ from collections import defaultdict
 from django.db import transaction
 from django.utils import timezone
 
-from channels_app.backends import Recipient
+from channels_app.backends import Recipient, get_backend
 from channels_app.models import Channel
 from events.models import Event
 from events.templating import render_title
@@ -148,11 +148,13 @@ def _cached_title(event: Event) -> str:
 
 def build_digest_notification(digest: Digest, events: list[Event]) -> Notification:
     """The in-app digest for one recipient, listing ``events`` oldest first."""
-    priority = PRIORITY_BY_BUCKET[digest.bucket]
+    message = get_backend(Channel.IN_APP).render_digest(
+        priority=PRIORITY_BY_BUCKET[digest.bucket],
+        events=[(event, _cached_title(event)) for event in events],
+        recipient=Recipient(user_id=digest.user_id), delivery_id=digest.pk,
+    )
     categories = {event.event_type.category.slug for event in events}
     workspaces = {event.workspace_id for event in events}
-    count = len(events)
-    noun = "notification" if count == 1 else "notifications"
     return Notification(
         user_id=digest.user_id,
         kind=Notification.Kind.DIGEST,
@@ -160,19 +162,7 @@ def build_digest_notification(digest: Digest, events: list[Event]) -> Notificati
         workspace_id=workspaces.pop() if len(workspaces) == 1 else None,
         event_type_key="digest",
         category=categories.pop() if len(categories) == 1 else "",
-        priority=priority,
-        title=f"{count} {priority} {noun}",
-        items=[
-            {
-                "event_id": str(event.pk),
-                "event_type": event.event_type.key,
-                "category": event.event_type.category.slug,
-                "priority": event.priority,
-                "title": _cached_title(event),
-                "payload": event.payload,
-                "workspace_id": event.workspace.public_id if event.workspace_id else None,
-                "occurred_at": event.occurred_at.isoformat(),
-            }
-            for event in events
-        ],
+        priority=message.priority,
+        title=message.title,
+        items=message.items,
     )

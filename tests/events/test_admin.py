@@ -13,11 +13,11 @@ from notifications.models import RoutingRule
 
 CHANGELIST = "/admin/events/eventtype/"
 BADGE_COLORS = {
-    "critical": "#d92d20",
-    "high": "#f79009",
-    "medium": "#fdb022",
-    "low": "#2e90fa",
-    "info": "#98a2b3",
+    "critical": "#dc2626",
+    "high": "#ea580c",
+    "medium": "#ca8a04",
+    "low": "#2563eb",
+    "info": "#6b7280",
 }
 
 
@@ -129,8 +129,8 @@ def test_badge_shows_the_effective_priority(admin_client):
 
     html = admin_client.get(CHANGELIST).content.decode()
 
-    assert badge(row(html, "query.query_failed")) == ("low", "#2e90fa")
-    assert badge(row(html, "user.user_invited")) == ("critical", "#d92d20")
+    assert badge(row(html, "query.query_failed")) == ("low", "#2563eb")
+    assert badge(row(html, "user.user_invited")) == ("critical", "#dc2626")
 
 
 def test_effective_channels_show_channels_and_where_they_come_from(admin_client):
@@ -225,8 +225,8 @@ def test_one_save_changes_several_rows_at_once(admin_client):
     assert all(value == (True, "") for key, value in state.items() if key not in changed)
 
     page = admin_client.get(CHANGELIST).content.decode()
-    assert badge(row(page, "query.query_failed")) == ("critical", "#d92d20")
-    assert badge(row(page, "system.platform_update_available")) == ("medium", "#fdb022")
+    assert badge(row(page, "query.query_failed")) == ("critical", "#dc2626")
+    assert badge(row(page, "system.platform_update_available")) == ("medium", "#ca8a04")
 
 
 def test_save_can_clear_an_override_and_re_enable(admin_client):
@@ -331,7 +331,7 @@ def test_event_log_lists_emitted_events(admin_client):
     html = response.content.decode()
     assert workspace.public_id in html
     assert "ds-1" in html
-    assert 'priority-critical" style="background:#d92d20' in html
+    assert 'priority-critical" style="background:#dc2626' in html
 
     suppressed = admin_client.get("/admin/events/event/", {"status__exact": "suppressed"})
     assert [e.pk for e in suppressed.context["cl"].result_list] == [invited.pk]

@@ -143,3 +143,11 @@ def test_a_lookup_cannot_change_the_payload_it_renders():
     render_title("{{ items.pop }} {{ items.clear }} {{ meta.clear }}", payload, fallback="x")
 
     assert payload == {"items": [1, 2], "meta": {"a": 1}}
+
+
+def test_titles_are_rendered_as_plain_text_never_html_escaped():
+    title = render_title("Query failed: {{ query_name|default:'query' }} by {{ owner }}",
+                         {"query_name": "O'Brien & Co <prod>", "owner": '"ops"'},
+                         fallback="Query failed")
+
+    assert title == "Query failed: O'Brien & Co <prod> by \"ops\""

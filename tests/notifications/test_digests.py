@@ -193,7 +193,7 @@ def test_flush_that_died_after_claiming_is_finished_with_the_same_digest(db, mak
     workspace = make_workspace(members=2)
     events = [emit_and_route(MEDIUM, workspace, query_name=f"q{n}") for n in range(3)]
 
-    assert digest_claim(bucket="5m") == 6  # ... and the flush died here, before sending
+    assert digest_claim(bucket="5m").items == 6  # ... and the flush died here, before sending
     claimed = {d.user_id: d.pk for d in Digest.objects.all()}
     assert set(Digest.objects.values_list("status", flat=True)) == {"claimed"}
     assert not Notification.objects.exists()
@@ -286,7 +286,7 @@ def test_a_flush_killed_while_sending_releases_its_digests_to_the_next_flush(
     workspace = make_workspace(members=2)
     for n in range(3):
         emit_and_route(MEDIUM, workspace, query_name=f"q{n}")
-    assert digest_claim(bucket="5m") == 6
+    assert digest_claim(bucket="5m").items == 6
     claimed_ids = set(Digest.objects.values_list("pk", flat=True))
     sender = subprocess.Popen(
         [sys.executable, "-c", HOLD_CLAIMED_DIGESTS], cwd=ROOT, text=True,

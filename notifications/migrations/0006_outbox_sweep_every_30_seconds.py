@@ -29,7 +29,7 @@ def set_interval(every, period, *, was):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("notifications", "0002_beat_schedule"),
+        ("notifications", "0005_delivery_sweep_schedule"),
     ]
 
     operations = [

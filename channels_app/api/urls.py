@@ -1,0 +1,11 @@
+from django.urls import path
+
+from .views import EmailSendTestView, EmailSettingsView, EmailTestConnectionView
+
+urlpatterns = [
+    path("email-settings/", EmailSettingsView.as_view(), name="email-settings"),
+    path("email-settings/test-connection/", EmailTestConnectionView.as_view(),
+         name="email-settings-test-connection"),
+    path("email-settings/send-test-email/", EmailSendTestView.as_view(),
+         name="email-settings-send-test-email"),
+]

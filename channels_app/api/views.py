@@ -1,0 +1,76 @@
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from channels_app import services
+from channels_app.transports import smtp
+from events.api.permissions import staff_with
+
+from .serializers import (
+    EmailSettingsSerializer,
+    EmailSettingsTestSerializer,
+    SendTestEmailSerializer,
+    TestResultSerializer,
+)
+
+VIEW = ("channels_app.view_emailsettings",)
+CHANGE = ("channels_app.change_emailsettings",)
+
+
+class EmailSettingsView(APIView):
+    """The SMTP settings of the email channel (one record)."""
+
+    permission_classes = [staff_with(read=VIEW, write=CHANGE)]
+    serializer_class = EmailSettingsSerializer
+
+    def get(self, request):
+        return Response(EmailSettingsSerializer(services.email_settings_get()).data)
+
+    def put(self, request):
+        return self._update(request, partial=False)
+
+    def patch(self, request):
+        return self._update(request, partial=True)
+
+    def _update(self, request, *, partial: bool):
+        serializer = EmailSettingsSerializer(services.email_settings_get(), data=request.data,
+                                             partial=partial)
+        serializer.is_valid(raise_exception=True)
+        settings = services.email_settings_update(values=serializer.validated_data)
+        return Response(EmailSettingsSerializer(settings).data)
+
+
+class EmailTestConnectionView(APIView):
+    """Connect, negotiate encryption and authenticate, with the settings in the body or the
+    stored ones. Always 200: ``{"ok": true}`` or ``{"ok": false, "error", "detail"}``."""
+
+    # The stored password is used: testing needs the permission to change the settings.
+    permission_classes = [staff_with(write=CHANGE)]
+
+    @extend_schema(request=EmailSettingsTestSerializer, responses=TestResultSerializer)
+    def post(self, request):
+        serializer = EmailSettingsTestSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        result = services.email_test_connection(overrides=serializer.validated_data)
+        return Response(result.as_dict(), status=status.HTTP_200_OK)
+
+
+class EmailSendTestView(APIView):
+    """Send a test email now to ``to`` (default: the caller's address), with the settings in
+    the body or the stored ones. Always 200 with the same answer as test-connection."""
+
+    permission_classes = [staff_with(write=CHANGE)]
+
+    @extend_schema(request=SendTestEmailSerializer, responses=TestResultSerializer)
+    def post(self, request):
+        serializer = SendTestEmailSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        overrides = dict(serializer.validated_data)
+        to = overrides.pop("to", "") or request.user.email
+        if not to:
+            return Response(smtp.Result(
+                ok=False, error=smtp.REJECTED,
+                detail="No address to send to: give \"to\", or set an email address on your "
+                       "account.").as_dict())
+        return Response(services.email_send_test(to=to, overrides=overrides).as_dict())
