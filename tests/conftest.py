@@ -7,6 +7,7 @@ is missing fails instead, so CI always runs against real PostgreSQL, Redis and a
 import os
 import subprocess
 import sys
+import uuid
 
 import pytest
 from django.conf import settings
@@ -15,10 +16,41 @@ from django.db import connection
 
 from events.models import Membership, Workspace
 from events.services import catalog_sync
-from tests.support import ROOT, api_client_for, subprocess_env, wait_until
+from tests.support import (
+    ROOT,
+    SESSION_MARKER,
+    api_client_for,
+    describe,
+    processes_of_this_session,
+    stop_processes,
+    stop_tree,
+    subprocess_env,
+    wait_until,
+)
 
 REQUIRE_SERVICES = os.environ.get("DATAFI_REQUIRE_SERVICES") == "1"
 WORKER_QUEUES = "events,digests"
+
+
+def pytest_configure(config):
+    # Inherited by every process the tests start: see no_process_left_behind.
+    os.environ[SESSION_MARKER] = uuid.uuid4().hex
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_process_left_behind():
+    """Fail the run if any process started by the tests outlives them (and stop it).
+
+    Torn down after every other session fixture (it is set up first), so a worker or a
+    served stack that its own fixture stopped is no longer there.
+    """
+    yield
+    survivors = processes_of_this_session()
+    if survivors:
+        names = [describe(p) for p in survivors]
+        stop_processes(survivors, grace=10)
+        pytest.fail("processes started by the tests outlived them (now stopped):\n"
+                    + "\n".join(names), pytrace=False)
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -133,9 +165,4 @@ def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):
         process.log_path = log_path
         yield process
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_tree(process, grace=30)
