@@ -7,6 +7,7 @@ is missing fails instead, so CI always runs against real PostgreSQL, Redis and a
 import os
 import subprocess
 import sys
+import threading
 import uuid
 
 import pytest
@@ -19,8 +20,10 @@ from events.services import catalog_sync
 from tests.support import (
     ROOT,
     SESSION_MARKER,
+    Served,
     api_client_for,
     describe,
+    free_port,
     processes_of_this_session,
     stop_processes,
     stop_tree,
@@ -159,10 +162,36 @@ def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):
         )
     try:
         wait_until(lambda: "ready." in log_path.read_text() or process.poll() is not None,
-                   timeout=60, message="the celery worker to start")
+                   timeout=180, message="the celery worker to start")
         if process.poll() is not None:
             pytest.fail(f"celery worker exited:\n{log_path.read_text()[-3000:]}")
         process.log_path = log_path
         yield process
     finally:
         stop_tree(process, grace=30)
+
+
+@pytest.fixture
+def served(tmp_path):
+    """``bin/serve`` on an empty var folder and a free port, as on a fresh clone.
+
+    Stopped however the test ends: SIGTERM to the runner (its graceful stop), then whatever
+    of its process tree is still running is killed.
+    """
+    port = free_port()
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DATABASE_URL", "CELERY_BROKER_URL", "SECRET_KEY")}
+    env.update(DATAFI_VAR_DIR=str(tmp_path / "var"), PORT=str(port), PYTHONUNBUFFERED="1",
+               WEB_CONCURRENCY="1", WORKER_CONCURRENCY="1")
+    process = subprocess.Popen(
+        [str(ROOT / "bin" / "serve")], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )
+    server = Served(process, base_url=f"http://127.0.0.1:{port}", env=env,
+                    var_dir=tmp_path / "var")
+    threading.Thread(target=lambda: server.output.extend(iter(process.stdout.readline, "")),
+                     daemon=True).start()
+    try:
+        yield server
+    finally:
+        stop_tree(process, grace=60)

@@ -2,6 +2,7 @@
 
 import contextlib
 import os
+import re
 import socket
 import subprocess
 import time
@@ -129,6 +130,50 @@ def describe(process: psutil.Process) -> str:
         return f"pid {process.pid}: {' '.join(process.cmdline())[:200]}"
     except psutil.Error:
         return f"pid {process.pid}"
+
+
+class Served:
+    """A running ``bin/serve`` (see the ``served`` fixture): its output, URL and environment."""
+
+    def __init__(self, process: subprocess.Popen, *, base_url: str, env: dict, var_dir: Path):
+        self.process, self.base_url, self.env, self.var_dir = process, base_url, env, var_dir
+        self.output: list[str] = []
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def log(self) -> str:
+        return "".join(self.output)
+
+    def _running(self) -> None:
+        if self.process.poll() is not None:
+            pytest.fail(f"bin/serve exited with {self.process.returncode}:\n{self.log()[-5000:]}")
+
+    def admin_password(self, timeout: float = 300) -> str:
+        """The password ``bin/serve`` printed for the admin it created."""
+        def printed():
+            match = re.search(r"with password: (\S+)", self.log())
+            if not match:
+                self._running()
+            return match and match.group(1)
+
+        return wait_until(printed, timeout=timeout, message="bin/serve to print the password")
+
+    def wait_ready(self, timeout: float = 180) -> None:
+        """Wait until the web process answers (anything else an HTTP client sees is "not yet")."""
+        def answers():
+            self._running()
+            return http_get_ok(f"{self.base_url}/admin/login/")
+
+        wait_until(answers, timeout=timeout, ignore=HTTP_NOT_YET,
+                   message=f"the web process at {self.base_url}")
+
+    def token(self, password: str) -> str:
+        response = requests.post(f"{self.base_url}/api/auth/token/", timeout=30,
+                                 data={"username": "admin", "password": password})
+        assert response.status_code == 200, response.text
+        return response.json()["token"]
 
 
 def subprocess_env(**overrides) -> dict:
