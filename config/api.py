@@ -3,6 +3,7 @@
 from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -10,12 +11,15 @@ from events.exceptions import ApplicationError
 
 
 def exception_handler(exc, context):
-    """DRF's handler, plus: a service's refusal is a 400 ``{field: [message]}``.
+    """DRF's handler, plus: a service's refusal is a 400 ``{field: [message]}``
+    (or the error's own ``status_code``, e.g. 503 when the broker does not answer).
 
     Services raise ``ApplicationError`` (or Django's ``ValidationError`` from a model's
     ``full_clean``); views don't catch them.
     """
     if isinstance(exc, ApplicationError):
+        if exc.status_code != 400:
+            return Response(exc.as_data(), status=exc.status_code)
         exc = ValidationError(exc.as_data())
     elif isinstance(exc, DjangoValidationError):
         exc = ValidationError(_django_error_data(exc))

@@ -9,6 +9,8 @@ class ApplicationError(ValueError):
     """A service refused its input; nothing was written."""
 
     field = "non_field_errors"
+    #: How the API answers it: 400, unless the refusal is about the service, not the input.
+    status_code = 400
 
     def __init__(self, message: str, *, field: str | None = None):
         super().__init__(message)
@@ -59,13 +61,14 @@ class InvalidOccurredAt(EmitError):
     field = "occurred_at"
 
 
-class WorkspaceError(ValueError):
+class WorkspaceError(ApplicationError):
     """A workspace or membership change was refused and nothing was written.
 
     ``field`` names the input it came from (as in the REST API and the commands).
     """
 
-    def __init__(self, message: str, *, field: str = "non_field_errors"):
-        super().__init__(message)
-        self.message = message
-        self.field = field
+
+class BrokerUnavailable(ApplicationError):
+    """A task could not be queued now because the broker does not answer (a 503)."""
+
+    status_code = 503

@@ -8,6 +8,7 @@ from django.utils.html import format_html
 
 from channels_app.models import Channel
 from events.admin import EventTypeAdmin, priority_badge
+from events.exceptions import BrokerUnavailable
 from events.models import EventType
 
 from .delivery import DeliveryNotRetryable, delivery_retry
@@ -257,12 +258,16 @@ class DigestAdmin(admin.ModelAdmin):
         if bucket not in Bucket.values:
             self.message_user(request, f"Unknown bucket {bucket!r}.", messages.ERROR)
         else:
-            digest_flush_enqueue(bucket=bucket)
-            self.message_user(
-                request,
-                f"Flush of {bucket} queued: the digests are sent in a moment.",
-                messages.SUCCESS,
-            )
+            try:
+                digest_flush_enqueue(bucket=bucket)
+            except BrokerUnavailable as exc:
+                self.message_user(request, exc.message, messages.ERROR)
+            else:
+                self.message_user(
+                    request,
+                    f"Flush of {bucket} queued: the digests are sent in a moment.",
+                    messages.SUCCESS,
+                )
         return HttpResponseRedirect(reverse("admin:notifications_digest_changelist"))
 
     def has_add_permission(self, request):

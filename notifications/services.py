@@ -13,7 +13,7 @@ from django.utils import timezone
 from channels_app.backends import get_backend
 from channels_app.models import Channel, DigestSetting
 from events import task_names
-from events.exceptions import ApplicationError
+from events.exceptions import ApplicationError, BrokerUnavailable
 from events.models import Category, Event, EventType
 
 from .channels import DIGEST_SENDERS, digest_channels, digests_send, recipients_record
@@ -138,12 +138,22 @@ def digest_claim(*, bucket: str) -> ClaimResult:
 def digest_flush_enqueue(*, bucket: str) -> None:
     """Have a worker flush ``bucket`` (the ``digest_flush`` task) once the caller commits.
 
-    Raises ``ApplicationError`` for an unknown bucket. Publishing fails loudly if the
-    broker is down: the caller asked for a flush now, and the next periodic one still runs.
+    Raises ``ApplicationError`` for an unknown bucket, and ``BrokerUnavailable`` when the
+    broker does not answer: the caller asked for a flush now; the periodic one still runs.
     """
     _check_bucket(bucket)
-    transaction.on_commit(partial(current_app.send_task, task_names.DIGEST_FLUSH,
-                                  kwargs={"bucket": bucket}, retry=False))
+    transaction.on_commit(partial(_digest_flush_publish, bucket=bucket), robust=False)
+
+
+def _digest_flush_publish(*, bucket: str) -> None:
+    try:
+        current_app.send_task(task_names.DIGEST_FLUSH, kwargs={"bucket": bucket}, retry=False)
+    except Exception as exc:  # the broker's failure, told to the caller as such
+        logger.warning("flush of %s not queued: %r", bucket, exc)
+        raise BrokerUnavailable(
+            "The task broker does not answer, so the flush could not be queued; the periodic "
+            f"flush sends the {bucket} items once it is back."
+        ) from None
 
 
 def _check_bucket(bucket: str) -> None:

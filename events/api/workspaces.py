@@ -7,7 +7,6 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
-from events.exceptions import WorkspaceError
 from events.models import Membership, Workspace
 from events.services import (
     membership_add,
@@ -45,10 +44,6 @@ class MemberSerializer(serializers.ModelSerializer):
         read_only_fields = ["joined_at"]
 
 
-def refused(exc: WorkspaceError) -> ValidationError:
-    return ValidationError({exc.field: [exc.message]})
-
-
 class WorkspaceViewSet(viewsets.ModelViewSet):
     """Workspaces (staff with the workspace model permissions, as in the admin)."""
 
@@ -62,10 +57,7 @@ class WorkspaceViewSet(viewsets.ModelViewSet):
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        try:
-            workspace = workspace_create(name=data["name"], workspace_id=data.get("public_id"))
-        except WorkspaceError as exc:
-            raise refused(exc) from None
+        workspace = workspace_create(name=data["name"], workspace_id=data.get("public_id"))
         return Response(self.get_serializer(workspace).data, status=status.HTTP_201_CREATED)
 
     def update(self, request, *args, **kwargs):
@@ -76,10 +68,7 @@ class WorkspaceViewSet(viewsets.ModelViewSet):
         data = serializer.validated_data
         if data.get("public_id", workspace.public_id) != workspace.public_id:
             raise ValidationError({"workspace_id": ["cannot be changed: other systems hold it"]})
-        try:
-            workspace_update(workspace=workspace, name=data.get("name", workspace.name))
-        except WorkspaceError as exc:
-            raise refused(exc) from None
+        workspace_update(workspace=workspace, name=data.get("name", workspace.name))
         return Response(self.get_serializer(workspace).data)
 
     def perform_destroy(self, instance):
@@ -113,12 +102,9 @@ class WorkspaceMemberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        try:
-            with transaction.atomic():
-                membership = membership_add(workspace=self.workspace(),
-                                            username=data["user"]["username"], role=data["role"])
-        except WorkspaceError as exc:
-            raise refused(exc) from None
+        with transaction.atomic():
+            membership = membership_add(workspace=self.workspace(),
+                                        username=data["user"]["username"], role=data["role"])
         return Response(self.get_serializer(membership).data, status=status.HTTP_201_CREATED)
 
     def destroy(self, request, workspace_id=None, username=None):

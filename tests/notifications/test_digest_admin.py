@@ -8,7 +8,6 @@ from django.test import Client
 from django.urls import reverse
 
 from channels_app.models import Channel, DigestSetting
-from events import task_names
 from notifications.models import Delivery, Digest, Notification
 from notifications.services import digest_flush
 from tests.support import emit_and_route
@@ -69,8 +68,7 @@ def test_flush_now_queues_the_flush_and_says_so(admin_client, pending,
     ]
     assert not Digest.objects.exists()  # not flushed inside the request
     [publish] = callbacks
-    assert publish.args == (task_names.DIGEST_FLUSH,)
-    assert publish.keywords["kwargs"] == {"bucket": "5m"}
+    assert publish.keywords == {"bucket": "5m"}
 
     digest_flush(bucket="5m")  # what the queued task does on a worker
 
@@ -83,6 +81,24 @@ def test_flush_now_queues_the_flush_and_says_so(admin_client, pending,
     table = pending_table(page)
     assert (table["5m"]["total"], table["15m"]["total"]) == (0, 2)
     assert page.context["cl"].result_count == 2  # the two sent digests are listed
+
+
+def test_flush_now_with_the_broker_down_says_so_and_loses_nothing(live_db, admin_client, pending,
+                                                                 monkeypatch):
+    def broker_down(name, **options):
+        raise OSError("Connection refused")
+
+    monkeypatch.setattr("notifications.services.current_app.send_task", broker_down)
+    waiting = Delivery.objects.filter(bucket="5m", status="pending").count()
+
+    response = admin_client.post(reverse("admin:notifications_digest_flush"), {"bucket": "5m"},
+                                 follow=True)
+
+    assert response.status_code == 200
+    [message] = [str(m) for m in response.context["messages"]]
+    assert "broker does not answer" in message
+    assert Delivery.objects.filter(bucket="5m", status="pending").count() == waiting > 0
+    assert not Digest.objects.exists()
 
 
 def test_flush_now_refuses_an_unknown_bucket_and_get(admin_client, pending):

@@ -48,8 +48,23 @@ def test_flush_now_over_the_api_queues_the_flush_and_does_not_flush_in_the_reque
     assert not Digest.objects.exists()
     assert staff_api.get("/api/digests/pending/").json()["5m"]["in_app"] == 4
     [publish] = callbacks  # sent to the broker once the request's transaction commits
-    assert publish.args == (task_names.DIGEST_FLUSH,)
-    assert publish.keywords["kwargs"] == {"bucket": "5m"}
+    assert publish.keywords == {"bucket": "5m"}
+
+
+def test_flush_now_with_the_broker_down_answers_503_and_says_why(live_db, staff_api, pending,
+                                                                   monkeypatch):
+    def broker_down(name, **options):
+        assert name == task_names.DIGEST_FLUSH
+        raise OSError("Connection refused")
+
+    monkeypatch.setattr("notifications.services.current_app.send_task", broker_down)
+
+    response = staff_api.post("/api/digests/flush/", {"bucket": "5m"}, format="json")
+
+    assert response.status_code == 503
+    [message] = response.json()["non_field_errors"]
+    assert "broker does not answer" in message and "5m" in message
+    assert staff_api.get("/api/digests/pending/").json()["5m"]["in_app"] == 4
 
 
 def test_flush_refuses_an_unknown_bucket_and_needs_the_permission(
