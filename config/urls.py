@@ -1,6 +1,5 @@
 from django.contrib import admin
 from django.urls import include, path
-from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.authtoken.views import obtain_auth_token
 
@@ -10,7 +9,6 @@ admin.site.index_title = "Administration"
 admin.site.enable_nav_sidebar = False  # the event catalog's list needs the width
 
 urlpatterns = [
-    path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
     path("api/auth/token/", obtain_auth_token, name="api-token"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
@@ -18,4 +16,5 @@ urlpatterns = [
     path("api/", include("events.api.urls")),
     path("api/", include("notifications.api.urls")),
     path("api/", include("channels_app.api.urls")),
+    path("", include("web.urls")),  # the app's pages: the bell, notifications, preferences
 ]
