@@ -16,7 +16,6 @@ const panel = document.getElementById("bell-panel");
 const list = document.getElementById("bell-list");
 const empty = document.getElementById("bell-empty");
 const markAll = document.getElementById("bell-mark-all");
-const baseTitle = document.title.replace(/^\(\d+\)\s*/, "");
 
 let countEtag = null;
 let listEtag = null;
@@ -31,7 +30,8 @@ function showCount({ count, by_priority: byPriority }) {
   badge.style.backgroundColor = top ? priorityInfo(top).color : "";
   button.setAttribute("aria-label", `Notifications: ${count} unread`);
   button.dataset.count = String(count);
-  document.title = count > 0 ? `(${count}) ${baseTitle}` : baseTitle;
+  const title = document.title.replace(/^\(\d+\)\s*/, ""); // the page may rename itself
+  document.title = count > 0 ? `(${count}) ${title}` : title;
 }
 
 function itemRow(notification) {
