@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('events', '0002_seed_catalog'),
-        ('notifications', '0005_delivery_sweep_schedule'),
+        ('notifications', '0006_outbox_sweep_every_30_seconds'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
