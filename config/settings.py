@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "events",
     "notifications",
     "channels_app",
+    "web",
 ]
 
 MIDDLEWARE = [
@@ -125,7 +126,10 @@ STORAGES = {
 }
 WHITENOISE_USE_FINDERS = True
 
-LOGIN_URL = "admin:login"
+# The app's own sign-in page (any user); the admin keeps its own for staff.
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "notification-center"
+LOGOUT_REDIRECT_URL = "login"
 
 LOGGING = {
     "version": 1,
@@ -262,6 +266,8 @@ DATAFI_OUTBOX_URGENT_STALE_SECONDS = env.int("DATAFI_OUTBOX_URGENT_STALE_SECONDS
 # After a failed publish, a process stops trying the broker for this long (events wait for
 # the sweep), so a transaction emitting many events during an outage is not held up.
 DATAFI_BROKER_BACKOFF_SECONDS = env.int("DATAFI_BROKER_BACKOFF_SECONDS", default=30)
+# How often an open page's bell asks whether anything changed (an unchanged answer is a 304).
+DATAFI_BELL_POLL_SECONDS = env.float("DATAFI_BELL_POLL_SECONDS", default=10)
 WEBHOOK_ALLOW_PRIVATE_NETWORKS = env.bool("WEBHOOK_ALLOW_PRIVATE_NETWORKS", default=False)
 
 # --- Outbound deliveries (email now, webhooks next) -------------------------------------------

@@ -5,6 +5,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from channels_app.models import Channel
 from events.catalog import Priority
@@ -125,6 +126,9 @@ class Notification(models.Model):
     items = models.JSONField(default=list, blank=True, help_text="A digest's events.")
     created_at = models.DateTimeField(auto_now_add=True)
     read_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(
+        default=timezone.now,
+        help_text="Created, or read state last changed: the bell's ETag moves with it.")
 
     class Meta:
         ordering = ["-id"]
@@ -132,6 +136,7 @@ class Notification(models.Model):
             models.Index(fields=["user", "-id"], name="notification_user_idx"),
             models.Index(fields=["user"], name="notification_unread_idx",
                          condition=Q(read_at__isnull=True)),
+            models.Index(fields=["user", "-updated_at"], name="notification_updated_idx"),
         ]
         constraints = [
             # Routing twice, or a digest sent twice, can never notify a user twice.
@@ -147,6 +152,38 @@ class Notification(models.Model):
     @property
     def is_read(self) -> bool:
         return self.read_at is not None
+
+
+class NotificationPreference(models.Model):
+    """One user's choice for one category on one channel; no row means on (the default).
+
+    Critical events are delivered whatever the choice.
+    """
+
+    #: The channels a user chooses per category (webhooks are not per user).
+    CHANNELS = (Channel.IN_APP, Channel.EMAIL)
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
+                             related_name="notification_preferences")
+    category = models.ForeignKey(Category, on_delete=models.CASCADE, related_name="+")
+    channel = models.CharField(max_length=10, choices=[(c.value, c.label) for c in CHANNELS])
+    enabled = models.BooleanField(default=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "category", "channel"],
+                                    name="preference_once_per_channel"),
+        ]
+        indexes = [
+            # Routing reads the opt-outs of one category.
+            models.Index(fields=["category", "channel"], name="preference_opt_out_idx",
+                         condition=Q(enabled=False)),
+        ]
+
+    def __str__(self):
+        state = "on" if self.enabled else "off"
+        return f"{self.user_id}: {self.category_id} {self.channel} {state}"
 
 
 class Digest(models.Model):

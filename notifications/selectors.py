@@ -1,13 +1,14 @@
 """Reads: effective routing, audiences, a user's notifications."""
 
+import hashlib
 from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
 
 from channels_app.models import Channel, DigestSetting
 from events.catalog import Priority
-from events.models import Event, EventType, Membership
+from events.models import Category, Event, EventType, Membership
 
 from .models import (
     BUCKET_BY_PRIORITY,
@@ -16,6 +17,7 @@ from .models import (
     Delivery,
     DeliveryAttempt,
     Notification,
+    NotificationPreference,
     RoutingRule,
 )
 
@@ -165,6 +167,73 @@ def notification_unread_count(*, user) -> dict:
     for row in rows:
         by_priority[row["priority"]] = row["n"]
     return {"count": sum(by_priority.values()), "by_priority": by_priority}
+
+
+def notification_version(*, user) -> str:
+    """A token that changes whenever ``user``'s bell would show something else.
+
+    Built from the newest notification id, the unread count and the latest read-state
+    change (``Notification.updated_at``): a new notification, a read, an unread, a
+    read-all or a deletion of the newest moves it. One query of three index lookups
+    (``notification_user_idx``, ``notification_unread_idx``, ``notification_updated_idx``),
+    whatever the number of notifications; the bell's ETag is derived from it.
+    """
+    mine = Notification.objects.filter(user_id=OuterRef("pk")).order_by()
+    row = (
+        get_user_model().objects.filter(pk=user.pk)
+        .annotate(
+            newest=Subquery(mine.order_by("-id").values("id")[:1]),
+            unread=Subquery(mine.filter(read_at__isnull=True).values("user_id")
+                            .annotate(n=Count("pk")).values("n")[:1]),
+            changed=Subquery(mine.order_by("-updated_at").values("updated_at")[:1]),
+        )
+        .values_list("newest", "unread", "changed")
+        .first()
+    )
+    newest, unread, changed = row or (None, None, None)
+    stamp = changed.timestamp() if changed else 0
+    raw = f"{user.pk}:{newest or 0}:{unread or 0}:{stamp:.6f}"
+    return hashlib.sha256(raw.encode()).hexdigest()[:32]
+
+
+def preferences_get(*, user) -> dict[str, dict[str, bool]]:
+    """Category slug -> channel -> on, for every category and chooseable channel.
+
+    What ``user`` has not chosen is on (the default). Two queries.
+    """
+    stored = {
+        (slug, channel): enabled
+        for slug, channel, enabled in NotificationPreference.objects.filter(user=user)
+        .values_list("category__slug", "channel", "enabled")
+    }
+    return {
+        slug: {channel: stored.get((slug, channel), True)
+               for channel in NotificationPreference.CHANNELS}
+        for slug in Category.objects.order_by("position", "slug").values_list("slug", flat=True)
+    }
+
+
+def preference_opt_outs(event: Event, *, user_ids) -> set[tuple[int, str]]:
+    """(user id, channel) pairs of ``user_ids`` who switched ``event``'s category off.
+
+    Critical events are delivered whatever the preference: empty for them, no query.
+    Otherwise one query over the category's opt-outs, narrowed the way ``audience_list``
+    narrows (recipients, workspace members, staff) so it never grows with other
+    workspaces' users.
+    """
+    if event.priority == Priority.CRITICAL or not user_ids:
+        return set()
+    opt_outs = NotificationPreference.objects.filter(
+        category_id=event.event_type.category_id, enabled=False)
+    if event.recipient_ids:
+        opt_outs = opt_outs.filter(user_id__in=event.recipient_ids)
+    elif event.workspace_id:
+        opt_outs = opt_outs.filter(user__memberships__workspace_id=event.workspace_id)
+    else:
+        opt_outs = opt_outs.filter(user__is_staff=True)
+    wanted = set(user_ids)
+    return {(user_id, channel) for user_id, channel in opt_outs.values_list("user_id", "channel")
+            if user_id in wanted}
 
 
 def delivery_list(*, channel: str | None = None, status: str | None = None,

@@ -18,8 +18,22 @@ from events.models import Category, Event, EventType
 
 from .channels import DIGEST_SENDERS, digest_channels, digests_send, recipients_record
 from .delivery import deliveries_enqueue
-from .models import PRIORITY_BY_BUCKET, Bucket, Delivery, Digest, Notification, RoutingRule
-from .selectors import audience_list, delivery_bucket, digest_switches, routing_get
+from .models import (
+    PRIORITY_BY_BUCKET,
+    Bucket,
+    Delivery,
+    Digest,
+    Notification,
+    NotificationPreference,
+    RoutingRule,
+)
+from .selectors import (
+    audience_list,
+    delivery_bucket,
+    digest_switches,
+    preference_opt_outs,
+    routing_get,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +53,10 @@ def event_route(*, event_id) -> RouteResult:
     Locks the event row and only routes a pending event, so a duplicate task or the outbox
     sweep re-enqueueing it routes it once. Immediate in-app notifications are created here
     in bulk; batched priorities become pending deliveries in their digest bucket.
+
+    Users' preferences apply here, once (one query): a user who switched the event's
+    category off on a channel gets nothing on it, now or in a digest; critical events
+    reach everyone. A preference changed later does not touch what is already pending.
     """
     result = RouteResult(event_id=str(event_id))
     with transaction.atomic():
@@ -55,6 +73,7 @@ def event_route(*, event_id) -> RouteResult:
         users = audience_list(event)
         switches = digest_switches()
         extra_addresses = routing.rule.extra_emails if routing.rule is not None else []
+        opt_outs = preference_opt_outs(event, user_ids=[user.pk for user in users])
         for channel in routing.channels:
             backend = get_backend(channel)
             if backend is None:
@@ -62,6 +81,10 @@ def event_route(*, event_id) -> RouteResult:
                 continue
             bucket = delivery_bucket(priority=event.priority, channel=channel, switches=switches)
             recipients = backend.recipients(users=users, extra_addresses=extra_addresses)
+            if opt_outs:
+                # After recipients(): a member's address that is also on a distribution
+                # list stays the member's, so their choice holds for that copy too.
+                recipients = [r for r in recipients if (r.user_id, channel) not in opt_outs]
             written = recipients_record(
                 channel=channel, event=event, recipients=recipients, bucket=bucket
             )
@@ -189,25 +212,74 @@ def digest_flush(*, bucket: str) -> FlushResult:
 
 # --- reading state ------------------------------------------------------------------------
 
+# Every change of reading state also sets ``updated_at``: the bell's ETag follows it
+# (``selectors.notification_version``).
+
 def notification_mark_read(*, notification: Notification) -> Notification:
     if notification.read_at is None:
-        notification.read_at = timezone.now()
-        notification.save(update_fields=["read_at"])
+        notification.read_at = notification.updated_at = timezone.now()
+        notification.save(update_fields=["read_at", "updated_at"])
     return notification
 
 
 def notification_mark_unread(*, notification: Notification) -> Notification:
     if notification.read_at is not None:
         notification.read_at = None
-        notification.save(update_fields=["read_at"])
+        notification.updated_at = timezone.now()
+        notification.save(update_fields=["read_at", "updated_at"])
     return notification
 
 
 def notification_mark_all_read(*, user) -> int:
     """Mark all of ``user``'s unread notifications read; returns how many changed."""
+    now = timezone.now()
     return Notification.objects.filter(user=user, read_at__isnull=True).update(
-        read_at=timezone.now()
+        read_at=now, updated_at=now
     )
+
+
+def notifications_mark_read(*, user, ids) -> int:
+    """Mark those of ``ids`` that are ``user``'s own and unread as read; returns how many.
+
+    Ids of other users' notifications, or of none, are ignored.
+    """
+    now = timezone.now()
+    return Notification.objects.filter(user=user, pk__in=ids, read_at__isnull=True).update(
+        read_at=now, updated_at=now
+    )
+
+
+# --- preferences --------------------------------------------------------------------------
+
+def preferences_set(*, user, categories: dict[str, dict[str, bool]]) -> None:
+    """Replace ``user``'s choices for each category given (others are kept).
+
+    ``categories`` maps a category slug to ``{channel: on}``; a channel left out of a given
+    category goes back to the default (on). Raises ``ApplicationError`` (field
+    ``categories``) naming an unknown category or channel; nothing is written then.
+    Critical events are delivered whatever is chosen here.
+    """
+    known = dict(Category.objects.values_list("slug", "pk"))
+    for slug, channels in categories.items():
+        if slug not in known:
+            raise ApplicationError(
+                f"unknown category {slug!r}; choose from {', '.join(sorted(known))}",
+                field="categories")
+        for channel in channels:
+            if channel not in NotificationPreference.CHANNELS:
+                choices = ", ".join(NotificationPreference.CHANNELS)
+                raise ApplicationError(
+                    f"unknown channel {channel!r} in {slug!r}; choose from {choices}",
+                    field="categories")
+    with transaction.atomic():
+        NotificationPreference.objects.filter(
+            user=user, category_id__in=[known[slug] for slug in categories]).delete()
+        NotificationPreference.objects.bulk_create(
+            NotificationPreference(user=user, category_id=known[slug], channel=channel,
+                                   enabled=False)
+            for slug, channels in categories.items()
+            for channel, enabled in channels.items() if not enabled
+        )
 
 
 # --- routing rules ------------------------------------------------------------------------

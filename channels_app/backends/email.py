@@ -16,6 +16,16 @@ from channels_app.transports import smtp
 
 from .base import RESPONSE_KEEP_CHARS, ChannelBackend, Recipient, SendResult
 
+#: The app's page where a signed-in user chooses what reaches them (the web app's URL).
+PREFERENCES_PATH = "/preferences/"
+
+
+def preferences_url(recipient: Recipient) -> str | None:
+    """Where a member manages their email (``List-Unsubscribe``); None for a list address."""
+    if recipient.user_id is None:
+        return None
+    return settings.DATAFI_APP_URL.rstrip("/") + PREFERENCES_PATH
+
 
 class EmailBackend(ChannelBackend):
     name = Channel.EMAIL
@@ -50,6 +60,7 @@ class EmailBackend(ChannelBackend):
             event=event, title=title, to=recipient.address, from_email=sender.from_email,
             from_name=sender.from_name, app_url=settings.DATAFI_APP_URL,
             message_id=emails.make_message_id(delivery_id, sender.from_email),
+            unsubscribe_url=preferences_url(recipient),
         )
 
     def render_digest(self, *, priority, events, recipient, delivery_id) -> EmailMessage:
@@ -59,6 +70,7 @@ class EmailBackend(ChannelBackend):
             from_email=sender.from_email, from_name=sender.from_name,
             app_url=settings.DATAFI_APP_URL,
             message_id=emails.make_message_id(delivery_id, sender.from_email),
+            unsubscribe_url=preferences_url(recipient),
         )
 
     def send(self, message: EmailMessage) -> SendResult:

@@ -56,12 +56,15 @@ class NotificationSerializer(serializers.ModelSerializer):
     payload = serializers.SerializerMethodField(
         help_text="The event's payload; null for a digest (its items carry theirs)."
     )
+    occurred_at = serializers.SerializerMethodField(
+        help_text="When the event happened; null for a digest (its items carry theirs)."
+    )
 
     class Meta:
         model = Notification
         fields = ["id", "kind", "title", "priority", "category", "event_type", "workspace_id",
-                  "event_id", "digest_id", "payload", "items", "item_count", "is_read",
-                  "read_at", "created_at"]
+                  "event_id", "digest_id", "payload", "occurred_at", "items", "item_count",
+                  "is_read", "read_at", "created_at"]
         read_only_fields = fields
 
     def get_workspace_id(self, notification) -> str | None:
@@ -69,6 +72,11 @@ class NotificationSerializer(serializers.ModelSerializer):
 
     def get_payload(self, notification) -> dict | None:
         return notification.event.payload if notification.event_id else None
+
+    def get_occurred_at(self, notification) -> str | None:
+        if not notification.event_id:
+            return None
+        return serializers.DateTimeField().to_representation(notification.event.occurred_at)
 
     def get_item_count(self, notification) -> int:
         return len(notification.items) if notification.kind == Notification.Kind.DIGEST else 1
@@ -90,6 +98,38 @@ class NotificationFilterSerializer(serializers.Serializer):
 class UnreadCountSerializer(serializers.Serializer):
     count = serializers.IntegerField()
     by_priority = serializers.DictField(child=serializers.IntegerField())
+
+
+class NotificationIdsSerializer(serializers.Serializer):
+    ids = serializers.ListField(child=serializers.IntegerField(min_value=1), allow_empty=False,
+                                max_length=1000, help_text="Ids of your own notifications.")
+
+
+class MarkedSerializer(serializers.Serializer):
+    marked = serializers.IntegerField(help_text="How many notifications changed.")
+
+
+class ChannelChoicesField(serializers.DictField):
+    """``{"in_app": bool, "email": bool}``; which channels exist is checked by the service."""
+
+    child = serializers.BooleanField()
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            for channel, value in data.items():
+                if not isinstance(value, bool):
+                    raise serializers.ValidationError(
+                        f"{channel!r} must be true or false, not {value!r}")
+        return super().to_internal_value(data)
+
+
+class PreferencesSerializer(serializers.Serializer):
+    """PUT replaces the categories given; a channel left out of one goes back to on."""
+
+    categories = serializers.DictField(child=ChannelChoicesField())
+    critical_always_delivered = serializers.BooleanField(
+        read_only=True, default=True,
+        help_text="Critical events are delivered whatever the preferences say.")
 
 
 class RoutingRuleSerializer(serializers.ModelSerializer):

@@ -8,6 +8,7 @@ from .views import (
     DigestSettingViewSet,
     EventTypeViewSet,
     NotificationViewSet,
+    PreferencesView,
     RoutingExportView,
     RoutingImportView,
     RoutingRuleViewSet,
@@ -25,5 +26,6 @@ urlpatterns = [
     path("routing/import/", RoutingImportView.as_view(), name="routing-import"),
     path("digests/pending/", DigestPendingView.as_view(), name="digest-pending"),
     path("digests/flush/", DigestFlushView.as_view(), name="digest-flush"),
+    path("preferences/", PreferencesView.as_view(), name="preferences"),
     *router.urls,
 ]

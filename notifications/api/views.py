@@ -1,5 +1,4 @@
 from django.http import HttpResponse
-from django.utils.cache import patch_cache_control
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
@@ -19,6 +18,7 @@ from notifications.delivery import DeliveryNotRetryable, delivery_retry
 from notifications.models import RoutingRule
 from notifications.routing_files import routing_export, routing_import
 
+from .etag import etag_matches, not_modified, notification_etag, with_etag
 from .serializers import (
     DeliveryAttemptSerializer,
     DeliveryFilterSerializer,
@@ -28,8 +28,11 @@ from .serializers import (
     DigestSettingSerializer,
     EventTypeSerializer,
     EventTypeUpdateSerializer,
+    MarkedSerializer,
     NotificationFilterSerializer,
+    NotificationIdsSerializer,
     NotificationSerializer,
+    PreferencesSerializer,
     RoutingImportResultSerializer,
     RoutingImportSerializer,
     RoutingRuleSerializer,
@@ -75,16 +78,32 @@ class NotificationPagination(CursorPagination):
 NOTIFICATION_ID = OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH)
 
 
+IF_NONE_MATCH = OpenApiParameter(
+    "If-None-Match", OpenApiTypes.STR, OpenApiParameter.HEADER,
+    description="The ETag of your last answer: 304 with no body while nothing changed.")
+
+
 @extend_schema_view(
-    list=extend_schema(parameters=[NotificationFilterSerializer]),
+    list=extend_schema(parameters=[NotificationFilterSerializer, IF_NONE_MATCH]),
     retrieve=extend_schema(parameters=[NOTIFICATION_ID]),
 )
 class NotificationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
                           viewsets.GenericViewSet):
-    """The signed-in user's own notifications, newest first. Others' are 404."""
+    """The signed-in user's own notifications, newest first. Others' are 404.
+
+    The list and the unread count carry an ETag: with ``If-None-Match`` an unchanged
+    answer is a 304 that costs one query (``notifications.api.etag``).
+    """
 
     serializer_class = NotificationSerializer
     pagination_class = NotificationPagination
+    lookup_value_regex = r"\d+"
+
+    def list(self, request, *args, **kwargs):
+        etag = notification_etag(request)
+        if etag_matches(request, etag):
+            return not_modified(etag)
+        return with_etag(super().list(request, *args, **kwargs), etag)
 
     def get_queryset(self):
         if self.action != "list":
@@ -111,12 +130,45 @@ class NotificationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
     def read_all(self, request):
         return Response({"marked": services.notification_mark_all_read(user=request.user)})
 
-    @extend_schema(responses=UnreadCountSerializer)
+    @extend_schema(request=NotificationIdsSerializer, responses=MarkedSerializer)
+    @action(detail=False, methods=["post"], url_path="read")
+    def read_many(self, request):
+        """Mark several of your notifications read; ids that are not yours are ignored."""
+        serializer = NotificationIdsSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        marked = services.notifications_mark_read(user=request.user,
+                                                  ids=serializer.validated_data["ids"])
+        return Response(MarkedSerializer({"marked": marked}).data)
+
+    @extend_schema(responses=UnreadCountSerializer, parameters=[IF_NONE_MATCH])
     @action(detail=False, methods=["get"], url_path="unread-count")
     def unread_count(self, request):
-        response = Response(selectors.notification_unread_count(user=request.user))
-        patch_cache_control(response, no_store=True)  # polled by the bell: always fresh
-        return response
+        # Polled by the bell: never cached, but a repeated poll with the ETag is a cheap 304.
+        etag = notification_etag(request)
+        if etag_matches(request, etag):
+            return not_modified(etag)
+        return with_etag(Response(selectors.notification_unread_count(user=request.user)), etag)
+
+
+class PreferencesView(APIView):
+    """Your channel choices per category (in-app, email); critical events always arrive."""
+
+    @extend_schema(responses=PreferencesSerializer)
+    def get(self, request):
+        return Response(self._answer(request.user))
+
+    @extend_schema(request=PreferencesSerializer, responses=PreferencesSerializer)
+    def put(self, request):
+        serializer = PreferencesSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        services.preferences_set(user=request.user,
+                                 categories=serializer.validated_data["categories"])
+        return Response(self._answer(request.user))
+
+    @staticmethod
+    def _answer(user) -> dict:
+        return PreferencesSerializer({"categories": selectors.preferences_get(user=user),
+                                      "critical_always_delivered": True}).data
 
 
 class RoutingRuleViewSet(viewsets.ModelViewSet):

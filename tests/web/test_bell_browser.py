@@ -1,0 +1,211 @@
+"""The bell in a real headless Chromium against the live server: a member signs in, a
+critical event turns the badge red without a reload, reading follows the notification to
+its payload, "Mark all as read" clears several, a digest expands to its events, and a
+second user in another browser session sees none of it. Screenshots of the open dropdown
+and the preferences page go to var/test/artifacts/.
+"""
+
+import pytest
+from selenium.common.exceptions import StaleElementReferenceException
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as EC
+from selenium.webdriver.support.ui import WebDriverWait
+
+from events.catalog import Priority
+from notifications.models import NotificationPreference
+from notifications.services import digest_flush
+from tests.support import emit_and_route
+
+from .conftest import WAIT_SECONDS
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+CRITICAL_RED = "rgba(220, 38, 38, 1)"  # Priority.BADGE_COLORS["critical"], as the browser says
+HIGH_ORANGE = "rgba(234, 88, 12, 1)"
+
+
+@pytest.fixture
+def fast_bell(settings):
+    settings.DATAFI_BELL_POLL_SECONDS = 0.5
+
+
+def wait(driver, condition, message):
+    """Wait for ``condition``; a list re-rendered while it was read is "not yet"."""
+    return WebDriverWait(driver, WAIT_SECONDS, poll_frequency=0.1,
+                         ignored_exceptions=(StaleElementReferenceException,)
+                         ).until(condition, message)
+
+
+def sign_in(driver, live_server, username):
+    driver.get(f"{live_server.url}/accounts/login/")
+    driver.find_element(By.ID, "id_username").send_keys(username)
+    driver.find_element(By.ID, "id_password").send_keys("pw")
+    driver.find_element(By.ID, "sign-in").click()
+    wait(driver, EC.url_to_be(f"{live_server.url}/notifications/"), "the notification center")
+    wait(driver, lambda d: d.find_element(By.ID, "bell-button").get_attribute("data-count"),
+         "the bell's first poll")
+
+
+def bell(driver):
+    button = driver.find_element(By.ID, "bell-button")
+    badge = driver.find_element(By.ID, "bell-badge")
+    return button, badge
+
+
+def wait_for_count(driver, count, message):
+    label = f"Notifications: {count} unread"
+    wait(driver, lambda d: bell(d)[0].get_attribute("aria-label") == label, message)
+    return bell(driver)[1]
+
+
+def open_dropdown(driver):
+    button, _ = bell(driver)
+    if button.get_attribute("aria-expanded") != "true":
+        button.click()
+    wait(driver, EC.visibility_of_element_located((By.ID, "bell-panel")), "the dropdown")
+    assert button.get_attribute("aria-expanded") == "true"
+
+
+def dropdown_titles(driver):
+    return [e.text for e in driver.find_elements(By.CSS_SELECTOR, "#bell-list .bell-item-title")]
+
+
+def test_the_bell_live_in_a_browser(live_server, live_db, make_workspace, make_user, browser,
+                                    fast_bell, artifacts_dir):
+    alice, bob = make_user("alice"), make_user("bob")
+    workspace = make_workspace("Analytics", users=[alice])
+    make_workspace("Marketing", users=[bob])
+    a = browser()
+    sign_in(a, live_server, "alice")
+    _, badge = bell(a)
+    assert not badge.is_displayed() and a.title == "Notifications · Datafi"
+
+    # A critical event: red badge with 1, tab title with the count, no reload.
+    a.execute_script("window.__samePage = true")
+    emit_and_route("data_source.connection_lost", workspace,
+                   datasource_name="Production Snowflake", error="Connection timeout after 30s")
+    badge = wait_for_count(a, 1, "the badge to show the critical event")
+    assert badge.is_displayed() and badge.text == "1"
+    assert badge.get_attribute("data-priority") == Priority.CRITICAL
+    assert badge.value_of_css_property("background-color") == CRITICAL_RED
+    assert a.title == "(1) Notifications · Datafi"
+    assert a.execute_script("return window.__samePage") is True  # no reload happened
+
+    # Open the dropdown, click the notification: its detail with every payload field.
+    open_dropdown(a)
+    wait(a, lambda d: dropdown_titles(d) == ["Connection lost: Production Snowflake"],
+         "the notification in the dropdown")
+    item = a.find_element(By.CSS_SELECTOR, "#bell-list .bell-item")
+    assert "unread" in item.get_attribute("class")
+    assert "ws_" in item.find_element(By.CSS_SELECTOR, ".bell-item-meta").text
+    item.find_element(By.CSS_SELECTOR, "a").click()
+    wait(a, EC.text_to_be_present_in_element((By.ID, "detail-title"),
+                                             "Connection lost: Production Snowflake"),
+         "the detail page")
+    fields = {dt.text: dd.text for dt, dd in zip(
+        a.find_elements(By.CSS_SELECTOR, "#payload dt"),
+        a.find_elements(By.CSS_SELECTOR, "#payload dd"), strict=True)}
+    assert fields == {"datasource_name": "Production Snowflake",
+                      "error": "Connection timeout after 30s"}
+    assert a.find_element(By.ID, "detail-event-type").text == "data_source.connection_lost"
+    assert a.find_element(By.ID, "detail-workspace").text == workspace.public_id
+    assert a.find_element(By.ID, "detail-occurred").text
+    badge = wait_for_count(a, 0, "the count to drop to 0")
+    assert not badge.is_displayed() and a.title == "Connection lost: Production Snowflake · Datafi"
+
+    # Several notifications, one a digest of two medium events.
+    emit_and_route("query.long_running_query", workspace, query_name="Nightly revenue")
+    emit_and_route("query.long_running_query", workspace, query_name="Churn model")
+    digest_flush(bucket="5m")
+    emit_and_route("query.query_failed", workspace, query_name="Daily KPIs")
+    emit_and_route("policy.violation_detected", workspace, policy_name="PII export")
+    badge = wait_for_count(a, 3, "three unread: a digest, a high and a critical")
+    assert badge.get_attribute("data-priority") == Priority.CRITICAL
+    open_dropdown(a)
+    wait(a, lambda d: len(dropdown_titles(d)) == 4, "four notifications in the dropdown")
+    assert dropdown_titles(a)[:3] == ["Policy violation: PII export", "Query failed: Daily KPIs",
+                                      "2 medium notifications"]
+    digest = a.find_element(By.CSS_SELECTOR, "#bell-list .bell-item[data-kind=digest]")
+    summary = digest.find_element(By.CSS_SELECTOR, "details.digest summary")
+    assert summary.text == "2 events"
+    summary.click()
+    wait(a, lambda d: [e.text for e in digest.find_elements(By.CSS_SELECTOR,
+                                                            ".digest-item-title")]
+         == ["Long-running query: Nightly revenue", "Long-running query: Churn model"],
+         "the digest's events")
+    a.save_screenshot(str(artifacts_dir / "bell-dropdown.png"))
+
+    a.find_element(By.ID, "bell-mark-all").click()
+    badge = wait_for_count(a, 0, "Mark all as read to clear the badge")
+    assert not badge.is_displayed() and a.title == "Connection lost: Production Snowflake · Datafi"
+    wait(a, lambda d: not d.find_elements(By.CSS_SELECTOR, "#bell-list .bell-item.unread"),
+         "the dropdown to show them read")
+
+    # Another user, in another browser session, sees none of them.
+    b = browser()
+    sign_in(b, live_server, "bob")
+    wait_for_count(b, 0, "bob's empty bell")
+    open_dropdown(b)
+    wait(b, EC.visibility_of_element_located((By.ID, "bell-empty")), "bob's empty dropdown")
+    assert dropdown_titles(b) == []
+    wait(b, lambda d: d.find_element(By.ID, "center-empty").is_displayed(), "bob's empty list")
+    assert b.find_elements(By.CSS_SELECTOR, "#center-rows tr") == []
+    alices = alice.notifications.first()
+    b.get(f"{live_server.url}/notifications/{alices.pk}/")
+    wait(b, EC.text_to_be_present_in_element((By.ID, "detail"), "Not found"),
+         "someone else's notification to be not found")
+    assert "PII" not in b.page_source and "Snowflake" not in b.page_source
+
+    # Preferences: the locked note, and a toggle that saves through the API.
+    a.get(f"{live_server.url}/preferences/")
+    wait(a, lambda d: d.find_element(By.ID, "prefs-table").get_attribute("data-loaded"),
+         "the preferences")
+    assert "Critical events are always delivered" in a.find_element(By.ID, "critical-note").text
+    a.find_element(By.CSS_SELECTOR, "tr[data-category=queries] input[name='queries.email']"
+                   ).click()
+    wait(a, EC.text_to_be_present_in_element((By.ID, "prefs-status"), "Saved"),
+         "the preference to be saved")
+    assert list(NotificationPreference.objects.filter(user=alice).values_list(
+        "category__slug", "channel", "enabled")) == [("queries", "email", False)]
+    a.save_screenshot(str(artifacts_dir / "preferences.png"))
+
+
+def test_the_notification_center_filters_pages_and_marks_several_read(
+        live_server, live_db, make_workspace, make_user, browser, fast_bell):
+    alice = make_user("alice")
+    workspace = make_workspace("Analytics", users=[alice])
+    for n in range(23):
+        emit_and_route("query.query_failed", workspace, query_name=f"Q{n:02d}")
+    emit_and_route("data_source.connection_lost", workspace, datasource_name="Warehouse")
+    a = browser()
+    sign_in(a, live_server, "alice")
+
+    def titles():
+        return [e.text for e in a.find_elements(By.CSS_SELECTOR, "#center-rows .row-title")]
+
+    wait(a, lambda d: len(titles()) == 20, "the first page")
+    assert titles()[:2] == ["Connection lost: Warehouse", "Query failed: Q22"]
+    a.find_element(By.ID, "page-older").click()
+    wait(a, lambda d: titles() == [f"Query failed: Q0{n}" for n in (3, 2, 1, 0)],
+         "the older page")
+    a.find_element(By.ID, "page-newer").click()
+    wait(a, lambda d: len(titles()) == 20, "back to the first page")
+
+    # Filter: critical only.
+    a.find_element(By.CSS_SELECTOR, "#filter-priority option[value=critical]").click()
+    wait(a, lambda d: titles() == ["Connection lost: Warehouse"], "the critical filter")
+    assert "priority=critical" in a.current_url
+
+    # Back to all, select two rows and mark them read.
+    a.find_element(By.CSS_SELECTOR, "#filter-priority option[value='']").click()
+    wait(a, lambda d: len(titles()) == 20, "the unfiltered list")
+    boxes = a.find_elements(By.CSS_SELECTOR, "#center-rows input[type=checkbox]")
+    boxes[1].click()
+    boxes[2].click()
+    a.find_element(By.ID, "mark-selected").click()
+    wait_for_count(a, 22, "two fewer unread")
+    assert set(alice.notifications.filter(read_at__isnull=False).values_list(
+        "title", flat=True)) == {"Query failed: Q22", "Query failed: Q21"}
+    a.find_element(By.CSS_SELECTOR, "#filters select[name=unread] option[value=true]").click()
+    wait(a, lambda d: "Query failed: Q22" not in titles() and len(titles()) == 20,
+         "the unread filter")

@@ -1,0 +1,73 @@
+"""The app's pages over plain HTTP: sign-in for any user, pages that need it, the bell's
+markup, and static files served by the app itself (WhiteNoise, no build step)."""
+
+import pytest
+from django.test import Client
+
+from events.catalog import Priority
+
+PAGES = ["/notifications/", "/notifications/1/", "/preferences/"]
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_pages_send_a_visitor_to_sign_in(client, db, path):
+    response = client.get(path)
+    assert response.status_code == 302
+    assert response["Location"] == f"/accounts/login/?next={path}"
+
+
+def test_the_home_page_is_the_notification_center(client, user):
+    client.force_login(user)
+    assert client.get("/")["Location"] == "/notifications/"
+
+
+def test_a_member_who_is_not_staff_signs_in_and_out(user):
+    assert not user.is_staff
+    browser = Client(enforce_csrf_checks=True)
+    form = browser.get("/accounts/login/")
+    assert form.status_code == 200 and b'name="username"' in form.content
+    token = browser.cookies["csrftoken"].value
+
+    wrong = browser.post("/accounts/login/", {"username": "alice", "password": "nope",
+                                              "csrfmiddlewaretoken": token})
+    assert wrong.status_code == 200 and b"didn't match" in wrong.content
+    signed_in = browser.post("/accounts/login/", {"username": "alice", "password": "pw",
+                                                  "csrfmiddlewaretoken": token,
+                                                  "next": "/preferences/"})
+    assert signed_in["Location"] == "/preferences/"
+    page = browser.get("/preferences/")
+    assert page.status_code == 200 and b"alice" in page.content
+
+    token = browser.cookies["csrftoken"].value
+    signed_out = browser.post("/accounts/logout/", {"csrfmiddlewaretoken": token})
+    assert signed_out["Location"] == "/accounts/login/"
+    assert browser.get("/preferences/").status_code == 302
+
+
+def test_the_header_has_an_accessible_bell_and_the_priority_colors(client, user):
+    client.force_login(user)
+    page = client.get("/notifications/").content.decode()
+    assert 'id="bell-button"' in page
+    assert 'aria-label="Notifications: 0 unread"' in page
+    assert 'aria-expanded="false"' in page and 'aria-controls="bell-panel"' in page
+    assert '<meta name="csrf-token"' in page
+    for color in Priority.BADGE_COLORS.values():  # the one color map, from events.catalog
+        assert color in page
+    assert "<title>Notifications · Datafi</title>" in page
+    assert "Admin" not in page  # only staff get the admin link
+
+
+def test_the_detail_page_carries_no_data_of_its_own(client, user):
+    """Pages render only the frame; data comes from the REST API, which scopes it."""
+    client.force_login(user)
+    page = client.get("/notifications/12345/").content.decode()
+    assert 'data-notification-id="12345"' in page
+
+
+@pytest.mark.parametrize("name", ["app.css", "api.js", "bell.js", "center.js", "detail.js",
+                                  "preferences.js"])
+def test_static_files_are_served_by_the_app(client, db, name):
+    response = client.get(f"/static/web/{name}")
+    assert response.status_code == 200
+    body = b"".join(response.streaming_content) if response.streaming else response.content
+    assert body

@@ -1,0 +1,61 @@
+// One notification: title, priority, event type, workspace, occurred time, every payload
+// field; a digest lists its events. Opening it marks it read.
+import {
+  absoluteTime, announceChange, api, categoryName, digestItems, el, priorityBadge, timeElement,
+} from "./api.js";
+
+const card = document.getElementById("detail");
+const id = card.dataset.notificationId;
+
+const show = (value) =>
+  typeof value === "string" ? value : JSON.stringify(value, null, 2);
+
+function payloadList(payload) {
+  if (payload === null || payload === undefined) return el("p", { class: "muted" }, "No payload.");
+  if (typeof payload !== "object" || Array.isArray(payload)) {
+    return el("pre", { class: "payload-value" }, show(payload));
+  }
+  const keys = Object.keys(payload).sort();
+  if (!keys.length) return el("p", { class: "muted" }, "No payload fields.");
+  return el("dl", { class: "payload", id: "payload" }, keys.map((key) => [
+    el("dt", {}, key),
+    el("dd", { dataset: { field: key } },
+      typeof payload[key] === "string" ? payload[key] : el("pre", {}, show(payload[key]))),
+  ]));
+}
+
+function render(n) {
+  const facts = el("dl", { class: "facts" },
+    el("dt", {}, "Priority"), el("dd", {}, priorityBadge(n.priority)),
+    el("dt", {}, "Event type"), el("dd", { id: "detail-event-type" }, el("code", {}, n.event_type)),
+    el("dt", {}, "Category"), el("dd", {}, categoryName(n.category)),
+    el("dt", {}, "Workspace"), el("dd", { id: "detail-workspace" }, n.workspace_id || "All workspaces"),
+    el("dt", {}, n.kind === "digest" ? "Sent" : "Occurred"),
+    el("dd", { id: "detail-occurred" },
+      absoluteTime(n.occurred_at || n.created_at), " (", timeElement(n.occurred_at || n.created_at), ")"));
+  const body = n.kind === "digest"
+    ? [el("h2", {}, "Events"), digestItems(n)]
+    : [el("h2", {}, "Details"), payloadList(n.payload)];
+  card.replaceChildren(el("h1", { id: "detail-title" }, n.title), facts, ...body);
+  const details = card.querySelector("details.digest");
+  if (details) details.open = true;
+  document.title = document.title.replace("Notification", n.title);
+}
+
+async function main() {
+  try {
+    const { data } = await api(`/api/notifications/${id}/`);
+    render(data);
+    if (!data.is_read) {
+      await api(`/api/notifications/${id}/read/`, { method: "POST" });
+      announceChange();
+    }
+  } catch (error) {
+    card.replaceChildren(el("h1", {}, "Not found"),
+      el("p", { class: "muted" }, "This notification does not exist, or it is not yours."));
+  } finally {
+    card.removeAttribute("aria-busy");
+  }
+}
+
+main();

@@ -1,0 +1,47 @@
+"""The app's pages. Thin on purpose: each renders a template whose scripts read and change
+everything through the REST API (session auth + CSRF), the same code path as API clients.
+The pages only carry reference data: priority colors and labels, category names.
+"""
+
+from django.conf import settings
+from django.contrib.auth.mixins import LoginRequiredMixin
+from django.views.generic import RedirectView, TemplateView
+
+from events.catalog import Priority
+from events.models import Category
+
+
+class AppPage(LoginRequiredMixin, TemplateView):
+    def get_context_data(self, **kwargs):
+        return {
+            **super().get_context_data(**kwargs),
+            "app_config": {
+                # The one priority color map (events.catalog), shared with admin and email.
+                "priorities": [
+                    {"value": value, "label": label, "color": Priority.BADGE_COLORS[value]}
+                    for value, label in Priority.CHOICES
+                ],
+                "categories": [
+                    {"slug": slug, "name": name}
+                    for slug, name in Category.objects.order_by("position", "slug")
+                    .values_list("slug", "name")
+                ],
+                "poll_ms": round(settings.DATAFI_BELL_POLL_SECONDS * 1000),
+            },
+        }
+
+
+class HomeView(RedirectView):
+    pattern_name = "notification-center"
+
+
+class NotificationCenterView(AppPage):
+    template_name = "web/notifications.html"
+
+
+class NotificationDetailView(AppPage):
+    template_name = "web/notification_detail.html"
+
+
+class PreferencesView(AppPage):
+    template_name = "web/preferences.html"
