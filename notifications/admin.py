@@ -269,3 +269,5 @@ class DigestAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+from . import admin_webhooks  # noqa: E402,F401  (webhook endpoints, listed under Events)

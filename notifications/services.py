@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from channels_app.backends import get_backend
 from channels_app.models import Channel, DigestSetting
+from channels_app.selectors import webhook_endpoint_targets
 from events import task_names
 from events.exceptions import ApplicationError
 from events.models import Category, Event, EventType
@@ -55,13 +56,16 @@ def event_route(*, event_id) -> RouteResult:
         users = audience_list(event)
         switches = digest_switches()
         extra_addresses = routing.rule.extra_emails if routing.rule is not None else []
+        endpoints = (webhook_endpoint_targets() if Channel.WEBHOOK in routing.channels
+                     else [])
         for channel in routing.channels:
             backend = get_backend(channel)
             if backend is None:
                 logger.debug("event %s: channel %s has no backend installed", event.pk, channel)
                 continue
             bucket = delivery_bucket(priority=event.priority, channel=channel, switches=switches)
-            recipients = backend.recipients(users=users, extra_addresses=extra_addresses)
+            recipients = backend.recipients(users=users, extra_addresses=extra_addresses,
+                                            endpoints=endpoints, event=event)
             written = recipients_record(
                 channel=channel, event=event, recipients=recipients, bucket=bucket
             )
