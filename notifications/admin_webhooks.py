@@ -31,6 +31,8 @@ STATUS_COLORS = {"delivered": "#067647", "failed": "#b42318", "pending": "#b5470
 
 
 class WebhookEndpointForm(forms.ModelForm):
+    url = forms.URLField(label="URL", max_length=2000, assume_scheme="https",
+                         help_text="https only; private and internal addresses are refused.")
     secret = NewPasswordField(
         required=False, strip=False,
         help_text="Signs every request. Stored encrypted and never shown; leave empty to keep "
