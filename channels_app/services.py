@@ -151,9 +151,11 @@ def webhook_endpoint_save(*, values: Mapping[str, Any],
     for name, value in values.items():
         if name not in WEBHOOK_ENDPOINT_FIELDS:
             continue
-        if name in WEBHOOK_SECRET_FIELDS and value == "":
-            continue
-        setattr(endpoint, name, "" if value is None else value)
+        if name in WEBHOOK_SECRET_FIELDS:
+            if value == "":
+                continue
+            value = value or ""  # None removes it
+        setattr(endpoint, name, value)
     if endpoint.is_active and not was_active:
         endpoint.consecutive_failures = 0
         endpoint.deactivated_reason = ""
