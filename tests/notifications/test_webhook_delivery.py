@@ -163,13 +163,17 @@ def test_400_fails_at_once_and_a_hand_retry_resends_it_under_the_same_id(
     assert [a.number for a in attempts_of(row)] == [1, 2]
 
 
-def test_replay_sends_a_delivered_delivery_again_under_the_same_id(make_workspace, receiver):
+def test_replay_sends_a_delivered_delivery_again_under_the_same_id(make_workspace, receiver,
+                                                                  staff):
     server = receiver()
     hook = endpoint(server.url())
     row = webhook_row(route(workspace=make_workspace(), datasource_name="db"), hook)
+    client = api_client_for(staff)
+    assert client.post(f"/api/deliveries/{row.pk}/replay/").status_code == 409  # pending
     assert delivery_send(delivery_id=row.pk) == Outcome.DELIVERED
 
-    delivery_replay(delivery_id=row.pk)
+    response = client.post(f"/api/deliveries/{row.pk}/replay/")
+    assert response.status_code == 200 and response.json()["status"] == "pending"
     assert delivery_send(delivery_id=row.pk) == Outcome.DELIVERED
 
     assert [r.header("webhook-id") for r in server.received] == [str(row.pk)] * 2
