@@ -41,6 +41,12 @@ class UnknownWorkspace(EmitError):
     field = "workspace_id"
 
 
+class EmitNotAllowed(EmitError):
+    """The caller may not emit to this audience (see ``event_emit``'s ``emitted_by``)."""
+
+    field = "workspace_id"
+
+
 class InvalidRecipients(EmitError):
     field = "recipients"
 

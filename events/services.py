@@ -17,6 +17,7 @@ from django.utils import timezone
 from . import catalog, task_names
 from .exceptions import (
     ApplicationError,
+    EmitNotAllowed,
     InvalidDedupeKey,
     InvalidOccurredAt,
     InvalidPayload,
@@ -181,6 +182,7 @@ def event_emit(
     recipients: list | None = None,
     dedupe_key: str | None = None,
     occurred_at: datetime | None = None,
+    emitted_by=None,
 ) -> Event:
     """Record an event and have it routed once the caller's transaction commits.
 
@@ -192,10 +194,22 @@ def event_emit(
     broker is down the event stays pending and the outbox sweep routes it later. The number
     of queries does not depend on the size of the audience. With ``dedupe_key``, a repeat of
     (event type, workspace, dedupe_key) returns the first event and notifies nobody again.
+
+    ``emitted_by`` is the user an API or other outside caller acts for; in-process callers
+    leave it None and may emit anywhere. A user without staff status or the
+    ``events.emit_any_workspace`` permission may emit only to a workspace they belong to
+    (any other is refused exactly like an unknown one, so its existence is not revealed),
+    and so only to recipients who share it; never to the staff audience (no workspace).
     """
     event_type = _resolve_event_type(event_type)
     payload = _validate_payload(payload)
-    workspace = _resolve_workspace(workspace)
+    restricted = emitted_by is not None and not _may_emit_anywhere(emitted_by)
+    if restricted and workspace is None:
+        raise EmitNotAllowed(
+            "workspace_id is required: only staff and holders of the "
+            "events.emit_any_workspace permission may emit events without a workspace"
+        )
+    workspace = _resolve_workspace(workspace, member=emitted_by if restricted else None)
     recipient_ids = _resolve_recipients(recipients, workspace)
     dedupe_key = _validate_dedupe_key(dedupe_key)
     occurred_at = _validate_occurred_at(occurred_at)
@@ -216,7 +230,7 @@ def event_emit(
         occurred_at=occurred_at,
         status=Event.Status.PENDING if event_type.enabled else Event.Status.SUPPRESSED,
         next_sweep_at=(
-            timezone.now() + timedelta(seconds=settings.DATAFI_OUTBOX_STALE_SECONDS)
+            timezone.now() + outbox_stale_window(event_type.effective_priority)
             if event_type.enabled else None
         ),
     )
@@ -245,7 +259,7 @@ def event_emit(
 def _resolve_event_type(event_type) -> EventType:
     if isinstance(event_type, EventType):
         return event_type
-    if not isinstance(event_type, str) or not event_type:
+    if not isinstance(event_type, str) or not event_type or _text_problem(event_type):
         raise UnknownEventType(f"event_type must be an event type key, got {event_type!r}")
     try:
         return EventType.objects.get(key=event_type)
@@ -254,10 +268,40 @@ def _resolve_event_type(event_type) -> EventType:
 
 
 def _validate_payload(payload) -> dict:
+    """The payload as it will be stored, or ``InvalidPayload`` naming what is wrong.
+
+    Walks the payload iteratively (never recursion, whatever the depth) before encoding it:
+    at most ``DATAFI_MAX_PAYLOAD_DEPTH`` levels of objects and arrays, strings and keys that
+    PostgreSQL can store (no NUL character, no lone surrogate), integers of at most
+    ``MAX_INTEGER_DIGITS`` digits; then at most ``DATAFI_MAX_PAYLOAD_BYTES`` as JSON.
+    """
     if payload is None:
         return {}
     if not isinstance(payload, dict):
         raise InvalidPayload(f"payload must be a JSON object, got {type(payload).__name__}")
+    max_depth = settings.DATAFI_MAX_PAYLOAD_DEPTH
+    stack = [(payload, "payload", 1)]
+    while stack:
+        value, path, depth = stack.pop()
+        if isinstance(value, dict):
+            if depth > max_depth:
+                raise InvalidPayload(f"payload is nested deeper than {max_depth} levels "
+                                     f"(at {_short(path)})")
+            for key, item in value.items():
+                item_path = f"{path}.{key}" if isinstance(key, str) else f"{path}[{key!r}]"
+                if isinstance(key, str):
+                    _check_payload_text(key, f"a key in {_short(path)}")
+                stack.append((item, item_path, depth + 1))
+        elif isinstance(value, (list, tuple)):
+            if depth > max_depth:
+                raise InvalidPayload(f"payload is nested deeper than {max_depth} levels "
+                                     f"(at {_short(path)})")
+            stack.extend((item, f"{path}[{i}]", depth + 1) for i, item in enumerate(value))
+        elif isinstance(value, str):
+            _check_payload_text(value, _short(path))
+        elif isinstance(value, int) and not isinstance(value, bool) and abs(value) >= _INT_BOUND:
+            raise InvalidPayload(f"{_short(path)}: integers may have at most "
+                                 f"{MAX_INTEGER_DIGITS} digits")
     try:
         encoded = json.dumps(payload, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
     except (TypeError, ValueError) as exc:
@@ -269,19 +313,56 @@ def _validate_payload(payload) -> dict:
     return json.loads(encoded)
 
 
-def _resolve_workspace(workspace) -> Workspace | None:
+MAX_INTEGER_DIGITS = 4000  # below Python's int-to-str limit (4300); JSON readers need less
+_INT_BOUND = 10**MAX_INTEGER_DIGITS
+
+
+def _check_payload_text(text: str, where: str) -> None:
+    problem = _text_problem(text)
+    if problem:
+        raise InvalidPayload(f"{where}: {problem}")
+
+
+def _text_problem(text: str) -> str | None:
+    """Why ``text`` cannot be stored as text (PostgreSQL refuses NUL; UTF-8 lone surrogates)."""
+    if "\x00" in text:
+        return "contains a NUL character (\\u0000), which cannot be stored"
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return "contains a lone surrogate (not valid Unicode text)"
+    return None
+
+
+def _short(path: str, limit: int = 80) -> str:
+    return path if len(path) <= limit else path[: limit - 1] + "…"
+
+
+def _may_emit_anywhere(user) -> bool:
+    return user.is_staff or user.has_perm("events.emit_any_workspace")
+
+
+def _resolve_workspace(workspace, *, member=None) -> Workspace | None:
+    """The workspace ``workspace`` names; with ``member``, only one that user belongs to."""
     if workspace is None or isinstance(workspace, Workspace):
         if isinstance(workspace, Workspace) and workspace.pk is None:
             raise UnknownWorkspace("workspace is not saved")
+        if workspace is not None and member is not None and not workspace.memberships.filter(
+            user=member
+        ).exists():
+            raise UnknownWorkspace(f"unknown workspace {workspace.public_id!r}")
         return workspace
-    if not isinstance(workspace, str) or not workspace:
+    if not isinstance(workspace, str) or not workspace or _text_problem(workspace):
         raise UnknownWorkspace(
             f"workspace must be a workspace id like 'ws_abc123', got {workspace!r}"
         )
-    try:
-        return Workspace.objects.get(public_id=workspace)
-    except Workspace.DoesNotExist:
-        raise UnknownWorkspace(f"unknown workspace {workspace!r}") from None
+    workspaces = Workspace.objects.filter(public_id=workspace)
+    if member is not None:  # one not theirs is refused exactly like one that does not exist
+        workspaces = workspaces.filter(memberships__user=member)
+    found = workspaces.first()
+    if found is None:
+        raise UnknownWorkspace(f"unknown workspace {workspace!r}")
+    return found
 
 
 def _resolve_recipients(recipients, workspace: Workspace | None) -> list[int] | None:
@@ -314,6 +395,9 @@ def _validate_dedupe_key(dedupe_key) -> str | None:
         return None
     if not isinstance(dedupe_key, str) or not dedupe_key.strip():
         raise InvalidDedupeKey("dedupe_key must be a non-empty string")
+    problem = _text_problem(dedupe_key)
+    if problem:
+        raise InvalidDedupeKey(f"dedupe_key {problem}")
     if len(dedupe_key) > 200:
         raise InvalidDedupeKey(f"dedupe_key is {len(dedupe_key)} characters; the limit is 200")
     return dedupe_key
@@ -333,6 +417,21 @@ def _event_by_dedupe_key(event_type, workspace, dedupe_key) -> Event | None:
     return Event.objects.filter(
         event_type=event_type, workspace=workspace, dedupe_key=dedupe_key
     ).first()
+
+
+def event_mark_failed(*, event_id, error: str) -> bool:
+    """Give up on routing a pending event: status ``failed`` with ``error``; idempotent.
+
+    For a routing task that failed for an unexpected reason after its bounded retries. The
+    outbox sweep only re-enqueues pending events, so a failed one is not retried forever.
+    Returns whether the event was marked (False: unknown, or no longer pending).
+    """
+    marked = Event.objects.filter(pk=event_id, status=Event.Status.PENDING).update(
+        status=Event.Status.FAILED, last_error=error[:2000], next_sweep_at=None
+    )
+    if marked:
+        logger.error("event %s: routing failed for good: %s", event_id, error[:500])
+    return bool(marked)
 
 
 # --- outbox -------------------------------------------------------------------------------
@@ -372,35 +471,50 @@ def _mark_due_for_sweep(event_id) -> None:
         logger.exception("event %s: could not mark it due for the outbox sweep", event_id)
 
 
+def outbox_stale_window(priority: str) -> timedelta:
+    """How long an event may stay unrouted after an enqueue before the sweep enqueues it again.
+
+    Critical and high events get ``DATAFI_OUTBOX_URGENT_STALE_SECONDS``: a message lost with
+    a killed worker (Redis hides it for the visibility timeout) or with a broker restarted
+    empty is enqueued again within that window plus one sweep interval. The batched
+    priorities wait ``DATAFI_OUTBOX_STALE_SECONDS``; they wait for a digest anyway.
+    """
+    if priority in catalog.Priority.IMMEDIATE:
+        return timedelta(seconds=settings.DATAFI_OUTBOX_URGENT_STALE_SECONDS)
+    return timedelta(seconds=settings.DATAFI_OUTBOX_STALE_SECONDS)
+
+
 def outbox_sweep(*, batch_size: int = 500) -> int:
     """Enqueue routing for every pending event that is due; returns how many were enqueued.
 
-    Due: its publish failed, or it is still unrouted ``DATAFI_OUTBOX_STALE_SECONDS`` after
-    emit or after its last enqueue (a lost message, or a process that died before
+    Due: its publish failed, or it is still unrouted a stale window (``outbox_stale_window``)
+    after emit or after its last enqueue (a lost message, or a process that died before
     publishing). Each enqueue pushes the event's next sweep that far ahead, so a backlog in
     the queue is not flooded with copies. Stops at the first failed publish: the broker is
     still down and the next sweep tries again. Safe to run at any time: routing claims the
-    event, so one enqueued twice is routed once.
+    event, so one enqueued twice is routed once. Uses the partial index on ``next_sweep_at``.
     """
-    stale = timedelta(seconds=settings.DATAFI_OUTBOX_STALE_SECONDS)
     enqueued = 0
     while True:
         now = timezone.now()
         due = list(
             Event.objects.filter(status=Event.Status.PENDING, next_sweep_at__lte=now)
             .order_by("next_sweep_at")
-            .values_list("pk", flat=True)[:batch_size]
+            .values_list("pk", "priority")[:batch_size]
         )
-        sent = []
-        for event_id in due:
+        sent: dict[timedelta, list] = {}  # stale window -> event ids enqueued
+        count = 0
+        for event_id, priority in due:
             if not event_enqueue(event_id=event_id):
                 break
-            sent.append(event_id)
-        Event.objects.filter(pk__in=sent, status=Event.Status.PENDING).update(
-            next_sweep_at=now + stale
-        )
-        enqueued += len(sent)
-        if len(sent) < len(due) or len(due) < batch_size:
+            sent.setdefault(outbox_stale_window(priority), []).append(event_id)
+            count += 1
+        for window, ids in sent.items():
+            Event.objects.filter(pk__in=ids, status=Event.Status.PENDING).update(
+                next_sweep_at=now + window
+            )
+        enqueued += count
+        if count < len(due) or len(due) < batch_size:
             break
     if enqueued:
         logger.info("outbox sweep: %d pending events enqueued", enqueued)

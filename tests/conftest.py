@@ -7,6 +7,7 @@ is missing fails instead, so CI always runs against real PostgreSQL, Redis and a
 import os
 import subprocess
 import sys
+import uuid
 
 import pytest
 from django.conf import settings
@@ -34,6 +35,17 @@ def pytest_runtest_makereport(item, call):
 def fast_password_hashing(settings):
     """Users are created by the hundred in tests; the production hasher is slow on purpose."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache_namespace(settings):
+    """Each test its own cache keys (throttle counters): tests never throttle each other.
+
+    A fresh key prefix rather than ``cache.clear()``, which on Redis would flush the
+    broker's database too.
+    """
+    settings.CACHES = {"default": {**settings.CACHES["default"],
+                                   "KEY_PREFIX": f"test-{uuid.uuid4().hex}"}}
 
 
 @pytest.fixture

@@ -56,7 +56,7 @@ def test_run_command_serves_admin_and_delivers_an_event_over_http(served, tmp_pa
     def up():
         try:
             return requests.get(f"{served.base_url}/admin/login/", timeout=2).status_code == 200
-        except requests.ConnectionError:
+        except requests.RequestException:  # refused, or too slow to answer yet
             return False
 
     wait_until(up, timeout=60, message="the web process")

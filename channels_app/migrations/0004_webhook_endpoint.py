@@ -12,7 +12,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('channels_app', '0003_email_settings'),
-        ('events', '0003_webhook_endpoint_disabled_event_type'),
+        ('events', '0004_webhook_endpoint_disabled_event_type'),
     ]
 
     operations = [

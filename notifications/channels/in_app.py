@@ -1,5 +1,6 @@
 """In-app rows: notifications in the bell, one per event or one per digest."""
 
+import logging
 from collections import defaultdict
 
 from django.db import transaction
@@ -12,6 +13,11 @@ from events.templating import render_title
 
 from ..models import PRIORITY_BY_BUCKET, Delivery, Digest, Notification
 from ..selectors import AudienceCheck
+
+logger = logging.getLogger(__name__)
+
+#: A digest that fails this many flushes is marked failed, its items too.
+DIGEST_MAX_ATTEMPTS = 3
 
 
 def notifications_create(*, event: Event, recipients: list[Recipient]) -> None:
@@ -41,11 +47,33 @@ def digests_send(*, bucket: str) -> int:
 
     The audience is checked again at send time: an item whose user was deactivated or
     left the event's workspace since routing is cancelled, not shown.
+
+    One digest that cannot be sent does not stop the others: if sending them all at once
+    fails, they are sent one by one and a failing one records its error (see
+    ``_digest_record_failure``); the next flush tries it again.
     """
+    try:
+        return _send_claimed(bucket=bucket)
+    except Exception:  # some digest cannot be sent: find it, send the others
+        logger.exception("digest flush %s: sending at once failed; one by one now", bucket)
+    sent = 0
+    claimed = Digest.objects.filter(channel=Channel.IN_APP, bucket=bucket,
+                                    status=Digest.Status.CLAIMED)
+    for digest_id in claimed.values_list("pk", flat=True):
+        try:
+            sent += _send_claimed(bucket=bucket, digest_id=digest_id)
+        except Exception as exc:  # recorded on the digest; other users' digests go on
+            _digest_record_failure(digest_id, f"{type(exc).__name__}: {exc}")
+    return sent
+
+
+def _send_claimed(*, bucket: str, digest_id=None) -> int:
+    """Send the claimed digests of ``bucket`` (or only ``digest_id``) in one transaction."""
     with transaction.atomic():
         digests = list(
             Digest.objects.select_for_update(skip_locked=True).filter(
-                channel=Channel.IN_APP, bucket=bucket, status=Digest.Status.CLAIMED
+                channel=Channel.IN_APP, bucket=bucket, status=Digest.Status.CLAIMED,
+                **({"pk": digest_id} if digest_id else {}),
             )
         )
         if not digests:
@@ -86,9 +114,30 @@ def digests_send(*, bucket: str) -> int:
     return len(sent)
 
 
+def _digest_record_failure(digest_id, error: str) -> None:
+    """Count a failed send; after ``DIGEST_MAX_ATTEMPTS`` the digest and its items fail."""
+    with transaction.atomic():
+        digest = Digest.objects.select_for_update(skip_locked=True).filter(
+            pk=digest_id, status=Digest.Status.CLAIMED).first()
+        if digest is None:  # sent or being sent by a concurrent flush after all
+            return
+        digest.attempts += 1
+        digest.last_error = error[:2000]
+        if digest.attempts >= DIGEST_MAX_ATTEMPTS:
+            digest.status = Digest.Status.FAILED
+            Delivery.objects.filter(digest=digest, status=Delivery.Status.SENDING).update(
+                status=Delivery.Status.FAILED, last_error=digest.last_error,
+                updated_at=timezone.now(),
+            )
+        digest.save(update_fields=["attempts", "last_error", "status"])
+    logger.error("digest %s (user %s): send %d of %d failed: %s", digest.pk, digest.user_id,
+                 digest.attempts, DIGEST_MAX_ATTEMPTS, error)
+
+
 def event_title(event: Event) -> str:
     event_type = event.event_type
-    return render_title(event_type.title_template, event.payload, fallback=event_type.label)
+    return render_title(event_type.title_template, event.payload, fallback=event_type.label,
+                        event_id=event.pk)
 
 
 def _cached_title(event: Event) -> str:

@@ -341,7 +341,7 @@ def test_migration_schedules_the_flushes_and_the_outbox_sweep(db):
         (task_names.DIGEST_FLUSH, "5m"): (5, IntervalSchedule.MINUTES),
         (task_names.DIGEST_FLUSH, "15m"): (15, IntervalSchedule.MINUTES),
         (task_names.DIGEST_FLUSH, "1h"): (1, IntervalSchedule.HOURS),
-        (task_names.OUTBOX_SWEEP, None): (1, IntervalSchedule.MINUTES),
+        (task_names.OUTBOX_SWEEP, None): (30, IntervalSchedule.SECONDS),
     }
     for key, (every, period) in expected.items():
         task = rows[key]

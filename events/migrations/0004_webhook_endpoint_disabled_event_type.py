@@ -12,6 +12,6 @@ def sync_catalog(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("events", "0002_seed_catalog")]
+    dependencies = [("events", "0003_event_failed_status_and_emit_scope")]
 
     operations = [migrations.RunPython(sync_catalog, migrations.RunPython.noop)]
