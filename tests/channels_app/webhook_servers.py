@@ -49,6 +49,9 @@ class _Server(ThreadingHTTPServer):
         self.receiver = receiver
         super().__init__((HOST, 0), _Handler)
 
+    def handle_error(self, request, client_address):
+        pass  # a client that hangs up early (a capped read, a timeout) is not news here
+
     def get_request(self):
         conn = super().get_request()
         with self.receiver.lock:

@@ -219,7 +219,7 @@ def test_sync_leaves_event_types_added_by_other_apps_alone(db):
 
     custom.refresh_from_db()
     assert (custom.label, custom.enabled, custom.builtin) == ("Backup failed", False, False)
-    assert EventType.objects.count() == 22
+    assert EventType.objects.count() == 23  # the 22 built-ins and this one
 
 
 def test_sync_keeps_the_event_log(db):
