@@ -1,8 +1,13 @@
+from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
+from events.models import Category, EventType, Workspace
+
 from .fields import EncryptedTextField
-from .transports import smtp
+from .transports import http, smtp
+from .webhooks import payloads
 
 
 class Channel(models.TextChoices):
@@ -80,3 +85,88 @@ class EmailSettings(models.Model):
             username=self.username, password=self.password, from_email=self.from_email,
             from_name=self.from_name, timeout=self.timeout,
         )
+
+
+def validate_webhook_url(value: str) -> None:
+    """The SSRF guard at save time (``WEBHOOK_ALLOW_PRIVATE_NETWORKS`` lifts it)."""
+    try:
+        http.url_check(value, allow_private=settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS)
+    except http.UrlRefused as exc:
+        raise ValidationError(str(exc), code="refused") from None
+
+
+def _validate_string_list(value, what: str) -> None:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ValidationError(f"{what} must be a list of strings.")
+    if len(set(value)) != len(value):
+        raise ValidationError(f"{what}: an item is listed twice.")
+
+
+class WebhookEndpoint(models.Model):
+    """A receiver of webhook deliveries; events routed to the webhook channel reach every
+    active endpoint whose filters match (empty filters match everything)."""
+
+    class Format(models.TextChoices):
+        DATAFI = payloads.DATAFI, "Datafi JSON"
+        SLACK = payloads.SLACK, "Slack incoming webhook"
+        PAGERDUTY = payloads.PAGERDUTY, "PagerDuty Events API v2"
+
+    name = models.CharField(max_length=100)
+    url = models.URLField(
+        "URL", max_length=2000, validators=[validate_webhook_url],
+        help_text="https only; private and internal addresses are refused.")
+    secret = EncryptedTextField(
+        blank=True, help_text="Signs every request (X-Datafi-Signature, webhook-signature). "
+                              "Stored encrypted, never shown back.")
+    max_retries = models.PositiveSmallIntegerField(
+        default=3, validators=[MaxValueValidator(10)],
+        help_text="Retries after a failed attempt (so at most this + 1 attempts).")
+    is_active = models.BooleanField(default=True)
+    categories = models.JSONField(default=list, blank=True,
+                                  help_text="Category slugs; empty: every category.")
+    event_types = models.JSONField(default=list, blank=True,
+                                   help_text="Event type keys; empty: every event type.")
+    workspace = models.ForeignKey(
+        Workspace, null=True, blank=True, on_delete=models.CASCADE, related_name="+",
+        help_text="Only this workspace's events; empty: every workspace (and none).")
+    format = models.CharField(max_length=10, choices=Format.choices, default=Format.DATAFI)
+    routing_key = EncryptedTextField(
+        blank=True, help_text="PagerDuty integration key (PagerDuty format only). Stored "
+                              "encrypted, never shown back.")
+    consecutive_failures = models.PositiveIntegerField(
+        default=0, editable=False, help_text="Failed deliveries since the last delivered one.")
+    deactivated_reason = models.CharField(max_length=300, blank=True, editable=False)
+    deactivated_at = models.DateTimeField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name", "pk"]
+        verbose_name = "webhook endpoint"
+
+    def __str__(self):
+        return self.name
+
+    def clean(self):
+        errors = {}
+        for name, model, lookup in (("categories", Category, "slug"),
+                                    ("event_types", EventType, "key")):
+            value = getattr(self, name)
+            try:
+                _validate_string_list(value, name)
+            except ValidationError as exc:
+                errors[name] = exc.messages
+                continue
+            known = set(model.objects.filter(**{f"{lookup}__in": value})
+                        .values_list(lookup, flat=True))
+            unknown = [item for item in value if item not in known]
+            if unknown:
+                errors[name] = [f"Unknown {name.replace('_', ' ')[:-1]} {unknown[0]!r}."]
+        if self.format == self.Format.PAGERDUTY and not self.routing_key:
+            errors["routing_key"] = ["PagerDuty needs the integration's routing key."]
+        if errors:
+            raise ValidationError(errors)
+
+    @property
+    def secret_set(self) -> bool:
+        return bool(self.secret)

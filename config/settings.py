@@ -238,6 +238,7 @@ CELERY_TASK_ROUTES = {
     task_names.DELIVERY_SEND: {"queue": "deliveries"},
     task_names.DELIVERY_SWEEP: {"queue": "deliveries"},
     task_names.DIGEST_SEND: {"queue": "digests"},
+    task_names.WEBHOOK_SEND: {"queue": "webhooks"},
 }
 
 # --- Cache: throttling counters shared by every web process ------------------------------
@@ -288,3 +289,12 @@ _visibility_timeout = CELERY_BROKER_TRANSPORT_OPTIONS.get("visibility_timeout")
 assert _visibility_timeout is None or _visibility_timeout >= 2 * DATAFI_RETRY_MAX_SECONDS, (
     "DATAFI_RETRY_MAX_SECONDS must stay well below (at most half) the broker's "
     "visibility_timeout, or a retry scheduled with a countdown is delivered twice")
+
+# --- Webhooks -----------------------------------------------------------------------------
+# Per attempt: seconds to connect, seconds to wait for the answer (and to read its first
+# bytes, at most WEBHOOK_MAX_RESPONSE_BYTES of them). Redirects are never followed.
+WEBHOOK_CONNECT_TIMEOUT_SECONDS = env.float("WEBHOOK_CONNECT_TIMEOUT_SECONDS", default=5)
+WEBHOOK_READ_TIMEOUT_SECONDS = env.float("WEBHOOK_READ_TIMEOUT_SECONDS", default=15)
+WEBHOOK_MAX_RESPONSE_BYTES = env.int("WEBHOOK_MAX_RESPONSE_BYTES", default=4096)
+# This many failed deliveries in a row deactivate an endpoint (0: never) and tell staff.
+WEBHOOK_DISABLE_AFTER_FAILURES = env.int("WEBHOOK_DISABLE_AFTER_FAILURES", default=20)

@@ -1,4 +1,5 @@
-"""The built-in event catalog: 6 categories, 21 event types.
+"""The built-in event catalog: 6 categories, 22 event types (the seed's 21, and one
+about the platform's own webhooks).
 
 ``catalog_sync`` (events.services) writes it to the database; the data migration and
 ``manage.py sync_event_catalog`` both call it, so they can never disagree.
@@ -136,6 +137,10 @@ EVENT_TYPES = [
     EventTypeDef("system", "storage_quota_warning", "Storage quota warning", P.HIGH,
                  "Storage quota warning: {{ usage_percent|default:'?' }}% used",
                  "Storage use is close to the workspace quota."),
+    EventTypeDef("system", "webhook_endpoint_disabled", "Webhook endpoint disabled", P.HIGH,
+                 "Webhook endpoint disabled: {{ endpoint_name|default:'endpoint' }}",
+                 "A webhook endpoint was deactivated: it answered 410 Gone, or too many "
+                 "deliveries to it failed in a row."),
 ]
 
 

@@ -33,8 +33,8 @@ class RoutingRuleForm(forms.ModelForm):
     channels = forms.MultipleChoiceField(
         choices=Channel.choices, widget=forms.CheckboxSelectMultiple,
         error_messages={"required": "Choose at least one channel."},
-        help_text="In-app is delivered. Email is recorded as pending deliveries (sending is not "
-                  "part of this version yet). Webhook has no endpoints to deliver to yet.",
+        help_text="Email goes to the audience (and the lists below); webhook goes to every "
+                  "active webhook endpoint whose filters match.",
     )
     extra_emails = EmailListField(
         required=False, help_text="Distribution lists for the email channel, one per line."
@@ -275,3 +275,5 @@ class DigestAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+from . import admin_webhooks  # noqa: E402,F401  (webhook endpoints, listed under Events)

@@ -1,8 +1,9 @@
-"""The delivery pipeline: every send to an external channel (email now, webhooks next).
+"""The delivery pipeline: every send to an external channel (email, webhooks).
 
 Rows first, network later. Routing and digest flushes only write pending deliveries and,
 once their transaction has committed, enqueue one task per delivery (``delivery_send`` for
-an immediate one on the ``deliveries`` queue, ``digest_send`` for a digest on ``digests``).
+an immediate one on the ``deliveries`` queue, ``digest_send`` for a digest on ``digests``,
+``webhook_send`` for any webhook delivery on ``webhooks``).
 
 One attempt of a send:
 
@@ -37,6 +38,7 @@ from django.utils import timezone
 
 from channels_app.backends import ChannelBackend, Recipient, get_backend, registered_backends
 from channels_app.errors import DeliveryError
+from channels_app.models import Channel
 from events import task_names
 from events.models import Event
 
@@ -66,14 +68,16 @@ def deliveries_enqueue(deliveries, *, countdown: float | None = None) -> None:
     Must be called inside the transaction that wrote (or re-armed) the rows; outside one
     the tasks are enqueued at once. A failed publish is logged: the sweep sends the row.
     """
-    jobs = [(d.kind, str(d.pk)) for d in deliveries]
+    jobs = [(d.kind, str(d.pk), d.channel) for d in deliveries]
     if jobs:
         transaction.on_commit(partial(_publish, jobs, countdown))
 
 
-def _publish(jobs: list[tuple[str, str]], countdown: float | None) -> None:
-    for kind, pk in jobs:
-        if kind == Delivery.Kind.DIGEST:
+def _publish(jobs: list[tuple[str, str, str]], countdown: float | None) -> None:
+    for kind, pk, channel in jobs:
+        if channel == Channel.WEBHOOK:  # its own queue: a slow receiver holds up no email
+            name, kwargs = task_names.WEBHOOK_SEND, {"delivery_id": pk}
+        elif kind == Delivery.Kind.DIGEST:
             name, kwargs = task_names.DIGEST_SEND, {"digest_id": pk}
         else:
             name, kwargs = task_names.DELIVERY_SEND, {"delivery_id": pk}
@@ -227,11 +231,14 @@ def _record(attempt: _Attempt, backend: ChannelBackend, *, outcome: str,
         if outcome == DeliveryAttempt.Outcome.DELIVERED:
             # Whatever the sweep thought meanwhile, the message is out: delivered wins.
             _finish(current, Delivery.Status.DELIVERED, now=now, status_code=status_code)
+            backend.delivery_finished(recipient=_recipient(current), delivered=True,
+                                      status_code=status_code, error="")
             return Outcome.DELIVERED
         if current.status != Delivery.Status.SENDING or current.attempts != number:
             return Outcome.SKIPPED  # the sweep gave the row to a newer attempt
         current.last_error, current.last_status_code = error, status_code
-        if outcome == DeliveryAttempt.Outcome.TRANSIENT and number < backend.max_attempts:
+        if (outcome == DeliveryAttempt.Outcome.TRANSIENT
+                and number < backend.max_attempts_for(_recipient(current))):
             delay = retry_delay(number)
             if retry_after:  # the receiver asked for a later retry: honour it, within the cap
                 delay = min(max(delay, retry_after), settings.DATAFI_RETRY_MAX_SECONDS)
@@ -245,6 +252,8 @@ def _record(attempt: _Attempt, backend: ChannelBackend, *, outcome: str,
                         delivery.pk, number, error, delay)
             return Outcome.RETRYING
         _finish(current, Delivery.Status.FAILED, now=now, status_code=status_code, error=error)
+        backend.delivery_finished(recipient=_recipient(current), delivered=False,
+                                  status_code=status_code, error=error)
         logger.warning("delivery %s failed after %d attempt(s): %s", delivery.pk, number, error)
         return Outcome.FAILED
 
@@ -326,6 +335,33 @@ def delivery_retry(*, delivery_id) -> Delivery:
     return delivery
 
 
+def delivery_replay(*, delivery_id) -> Delivery:
+    """Send a delivered or failed delivery again under the same id (a receiver that lost it,
+    or wants it again); its attempt numbers continue.
+
+    Raises ``DeliveryNotRetryable`` for a delivery that is still on its way (pending or
+    sending), that was never sent (cancelled, expired), or that is an event inside a digest
+    (replay the digest instead). Enqueues after commit.
+    """
+    with transaction.atomic():
+        delivery = Delivery.objects.select_for_update().get(pk=delivery_id)
+        if not delivery.is_sent_alone:
+            raise DeliveryNotRetryable(
+                f"This delivery went out in digest {delivery.digest_id}: replay the digest's "
+                "delivery instead.")
+        if delivery.status not in (Delivery.Status.DELIVERED, Delivery.Status.FAILED):
+            raise DeliveryNotRetryable(
+                f"Only a delivered or failed delivery can be replayed; this one is "
+                f"{delivery.status}.")
+        if delivery.status == Delivery.Status.FAILED:
+            return delivery_retry(delivery_id=delivery_id)
+        delivery.status = Delivery.Status.PENDING
+        delivery.next_attempt_at = timezone.now()
+        delivery.save(update_fields=["status", "next_attempt_at", "updated_at"])
+        deliveries_enqueue([delivery])
+    return delivery
+
+
 def channel_deliveries_enqueue(*, channel: str) -> int:
     """Enqueue every pending delivery of ``channel`` now (it was just switched on)."""
     with transaction.atomic():
@@ -394,8 +430,11 @@ def _interrupted(delivery: Delivery, backend: ChannelBackend | None, *, now) -> 
         outcome=DeliveryAttempt.Outcome.TRANSIENT, error=error,
         duration_ms=round((now - delivery.sending_started_at).total_seconds() * 1000))
     delivery.last_error = error
-    if backend is None or delivery.attempts >= backend.max_attempts:
+    if backend is None or delivery.attempts >= backend.max_attempts_for(_recipient(delivery)):
         _finish(delivery, Delivery.Status.FAILED, now=now, status_code=None, error=error)
+        if backend is not None:
+            backend.delivery_finished(recipient=_recipient(delivery), delivered=False,
+                                      status_code=None, error=error)
         return
     delivery.status = Delivery.Status.PENDING
     delivery.next_attempt_at = now

@@ -4,9 +4,9 @@ import hashlib
 from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
-from django.db.models import Count, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, F, Func, IntegerField, OuterRef, Q, QuerySet, Subquery
 
-from channels_app.models import Channel, DigestSetting
+from channels_app.models import Channel, DigestSetting, WebhookEndpoint
 from events.catalog import Priority
 from events.models import Category, Event, EventType, Membership
 
@@ -279,3 +279,41 @@ def pending_digest_table() -> dict[str, dict[str, int]]:
     counts = pending_digest_counts()
     return {bucket: {channel: counts.get((bucket, channel), 0) for channel in Channel.values}
             for bucket in Bucket.values}
+
+
+# --- webhook endpoints with their delivery log --------------------------------------------
+
+#: A webhook's sent messages: events sent alone and digests (not the events inside digests).
+WEBHOOK_SENDS = Q(channel=Channel.WEBHOOK) & (Q(kind=Delivery.Kind.DIGEST) | Q(bucket=""))
+FINISHED = (Delivery.Status.DELIVERED, Delivery.Status.FAILED)
+RECENT_FOR_RATE = 100
+
+
+def _count_of(queryset) -> Subquery:
+    return Subquery(queryset.order_by().annotate(n=Func(F("pk"), function="COUNT")).values("n"),
+                    output_field=IntegerField())
+
+
+def webhook_endpoint_list() -> QuerySet:
+    """Endpoints with ``last_delivery_status`` and, over their last 100 finished deliveries,
+    ``recent_finished`` and ``recent_delivered``: subqueries, one query for any page."""
+    sends = Delivery.objects.filter(WEBHOOK_SENDS, endpoint_id=OuterRef("pk"))
+    recent = (Delivery.objects.filter(WEBHOOK_SENDS, endpoint_id=OuterRef(OuterRef("pk")),
+                                      status__in=FINISHED)
+              .order_by("-created_at").values("pk")[:RECENT_FOR_RATE])
+    return WebhookEndpoint.objects.select_related("workspace").annotate(
+        last_delivery_status=Subquery(sends.order_by("-created_at").values("status")[:1]),
+        recent_finished=_count_of(Delivery.objects.filter(pk__in=recent)),
+        recent_delivered=_count_of(Delivery.objects.filter(
+            pk__in=recent, status=Delivery.Status.DELIVERED)),
+    )
+
+
+def webhook_delivery_list(*, endpoint_id: int, status: str | None = None) -> QuerySet:
+    """One endpoint's sent messages, newest first, with their event type and attempts."""
+    deliveries = (Delivery.objects.filter(WEBHOOK_SENDS, endpoint_id=endpoint_id)
+                  .select_related("event__event_type")
+                  .prefetch_related("attempt_log"))
+    if status:
+        deliveries = deliveries.filter(status=status)
+    return deliveries.order_by("-created_at", "-pk")

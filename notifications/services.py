@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from channels_app.backends import get_backend
 from channels_app.models import Channel, DigestSetting
+from channels_app.selectors import webhook_endpoint_targets
 from events import task_names
 from events.exceptions import ApplicationError, BrokerUnavailable
 from events.models import Category, Event, EventType
@@ -74,13 +75,16 @@ def event_route(*, event_id) -> RouteResult:
         switches = digest_switches()
         extra_addresses = routing.rule.extra_emails if routing.rule is not None else []
         opt_outs = preference_opt_outs(event, user_ids=[user.pk for user in users])
+        endpoints = (webhook_endpoint_targets() if Channel.WEBHOOK in routing.channels
+                     else [])
         for channel in routing.channels:
             backend = get_backend(channel)
             if backend is None:
                 logger.debug("event %s: channel %s has no backend installed", event.pk, channel)
                 continue
             bucket = delivery_bucket(priority=event.priority, channel=channel, switches=switches)
-            recipients = backend.recipients(users=users, extra_addresses=extra_addresses)
+            recipients = backend.recipients(users=users, extra_addresses=extra_addresses,
+                                            endpoints=endpoints, event=event)
             if opt_outs:
                 # After recipients(): a member's address that is also on a distribution
                 # list stays the member's, so their choice holds for that copy too.

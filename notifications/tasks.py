@@ -80,6 +80,13 @@ def digest_send(*, digest_id: str) -> None:
     logger.info("digest %s: %s", digest_id, outcome)
 
 
+@shared_task(name=task_names.WEBHOOK_SEND, acks_late=True, reject_on_worker_lost=True)
+def webhook_send(*, delivery_id: str) -> None:
+    """One attempt at a webhook delivery (an event's or a digest's), on the webhooks queue."""
+    outcome = delivery.delivery_send(delivery_id=delivery_id)
+    logger.info("webhook delivery %s: %s", delivery_id, outcome)
+
+
 @shared_task(name=task_names.DELIVERY_SWEEP, acks_late=True, reject_on_worker_lost=True)
 def delivery_sweep() -> None:
     """Enqueue again the sends a lost message or a dead worker left behind."""

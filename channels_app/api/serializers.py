@@ -1,6 +1,7 @@
 from rest_framework import serializers
 
-from channels_app.models import EmailSettings
+from channels_app.models import EmailSettings, WebhookEndpoint
+from events.models import Workspace
 
 
 class EmailSettingsSerializer(serializers.ModelSerializer):
@@ -46,3 +47,44 @@ class TestResultSerializer(serializers.Serializer):
         choices=["unreachable", "timeout", "tls_failed", "starttls_unsupported", "auth_failed",
                  "rejected", "not_configured"])
     detail = serializers.CharField(required=False, help_text="A human sentence.")
+
+
+class WebhookEndpointSerializer(serializers.ModelSerializer):
+    """A webhook endpoint. ``secret`` and ``routing_key`` are write-only: absent or "" keeps
+    the stored value, null removes it. ``workspace_id`` is the workspace's public id."""
+
+    secret = serializers.CharField(
+        write_only=True, required=False, allow_blank=True, allow_null=True,
+        trim_whitespace=False, style={"input_type": "password"},
+        help_text="Write-only. Absent or empty keeps the stored secret; null removes it.")
+    secret_set = serializers.SerializerMethodField(help_text="Whether a secret is stored.")
+    routing_key = serializers.CharField(
+        write_only=True, required=False, allow_blank=True, allow_null=True,
+        help_text="PagerDuty routing key. Write-only, like secret.")
+    workspace_id = serializers.SlugRelatedField(
+        source="workspace", slug_field="public_id", queryset=Workspace.objects.all(),
+        required=False, allow_null=True, help_text="Only this workspace's events; null: all.")
+    categories = serializers.ListField(child=serializers.CharField(), required=False,
+                                       help_text="Category slugs; empty: every category.")
+    event_types = serializers.ListField(child=serializers.CharField(), required=False,
+                                        help_text="Event type keys; empty: every event type.")
+    url = serializers.CharField(max_length=2000, help_text="https only.")
+
+    class Meta:
+        model = WebhookEndpoint
+        fields = ["id", "name", "url", "secret", "secret_set", "max_retries", "is_active",
+                  "categories", "event_types", "workspace_id", "format", "routing_key",
+                  "consecutive_failures", "deactivated_reason", "deactivated_at",
+                  "created_at", "updated_at"]
+        read_only_fields = ["consecutive_failures", "deactivated_reason", "deactivated_at",
+                            "created_at", "updated_at"]
+
+    def get_secret_set(self, endpoint: WebhookEndpoint) -> bool:
+        return bool(endpoint.secret)
+
+
+class WebhookTestResultSerializer(serializers.Serializer):
+    ok = serializers.BooleanField()
+    status_code = serializers.IntegerField(allow_null=True)
+    error = serializers.CharField(allow_blank=True)
+    duration_ms = serializers.IntegerField()

@@ -1,6 +1,15 @@
 from django.urls import path
+from rest_framework.routers import SimpleRouter
 
-from .views import EmailSendTestView, EmailSettingsView, EmailTestConnectionView
+from .views import (
+    EmailSendTestView,
+    EmailSettingsView,
+    EmailTestConnectionView,
+    WebhookEndpointViewSet,
+)
+
+router = SimpleRouter()
+router.register("webhook-endpoints", WebhookEndpointViewSet, basename="webhook-endpoint")
 
 urlpatterns = [
     path("email-settings/", EmailSettingsView.as_view(), name="email-settings"),
@@ -8,4 +17,5 @@ urlpatterns = [
          name="email-settings-test-connection"),
     path("email-settings/send-test-email/", EmailSendTestView.as_view(),
          name="email-settings-send-test-email"),
+    *router.urls,
 ]

@@ -1,17 +1,21 @@
 from drf_spectacular.utils import extend_schema
-from rest_framework import status
+from rest_framework import status, viewsets
+from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from channels_app import services
+from channels_app.models import WebhookEndpoint
 from channels_app.transports import smtp
-from events.api.permissions import staff_with
+from events.api.permissions import StaffModelPermissions, staff_with
 
 from .serializers import (
     EmailSettingsSerializer,
     EmailSettingsTestSerializer,
     SendTestEmailSerializer,
     TestResultSerializer,
+    WebhookEndpointSerializer,
+    WebhookTestResultSerializer,
 )
 
 VIEW = ("channels_app.view_emailsettings",)
@@ -74,3 +78,29 @@ class EmailSendTestView(APIView):
                 detail="No address to send to: give \"to\", or set an email address on your "
                        "account.").as_dict())
         return Response(services.email_send_test(to=to, overrides=overrides).as_dict())
+
+
+class WebhookEndpointViewSet(viewsets.ModelViewSet):
+    """Webhook endpoints (staff with the endpoint permissions); ``secret`` is write-only."""
+
+    permission_classes = [StaffModelPermissions]
+    serializer_class = WebhookEndpointSerializer
+    queryset = WebhookEndpoint.objects.select_related("workspace").order_by("pk")
+
+    def perform_create(self, serializer):
+        serializer.instance = services.webhook_endpoint_save(values=serializer.validated_data)
+
+    def perform_update(self, serializer):
+        serializer.instance = services.webhook_endpoint_save(
+            values=serializer.validated_data, endpoint=serializer.instance)
+
+    def perform_destroy(self, instance):
+        services.webhook_endpoint_delete(endpoint=instance)
+
+    @extend_schema(request=None, responses=WebhookTestResultSerializer)
+    @action(detail=True, methods=["post"], permission_classes=[
+        staff_with(write=("channels_app.change_webhookendpoint",))])
+    def test(self, request, pk=None):
+        """Send a signed sample event to the endpoint now; always 200 with the outcome."""
+        result = services.webhook_endpoint_test(endpoint=self.get_object())
+        return Response(result.as_dict())

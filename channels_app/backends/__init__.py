@@ -14,10 +14,12 @@ from .base import (
 )
 from .email import EmailBackend
 from .in_app import InAppBackend
+from .webhook import EndpointTarget, WebhookBackend
 
-BUILTIN_BACKENDS = (InAppBackend, EmailBackend)
+BUILTIN_BACKENDS = (InAppBackend, EmailBackend, WebhookBackend)
 for _backend in BUILTIN_BACKENDS:
     register(_backend)
 
-__all__ = ["BUILTIN_BACKENDS", "ChannelBackend", "EmailBackend", "InAppBackend", "Recipient",
-           "SendResult", "get_backend", "register", "registered_backends", "unregister"]
+__all__ = ["BUILTIN_BACKENDS", "ChannelBackend", "EmailBackend", "EndpointTarget", "InAppBackend",
+           "Recipient", "SendResult", "WebhookBackend", "get_backend", "register",
+           "registered_backends", "unregister"]

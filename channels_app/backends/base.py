@@ -2,7 +2,8 @@
 
 A backend knows its channel, not the rows that record it. Its interface has three parts:
 
-- ``recipients``: who receives an event routed to the channel (pure, no database).
+- ``recipients``: who receives an event routed to the channel (pure, no database: the
+  caller passes the users, the rule's addresses and the active webhook endpoints).
 - ``render_event`` / ``render_digest``: the message for one recipient.
 - ``send``: send one rendered message; returns a ``SendResult`` or raises
   ``channels_app.errors.TransientError`` (worth retrying) / ``PermanentError``.
@@ -57,10 +58,25 @@ class ChannelBackend:
     #: Attempts in all before a delivery on this channel fails.
     max_attempts: ClassVar[int] = 1
 
-    def recipients(self, *, users: Iterable[UserLike],
-                   extra_addresses: Iterable[str] = ()) -> list[Recipient]:
-        """Who receives an event routed to this channel, each once, in a stable order."""
+    def recipients(self, *, users: Iterable[UserLike], extra_addresses: Iterable[str] = (),
+                   endpoints: Iterable[Any] = (), event: Any = None) -> list[Recipient]:
+        """Who receives ``event`` routed to this channel, each once, in a stable order.
+
+        ``endpoints``: the active webhook endpoints (``EndpointTarget``), for channels
+        that send to endpoints rather than people.
+        """
         raise NotImplementedError
+
+    def max_attempts_for(self, recipient: Recipient) -> int:
+        """Attempts in all before a delivery to ``recipient`` fails."""
+        return self.max_attempts
+
+    def delivery_finished(self, *, recipient: Recipient, delivered: bool,
+                          status_code: int | None, error: str) -> None:
+        """Told once a delivery to ``recipient`` is delivered or has failed for good.
+
+        Called inside the transaction that records it. Nothing by default.
+        """
 
     def is_enabled(self) -> bool:
         """Whether sends may happen now; while not, deliveries wait as pending."""

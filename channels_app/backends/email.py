@@ -35,7 +35,8 @@ class EmailBackend(ChannelBackend):
     def max_attempts(self) -> int:
         return settings.DATAFI_EMAIL_MAX_ATTEMPTS
 
-    def recipients(self, *, users, extra_addresses=()) -> list[Recipient]:
+    def recipients(self, *, users, extra_addresses=(), endpoints=(), event=None
+                   ) -> list[Recipient]:
         """Each address once, compared case-insensitively; a user without one is skipped.
 
         A user's own address comes first, so a list address that is also a member's keeps

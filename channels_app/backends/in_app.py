@@ -25,7 +25,8 @@ class InAppBackend(ChannelBackend):
     sends_digests = True
     external = False
 
-    def recipients(self, *, users, extra_addresses=()) -> list[Recipient]:
+    def recipients(self, *, users, extra_addresses=(), endpoints=(), event=None
+                   ) -> list[Recipient]:
         """Every user once; extra addresses mean nothing in the bell."""
         seen = set()
         result = []

@@ -14,7 +14,7 @@ from events.api.permissions import StaffModelPermissions, staff_with
 from events.models import EventType
 from events.services import event_type_update
 from notifications import selectors, services
-from notifications.delivery import DeliveryNotRetryable, delivery_retry
+from notifications.delivery import DeliveryNotRetryable, delivery_replay, delivery_retry
 from notifications.models import RoutingRule
 from notifications.routing_files import routing_export, routing_import
 
@@ -264,6 +264,18 @@ class DeliveryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         delivery = self.get_object()
         try:
             delivery = delivery_retry(delivery_id=delivery.pk)
+        except DeliveryNotRetryable as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        return Response(self.get_serializer(delivery).data)
+
+    @extend_schema(request=None, responses={200: DeliverySerializer, 409: OpenApiTypes.OBJECT})
+    @action(detail=True, methods=["post"],
+            permission_classes=[staff_with(write=("notifications.change_delivery",))])
+    def replay(self, request, pk=None):
+        """Send a delivered or failed delivery again under the same id (409 otherwise)."""
+        delivery = self.get_object()
+        try:
+            delivery = delivery_replay(delivery_id=delivery.pk)
         except DeliveryNotRetryable as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
         return Response(self.get_serializer(delivery).data)

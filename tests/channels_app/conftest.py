@@ -55,3 +55,28 @@ def closed_port():
     port = ClosedPort()
     yield port
     port.stop()
+
+
+# --- webhook receivers (see webhook_servers.py) -----------------------------------------------
+
+@pytest.fixture
+def private_networks(settings):
+    """Webhooks may reach loopback and plain http (the receivers in these tests)."""
+    settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = True
+
+
+@pytest.fixture
+def receiver():
+    """Start receivers: ``receiver(replies=[Reply(500), Reply(200)])``; all stop after."""
+    from .webhook_servers import Receiver
+
+    started = []
+
+    def start(replies=()):
+        server = Receiver(replies)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()

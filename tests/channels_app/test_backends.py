@@ -7,9 +7,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from channels_app.backends import Recipient, get_backend, registered_backends
+from channels_app.backends import EndpointTarget, Recipient, get_backend, registered_backends
 from channels_app.errors import TransientError
-from channels_app.models import Channel, EmailSettings
+from channels_app.models import Channel, EmailSettings, WebhookEndpoint
+from channels_app.webhooks.sending import WebhookMessage
 from events import emit
 from events.models import Event
 from events.templating import render_title
@@ -22,8 +23,9 @@ def person(pk, email=""):
 def test_builtin_backends_are_found_by_channel_name():
     assert get_backend("in_app").sends_digests is True
     assert get_backend("email").sends_digests is True
+    assert get_backend("webhook").sends_digests is True
     assert get_backend("sms") is None
-    assert {backend.name for backend in registered_backends()} >= {"in_app", "email"}
+    assert {backend.name for backend in registered_backends()} >= {"in_app", "email", "webhook"}
 
 
 def test_in_app_reaches_each_user_once_and_ignores_addresses():
@@ -54,6 +56,8 @@ def text_of(message) -> str:
     """What a receiver reads of a rendered message, whatever the channel."""
     if isinstance(message, EmailMessage):
         return message["Subject"] + "\n" + message.get_body(("plain",)).get_content()
+    if isinstance(message, WebhookMessage):
+        return message.body.decode()
     return repr(message)
 
 
@@ -64,20 +68,33 @@ def unreachable_email(closed_port):
         "from_email": "alerts@datafi.test", "timeout": 5, "enabled": True})
 
 
+@pytest.fixture
+def unreachable_endpoints(closed_port, settings):
+    """Two webhook endpoints whose port nobody listens on."""
+    settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = True
+    # Slack: its messages carry the title (the seed's body has none, only the payload).
+    return [WebhookEndpoint.objects.create(name=f"hook {n}", format="slack",
+                                           url=f"http://127.0.0.1:{closed_port.port}/{n}")
+            for n in range(2)]
+
+
 @pytest.mark.parametrize("backend", registered_backends(), ids=lambda b: b.name)
 def test_every_backend_keeps_the_channel_contract(backend, db, make_workspace, unreachable_email,
+                                                  unreachable_endpoints,
                                                   django_assert_num_queries):
     assert backend.name in Channel.values
-    users = [person(1, "a@example.com"), person(2, "b@example.com"), person(1, "a@example.com")]
-    with django_assert_num_queries(0):  # who receives is pure
-        recipients = backend.recipients(users=users)
-    assert len(recipients) == len(set(recipients)) == 2
-    assert backend.recipients(users=users) == recipients  # stable
-
     workspace = make_workspace("Ops")
     events = [Event.objects.select_related("event_type__category", "workspace").get(
         pk=emit("query.long_running_query", workspace=workspace,
                 payload={"query_name": f"q{n}"}).pk) for n in range(2)]
+    users = [person(1, "a@example.com"), person(2, "b@example.com"), person(1, "a@example.com")]
+    endpoints = [EndpointTarget(id=e.pk) for e in unreachable_endpoints]
+    context = {"users": users, "endpoints": [*endpoints, endpoints[0]], "event": events[0]}
+    with django_assert_num_queries(0):  # who receives is pure
+        recipients = backend.recipients(**context)
+    assert len(recipients) == len(set(recipients)) == 2
+    assert backend.recipients(**context) == recipients  # stable
+
     titles = [render_title(e.event_type.title_template, e.payload, fallback="") for e in events]
     delivery_id = uuid.uuid4()
     one = backend.render_event(event=events[0], title=titles[0], recipient=recipients[0],
@@ -94,3 +111,23 @@ def test_every_backend_keeps_the_channel_contract(backend, db, make_workspace, u
     else:  # in-app rows are written by notifications, in their own transaction
         with pytest.raises(NotImplementedError):
             backend.send(one)
+
+
+def test_webhook_keeps_the_endpoints_whose_filters_match_the_event(db, make_workspace):
+    workspace = make_workspace("Ops")
+    event = Event.objects.select_related("event_type__category").get(
+        pk=emit("query.query_failed", workspace=workspace).pk)
+    endpoints = [
+        EndpointTarget(id=1),
+        EndpointTarget(id=2, categories=("queries",), workspace_id=workspace.pk),
+        EndpointTarget(id=3, categories=("policies",)),
+        EndpointTarget(id=4, event_types=("query.query_timeout",)),
+        EndpointTarget(id=5, workspace_id=workspace.pk + 1),
+        EndpointTarget(id=6, event_types=("query.query_failed",)),
+    ]
+
+    recipients = get_backend("webhook").recipients(users=[person(1)], endpoints=endpoints,
+                                                   event=event)
+
+    assert recipients == [Recipient(endpoint_id=1), Recipient(endpoint_id=2),
+                          Recipient(endpoint_id=6)]

@@ -67,7 +67,7 @@ def test_changelist_lists_the_whole_catalog(admin_client):
     assert sorted(listed_keys(response)) == sorted(
         EventType.objects.values_list("key", flat=True)
     )
-    assert len(listed_keys(response)) == 21
+    assert len(listed_keys(response)) == 22
     html = response.content.decode()
     for key in ("data_source.connection_lost", "query.query_failed", "policy.policy_created"):
         assert f">{key}</a>" in html
@@ -175,7 +175,7 @@ def test_changelist_query_count_does_not_grow_with_rows_or_routing_rules(admin_c
 
     after = count()
 
-    assert len(admin_client.get(CHANGELIST).context["cl"].result_list) == 36
+    assert len(admin_client.get(CHANGELIST).context["cl"].result_list) == 37  # 22 + 15
     assert after == before
 
 
@@ -206,7 +206,7 @@ def changelist_form_data(response) -> dict:
 def test_one_save_changes_several_rows_at_once(admin_client):
     data = changelist_form_data(admin_client.get(CHANGELIST))
     keys = data.pop("keys")
-    assert len(keys) == 21
+    assert len(keys) == 22
     data.pop(f"form-{keys['data_source.schema_change']}-enabled")
     data.pop(f"form-{keys['ai_ml.agent_triggered']}-enabled")
     data[f"form-{keys['query.query_failed']}-priority_override"] = "critical"

@@ -198,14 +198,14 @@ def test_anonymous_cannot_read_the_catalog(db):
     assert client.get(f"{EVENT_TYPES_URL}query.query_failed/").status_code in (401, 403)
 
 
-def test_catalog_lists_all_21_event_types_with_effective_routing(api):
+def test_catalog_lists_all_22_event_types_with_effective_routing(api):
     response = api.get(EVENT_TYPES_URL)
 
     assert response.status_code == 200
     items = response.json()
-    assert len(items) == 21
+    assert len(items) == 22
     by_key = {item["key"]: item for item in items}
-    assert len(by_key) == 21
+    assert len(by_key) == 22
     for item in items:
         assert {"key", "category", "label", "default_priority", "priority_override",
                 "effective_priority", "enabled", "effective_channels",
@@ -278,7 +278,7 @@ def test_catalog_list_query_count_does_not_grow_with_rules_or_event_types(api):
         response = api.get(EVENT_TYPES_URL)
 
     assert response.status_code == 200
-    assert len(response.json()) == 31
+    assert len(response.json()) == 32  # 22 + 10
     assert all(item["channels_source"] != "priority_default" for item in response.json())
     assert len(larger) == len(baseline)
 

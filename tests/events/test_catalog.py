@@ -40,6 +40,7 @@ EVENT_TYPES = {
     "system.scheduled_maintenance": ("system", "medium"),
     "system.platform_update_available": ("system", "low"),
     "system.storage_quota_warning": ("system", "high"),
+    "system.webhook_endpoint_disabled": ("system", "high"),  # the platform's own
 }
 
 
@@ -63,13 +64,13 @@ def test_migrate_seeds_the_six_categories_in_order(db):
     assert list(Category.objects.values_list("slug", "name", "prefix")) == CATEGORIES
 
 
-def test_migrate_seeds_the_21_event_types_with_their_default_priorities(db):
+def test_migrate_seeds_the_22_event_types_with_their_default_priorities(db):
     stored = {
         et.key: (et.category.slug, et.default_priority)
         for et in EventType.objects.select_related("category")
     }
 
-    assert len(stored) == 21
+    assert len(stored) == 22
     assert stored == EVENT_TYPES
 
 
@@ -184,12 +185,12 @@ def test_sync_restores_code_owned_fields_that_were_changed(db):
 
 def test_sync_recreates_a_deleted_event_type(db):
     EventType.objects.filter(key="policy.violation_detected").delete()
-    assert EventType.objects.count() == 20
+    assert EventType.objects.count() == 21
 
     output = sync()
 
     assert "created policy.violation_detected" in output
-    assert EventType.objects.count() == 21
+    assert EventType.objects.count() == 22
     event_type = EventType.objects.get(key="policy.violation_detected")
     assert (event_type.category.slug, event_type.default_priority) == ("policies", "critical")
     assert event_type.enabled is True
@@ -204,7 +205,7 @@ def test_sync_recreates_a_deleted_category_with_its_event_types(db):
     assert "created system" in output
     assert "created system.storage_quota_warning" in output
     assert list(Category.objects.values_list("slug", "name", "prefix")) == CATEGORIES
-    assert EventType.objects.filter(category__slug="system").count() == 3
+    assert EventType.objects.filter(category__slug="system").count() == 4
 
 
 def test_sync_leaves_event_types_added_by_other_apps_alone(db):
@@ -218,7 +219,7 @@ def test_sync_leaves_event_types_added_by_other_apps_alone(db):
 
     custom.refresh_from_db()
     assert (custom.label, custom.enabled, custom.builtin) == ("Backup failed", False, False)
-    assert EventType.objects.count() == 22
+    assert EventType.objects.count() == 23  # the 22 built-ins and this one
 
 
 def test_sync_keeps_the_event_log(db):
@@ -269,4 +270,4 @@ def test_registering_a_bad_event_type_names_the_problem(restore_catalog, kwargs,
 
     with pytest.raises(ValueError, match=message):
         catalog.register_event_type(**arguments)
-    assert len(catalog.EVENT_TYPES) == 21
+    assert len(catalog.EVENT_TYPES) == 22

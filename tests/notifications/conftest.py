@@ -6,7 +6,9 @@ from channels_app.models import EmailSettings
 from tests.channels_app.conftest import (  # noqa: F401  (fixtures)
     certificate,
     closed_port,
+    private_networks,
     pytest_configure,
+    receiver,
     smtp_server,
 )
 from tests.channels_app.smtp_servers import HOST

@@ -1,0 +1,357 @@
+"""HTTP transport: POST one body to one URL. Knows nothing of models or deliveries.
+
+- An SSRF guard: a URL must be ``https`` without credentials, and the host's every address
+  must be public. Addresses are checked when the connection is made, and the socket is
+  connected to the very address that was checked (``GuardedHTTPSConnection``), so a name
+  that resolves to a public address at save time and to an internal one later (DNS
+  rebinding) is refused at send time. TLS still verifies the certificate for the host name
+  (SNI and ``Host`` are the name, not the address). ``allow_private=True`` (the setting
+  ``WEBHOOK_ALLOW_PRIVATE_NETWORKS``, for local development and tests only) lifts the guard
+  and allows ``http``.
+- One ``requests.Session`` per process (keep-alive), environment proxies ignored, connect
+  and read timeouts, redirects never followed, at most ``max_response_bytes`` of an answer
+  read.
+- Outcomes: 2xx returns a ``Response``; network errors, timeouts, 429 and 5xx raise
+  ``TransientError`` (with ``retry_after`` from a ``Retry-After`` header); 3xx and other
+  4xx raise ``PermanentError`` (410 with ``kind="gone"``); a refused address raises
+  ``PermanentError(kind="forbidden_address")`` whose text never names the address.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from urllib.parse import urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
+
+from channels_app.errors import PermanentError, TransientError
+
+# The kinds of failure a send or a test reports.
+UNREACHABLE = "unreachable"
+TIMEOUT = "timeout"
+FORBIDDEN_ADDRESS = "forbidden_address"
+REDIRECT = "redirect"
+REJECTED = "rejected"
+GONE = "gone"
+SERVER_ERROR = "server_error"
+RATE_LIMITED = "rate_limited"
+
+#: Cloud metadata services, refused whatever else the address looks like.
+METADATA_ADDRESSES = frozenset({ipaddress.ip_address("169.254.169.254"),
+                                ipaddress.ip_address("fd00:ec2::254")})
+LOCAL_NAMES = ("localhost", "localhost.localdomain")
+REFUSED_ADDRESS = ("The endpoint's host resolves to a loopback, private, link-local or other "
+                   "internal address, which webhooks may not reach.")
+
+
+class UrlRefused(ValueError):
+    """A webhook URL the guard refuses; the message says why (never a resolved address)."""
+
+
+# --- the guard ----------------------------------------------------------------------------
+
+def address_allowed(address: str) -> bool:
+    """Whether ``address`` (an IP literal) is a public unicast address webhooks may reach."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if ip in METADATA_ADDRESSES:
+        return False
+    return not (ip.is_loopback or ip.is_private or ip.is_link_local or ip.is_multicast
+                or ip.is_unspecified or ip.is_reserved or getattr(ip, "is_site_local", False)
+                or not ip.is_global)
+
+
+def url_check(url: str, *, allow_private: bool, resolve: bool = True) -> None:
+    """Raise ``UrlRefused`` for a URL webhooks may not be sent to.
+
+    Refused: a scheme other than https (http too with ``allow_private``), credentials in
+    the URL, no host, a bad port; unless ``allow_private``: a local name, an address
+    literal that is not public, or a name whose resolved addresses include one
+    (``resolve=False`` skips resolving; a name that does not resolve now is accepted, and
+    checked again at every send).
+    """
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise UrlRefused(f"Not a valid URL: {exc}.") from None
+    schemes = ("https", "http") if allow_private else ("https",)
+    if parts.scheme not in schemes:
+        raise UrlRefused("The URL must start with https://" if not allow_private
+                         else "The URL must start with https:// or http://")
+    if parts.username is not None or parts.password is not None:
+        raise UrlRefused("The URL must not contain a user name or password; use the "
+                         "endpoint's secret to authenticate requests.")
+    host = parts.hostname
+    if not host:
+        raise UrlRefused("The URL has no host.")
+    if allow_private:
+        return
+    if host.rstrip(".").lower() in LOCAL_NAMES or host.rstrip(".").lower().endswith(
+            ".localhost"):
+        raise UrlRefused(REFUSED_ADDRESS)
+    try:
+        literal = ipaddress.ip_address(host)
+    except ValueError:
+        literal = None
+    if literal is not None:
+        if not address_allowed(host):
+            raise UrlRefused(REFUSED_ADDRESS)
+        return
+    if resolve:
+        try:
+            addresses = _resolve(host, port or 443)
+        except OSError:
+            return  # not resolvable now: checked again at every send
+        if not all(address_allowed(address) for _, address in addresses):
+            raise UrlRefused(REFUSED_ADDRESS)
+
+
+def _resolve(host: str, port: int) -> list[tuple[int, str]]:
+    """Every (family, address) of ``host``; raises OSError (socket.gaierror) if none."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys((family, sockaddr[0]) for family, _, _, _, sockaddr in infos))
+
+
+class _GuardRefused(NewConnectionError):
+    """Raised inside urllib3 when the guard refuses every address of a host."""
+
+
+class _GuardedMixin:
+    """Resolve the host, check every address, connect to a checked one (no second lookup)."""
+
+    allow_private = False
+
+    def _new_conn(self) -> socket.socket:
+        try:
+            addresses = _resolve(self._dns_host, self.port)
+        except socket.gaierror as exc:
+            raise NameResolutionError(self.host, self, exc) from exc
+        if not self.allow_private and not all(address_allowed(a) for _, a in addresses):
+            raise _GuardRefused(self, REFUSED_ADDRESS)
+        error = None
+        for family, address in addresses:
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            try:
+                for option in self.socket_options or ():
+                    sock.setsockopt(*option)
+                if self.timeout is not None:
+                    sock.settimeout(self.timeout)
+                sock.connect((address, self.port))
+                return sock
+            except TimeoutError as exc:
+                sock.close()
+                error = ConnectTimeoutError(
+                    self, f"Connection to {self.host} timed out. (connect timeout="
+                          f"{self.timeout})")
+                error.__cause__ = exc
+            except OSError as exc:
+                sock.close()
+                error = NewConnectionError(self, f"Failed to establish a new connection: "
+                                                 f"{exc.strerror or exc}")
+        raise error
+
+
+class GuardedHTTPConnection(_GuardedMixin, HTTPConnection):
+    pass
+
+
+class GuardedHTTPSConnection(_GuardedMixin, HTTPSConnection):
+    pass
+
+
+class _PrivateHTTPConnection(GuardedHTTPConnection):
+    allow_private = True
+
+
+class _PrivateHTTPSConnection(GuardedHTTPSConnection):
+    allow_private = True
+
+
+def _pool(base, connection_class):
+    return type(f"Guarded{base.__name__}", (base,), {"ConnectionCls": connection_class})
+
+
+_POOLS = {
+    False: {"http": _pool(HTTPConnectionPool, GuardedHTTPConnection),
+            "https": _pool(HTTPSConnectionPool, GuardedHTTPSConnection)},
+    True: {"http": _pool(HTTPConnectionPool, _PrivateHTTPConnection),
+           "https": _pool(HTTPSConnectionPool, _PrivateHTTPSConnection)},
+}
+
+
+class GuardedAdapter(HTTPAdapter):
+    """A requests adapter whose connections go through the guard."""
+
+    def __init__(self, *, allow_private: bool, **kwargs):
+        self.allow_private = allow_private
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, connections, maxsize, block=False, **pool_kwargs):
+        super().init_poolmanager(connections, maxsize, block=block, **pool_kwargs)
+        self.poolmanager.pool_classes_by_scheme = _POOLS[self.allow_private]
+
+    def proxy_manager_for(self, proxy, **proxy_kwargs):
+        raise requests.exceptions.InvalidProxyURL("webhooks are never sent through a proxy")
+
+
+# --- one session per process ----------------------------------------------------------------
+
+_sessions: dict[tuple[int, bool], requests.Session] = {}
+_sessions_lock = threading.Lock()
+
+
+def session(*, allow_private: bool) -> requests.Session:
+    """This process's session (kept alive between sends); a forked child makes its own."""
+    key = (os.getpid(), allow_private)
+    with _sessions_lock:
+        current = _sessions.get(key)
+        if current is None:
+            current = requests.Session()
+            current.trust_env = False  # no proxies or .netrc from the environment
+            adapter = GuardedAdapter(allow_private=allow_private, max_retries=0)
+            current.mount("https://", adapter)
+            current.mount("http://", adapter)
+            _sessions[key] = current
+    return current
+
+
+# --- sending --------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Response:
+    """A 2xx answer."""
+
+    status_code: int
+    text: str  # the first ``max_response_bytes`` of the body, decoded leniently
+    duration_ms: int
+
+
+@dataclass(frozen=True)
+class Limits:
+    connect_timeout: float = 5
+    read_timeout: float = 10
+    max_response_bytes: int = 4096
+
+
+def post(url: str, *, body: bytes, headers: dict[str, str], limits: Limits,
+         allow_private: bool) -> Response:
+    """POST ``body`` to ``url`` once; see the module docstring for what it raises."""
+    try:
+        url_check(url, allow_private=allow_private, resolve=False)
+    except UrlRefused as exc:
+        raise PermanentError(str(exc), kind=FORBIDDEN_ADDRESS) from None
+    started = time.monotonic()
+    deadline = started + limits.connect_timeout + limits.read_timeout
+    try:
+        answer = session(allow_private=allow_private).post(
+            url, data=body, headers=headers, allow_redirects=False, stream=True,
+            timeout=(limits.connect_timeout, limits.read_timeout))
+    except requests.exceptions.ConnectionError as exc:
+        if _caused_by(exc, _GuardRefused):
+            raise PermanentError(REFUSED_ADDRESS, kind=FORBIDDEN_ADDRESS) from None
+        if isinstance(exc, requests.exceptions.ConnectTimeout):
+            raise TransientError(f"No connection within {limits.connect_timeout:g} s.",
+                                 kind=TIMEOUT) from None
+        raise TransientError(f"Cannot connect: {_reason(exc)}", kind=UNREACHABLE) from None
+    except requests.exceptions.Timeout:
+        raise TransientError(f"No answer within {limits.read_timeout:g} s.",
+                             kind=TIMEOUT) from None
+    except requests.exceptions.RequestException as exc:
+        raise TransientError(f"The request failed: {_reason(exc)}", kind=UNREACHABLE) from None
+    try:
+        text = _read_capped(answer, limits.max_response_bytes, deadline)
+    except (requests.exceptions.RequestException, OSError):
+        text = ""  # the status is what counts; a broken body after it does not
+    finally:
+        answer.close()
+    duration_ms = round((time.monotonic() - started) * 1000)
+    return _classify(answer, text, duration_ms)
+
+
+def _classify(answer: requests.Response, text: str, duration_ms: int) -> Response:
+    code = answer.status_code
+    excerpt = f" {text[:200]}" if text else ""
+    if 200 <= code < 300:
+        return Response(status_code=code, text=text, duration_ms=duration_ms)
+    if 300 <= code < 400:
+        raise PermanentError(f"HTTP {code}: redirects are not followed; register the final "
+                             "URL.", kind=REDIRECT, code=code)
+    if code == 429 or code >= 500:
+        kind = RATE_LIMITED if code == 429 else SERVER_ERROR
+        raise TransientError(f"HTTP {code}{excerpt}", kind=kind, code=code,
+                             retry_after=retry_after_seconds(answer.headers.get("Retry-After")))
+    if code == 410:
+        raise PermanentError(f"HTTP 410 Gone: the receiver says this endpoint no longer "
+                             f"exists.{excerpt}", kind=GONE, code=code)
+    raise PermanentError(f"HTTP {code}{excerpt}", kind=REJECTED, code=code)
+
+
+def _read_capped(answer: requests.Response, limit: int, deadline: float) -> str:
+    chunks, size = [], 0
+    for chunk in answer.iter_content(chunk_size=1024):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size >= limit or time.monotonic() > deadline:
+            break
+    return b"".join(chunks)[:limit].decode("utf-8", errors="replace")
+
+
+def retry_after_seconds(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds a ``Retry-After`` header asks to wait (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None or when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+def _caused_by(exc: BaseException, kind: type) -> bool:
+    seen = set()
+    stack = [exc]
+    while stack:
+        current = stack.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, kind):
+            return True
+        stack.extend([current.__cause__, current.__context__,
+                      *(arg for arg in getattr(current, "args", ())
+                        if isinstance(arg, BaseException)),
+                      getattr(current, "reason", None)])
+    return False
+
+
+def _reason(exc: BaseException) -> str:
+    """A short reason, without the URL's query (which might carry a token)."""
+    for kind, text in ((NameResolutionError, "the host name does not resolve"),
+                       (ConnectTimeoutError, "timed out")):
+        if _caused_by(exc, kind):
+            return text
+    message = str(exc)
+    if "Connection refused" in message:
+        return "connection refused"
+    if "Connection reset" in message or "RemoteDisconnected" in message:
+        return "the connection was closed without an answer"
+    if "SSL" in message or "certificate" in message:
+        return "TLS failed (certificate or protocol)"
+    return type(exc).__name__
