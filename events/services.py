@@ -236,7 +236,7 @@ def event_emit(
     event.deduplicated = False
 
     if event.status == Event.Status.PENDING:
-        transaction.on_commit(partial(event_enqueue, event_id=event.pk))
+        transaction.on_commit(partial(event_enqueue, event_id=event.pk, priority=event.priority))
     else:
         logger.info("event %s logged, not delivered: %s is disabled", event.pk, event_type.key)
     return event
@@ -340,8 +340,11 @@ def _event_by_dedupe_key(event_type, workspace, dedupe_key) -> Event | None:
 _broker_down_until = 0.0  # monotonic time; per process
 
 
-def event_enqueue(*, event_id) -> bool:
+def event_enqueue(*, event_id, priority: str) -> bool:
     """Publish the routing task for one event; never raises. Runs after commit.
+
+    Critical and high events go to the priority lane (``EVENT_ROUTE_URGENT``, routed to the
+    ``urgent`` queue in settings), so they never wait behind batched work.
 
     A broker that is down or hangs fails fast (connection and socket timeouts in settings,
     no publish retries). The event is then marked due for the next outbox sweep, and this
@@ -353,8 +356,9 @@ def event_enqueue(*, event_id) -> bool:
         _mark_due_for_sweep(event_id)
         return False
     try:
-        current_app.send_task(task_names.EVENT_ROUTE, kwargs={"event_id": str(event_id)},
-                              retry=False)
+        name = (task_names.EVENT_ROUTE_URGENT if priority in catalog.Priority.IMMEDIATE
+                else task_names.EVENT_ROUTE)
+        current_app.send_task(name, kwargs={"event_id": str(event_id)}, retry=False)
     except Exception as exc:  # the broker's failure must not become the caller's
         _broker_down_until = time.monotonic() + settings.DATAFI_BROKER_BACKOFF_SECONDS
         logger.warning("routing of event %s not enqueued, the sweep will retry: %r", event_id, exc)
@@ -389,11 +393,11 @@ def outbox_sweep(*, batch_size: int = 500) -> int:
         due = list(
             Event.objects.filter(status=Event.Status.PENDING, next_sweep_at__lte=now)
             .order_by("next_sweep_at")
-            .values_list("pk", flat=True)[:batch_size]
+            .values_list("pk", "priority")[:batch_size]
         )
         sent = []
-        for event_id in due:
-            if not event_enqueue(event_id=event_id):
+        for event_id, priority in due:
+            if not event_enqueue(event_id=event_id, priority=priority):
                 break
             sent.append(event_id)
         Event.objects.filter(pk__in=sent, status=Event.Status.PENDING).update(

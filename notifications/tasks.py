@@ -16,6 +16,16 @@ logger = logging.getLogger(__name__)
 @shared_task(name=task_names.EVENT_ROUTE, acks_late=True, reject_on_worker_lost=True)
 def event_route(*, event_id: str) -> None:
     """Route one event. Idempotent (the service claims the event row), hence acks_late."""
+    _route(event_id)
+
+
+@shared_task(name=task_names.EVENT_ROUTE_URGENT, acks_late=True, reject_on_worker_lost=True)
+def event_route_urgent(*, event_id: str) -> None:
+    """Route one critical or high event: the same as ``event_route``, on the priority lane."""
+    _route(event_id)
+
+
+def _route(event_id: str) -> None:
     result = services.event_route(event_id=event_id)
     if result.skipped:
         logger.info("event %s: nothing to route (unknown, or routed already)", event_id)

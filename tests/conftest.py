@@ -18,7 +18,8 @@ from events.services import catalog_sync
 from tests.support import ROOT, api_client_for, subprocess_env, wait_until
 
 REQUIRE_SERVICES = os.environ.get("DATAFI_REQUIRE_SERVICES") == "1"
-WORKER_QUEUES = "events,deliveries,digests,webhooks"
+#: The session worker serves every queue declared in settings (the priority lane too).
+WORKER_QUEUES = ",".join(queue.name for queue in settings.CELERY_TASK_QUEUES)
 
 
 @pytest.hookimpl(hookwrapper=True)
