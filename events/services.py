@@ -11,7 +11,7 @@ from typing import Any
 from celery import current_app
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import DatabaseError, IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 
 from . import catalog, task_names
@@ -25,7 +25,7 @@ from .exceptions import (
     UnknownEventType,
     UnknownWorkspace,
 )
-from .models import Category, Event, EventType, Workspace
+from .models import CatalogVersion, Category, Event, EventType, Workspace
 
 logger = logging.getLogger(__name__)
 
@@ -193,9 +193,10 @@ def event_emit(
     of queries does not depend on the size of the audience. With ``dedupe_key``, a repeat of
     (event type, workspace, dedupe_key) returns the first event and notifies nobody again.
     """
-    event_type = _resolve_event_type(event_type)
+    token, workspace_pk = _catalog_lookup(event_type, workspace)
+    event_type = _resolve_event_type(event_type, token=token)
     payload = _validate_payload(payload)
-    workspace = _resolve_workspace(workspace)
+    workspace = _resolve_workspace(workspace, pk=workspace_pk)
     recipient_ids = _resolve_recipients(recipients, workspace)
     dedupe_key = _validate_dedupe_key(dedupe_key)
     occurred_at = _validate_occurred_at(occurred_at)
@@ -242,15 +243,65 @@ def event_emit(
     return event
 
 
-def _resolve_event_type(event_type) -> EventType:
+# Event types by key, read under one catalog version token; replaced as a whole, so a
+# thread sees either the old dictionary or the new one.
+_event_types: tuple[str | None, dict[str, EventType]] = (None, {})
+_NOT_LOOKED_UP = object()
+
+
+def _catalog_lookup(event_type, workspace) -> tuple[str | None, Any]:
+    """The catalog version token and the pk of the workspace named by a public id; one query.
+
+    The token is read in the query that looks up the workspace (which emit makes anyway),
+    so checking the event type cache costs nothing more. Either half is skipped when not
+    needed; without a string for either, no query at all. The pk is ``None`` for an
+    unknown workspace, ``_NOT_LOOKED_UP`` when ``workspace`` is not a usable public id.
+    """
+    want_token = isinstance(event_type, str) and event_type
+    want_workspace = isinstance(workspace, str) and workspace
+    if not (want_token or want_workspace):
+        return None, _NOT_LOOKED_UP
+    columns, params = [], []
+    if want_token:
+        columns.append(_CATALOG_TOKEN_SQL)
+    if want_workspace:
+        columns.append(_WORKSPACE_PK_SQL)
+        params.append(workspace)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {', '.join(columns)}", params)
+        row = list(cursor.fetchone())
+    token = row.pop(0) if want_token else None
+    return token, (row.pop(0) if want_workspace else _NOT_LOOKED_UP)
+
+
+_CATALOG_TOKEN_SQL = (
+    f"(SELECT token FROM {CatalogVersion._meta.db_table} WHERE id = {CatalogVersion.SINGLETON})"
+)
+_WORKSPACE_PK_SQL = f"(SELECT id FROM {Workspace._meta.db_table} WHERE public_id = %s)"
+
+
+def _resolve_event_type(event_type, *, token: str | None = None) -> EventType:
+    """The event type, from this process's cache when ``token`` is the one it was read under.
+
+    Any change to any event type changes the token (a database trigger), so a change made
+    anywhere is seen by the next emit in every process. No token, no caching.
+    """
+    global _event_types
     if isinstance(event_type, EventType):
         return event_type
     if not isinstance(event_type, str) or not event_type:
         raise UnknownEventType(f"event_type must be an event type key, got {event_type!r}")
+    cached_token, cached = _event_types
+    if token is not None and token == cached_token and event_type in cached:
+        return cached[event_type]
     try:
-        return EventType.objects.get(key=event_type)
+        found = EventType.objects.get(key=event_type)
     except EventType.DoesNotExist:
         raise UnknownEventType(f"unknown event type {event_type!r}") from None
+    if token is not None:  # read after the token: at worst cached under an older token
+        _event_types = (token, {**cached, event_type: found} if token == cached_token
+                        else {event_type: found})
+    return found
 
 
 def _validate_payload(payload) -> dict:
@@ -269,19 +320,23 @@ def _validate_payload(payload) -> dict:
     return json.loads(encoded)
 
 
-def _resolve_workspace(workspace) -> Workspace | None:
+def _resolve_workspace(workspace, *, pk=_NOT_LOOKED_UP) -> Workspace | None:
+    """The workspace; for a public id, ``pk`` is what ``_catalog_lookup`` found for it.
+
+    A workspace found by its public id comes back with only its id and public id loaded
+    (the rest loads on access): emit needs no more.
+    """
     if workspace is None or isinstance(workspace, Workspace):
         if isinstance(workspace, Workspace) and workspace.pk is None:
             raise UnknownWorkspace("workspace is not saved")
         return workspace
-    if not isinstance(workspace, str) or not workspace:
+    if not isinstance(workspace, str) or not workspace or pk is _NOT_LOOKED_UP:
         raise UnknownWorkspace(
             f"workspace must be a workspace id like 'ws_abc123', got {workspace!r}"
         )
-    try:
-        return Workspace.objects.get(public_id=workspace)
-    except Workspace.DoesNotExist:
-        raise UnknownWorkspace(f"unknown workspace {workspace!r}") from None
+    if pk is None:
+        raise UnknownWorkspace(f"unknown workspace {workspace!r}")
+    return Workspace.from_db(connection.alias, ["id", "public_id"], [pk, workspace])
 
 
 def _resolve_recipients(recipients, workspace: Workspace | None) -> list[int] | None:
