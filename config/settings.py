@@ -228,6 +228,10 @@ DATAFI_OUTBOX_STALE_SECONDS = env.int("DATAFI_OUTBOX_STALE_SECONDS", default=600
 # After a failed publish, a process stops trying the broker for this long (events wait for
 # the sweep), so a transaction emitting many events during an outage is not held up.
 DATAFI_BROKER_BACKOFF_SECONDS = env.int("DATAFI_BROKER_BACKOFF_SECONDS", default=30)
+# A digest flush sends its in-app digests in chunks of at most this many items (whole
+# digests; one larger digest is a chunk of its own), one transaction each: its memory
+# holds one chunk, whatever the number of items waiting.
+DATAFI_FLUSH_CHUNK_ITEMS = env.int("DATAFI_FLUSH_CHUNK_ITEMS", default=5000)
 WEBHOOK_ALLOW_PRIVATE_NETWORKS = env.bool("WEBHOOK_ALLOW_PRIVATE_NETWORKS", default=False)
 
 # --- Outbound deliveries (email now, webhooks next) -------------------------------------------

@@ -2,6 +2,7 @@
 
 from collections import defaultdict
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -31,58 +32,81 @@ def notifications_create(*, event: Event, recipients: list[Recipient]) -> None:
     )
 
 
-def digests_send(*, bucket: str) -> int:
+def digests_send(*, bucket: str, chunk_items: int | None = None) -> int:
     """One digest notification per claimed digest, in the transaction that marks it sent.
 
-    Claimed digests are locked with SKIP LOCKED: a concurrent flush skips the ones this
-    one is sending, and a flush that died released its locks, so its digests are sent
-    here under their original id. Creating the notification and marking the digest
-    delivered commit together, so each digest reaches its user exactly once.
+    Works in chunks of whole digests of at most ``chunk_items`` items in all
+    (``DATAFI_FLUSH_CHUNK_ITEMS``; a single larger digest is a chunk of its own), each
+    chunk its own transaction with the same few queries: memory holds one chunk, whatever
+    the number of items. Claimed digests are locked with SKIP LOCKED: a concurrent flush
+    skips the ones this one is sending, and a flush that died released its locks, so its
+    digests are sent here under their original id. Creating the notification and marking
+    the digest delivered commit together, so each digest reaches its user exactly once.
 
     The audience is checked again at send time: an item whose user was deactivated or
     left the event's workspace since routing is cancelled, not shown.
     """
-    with transaction.atomic():
-        digests = list(
-            Digest.objects.select_for_update(skip_locked=True).filter(
-                channel=Channel.IN_APP, bucket=bucket, status=Digest.Status.CLAIMED
-            )
+    chunk_items = chunk_items or settings.DATAFI_FLUSH_CHUNK_ITEMS
+    sent = 0
+    while True:
+        with transaction.atomic():
+            digests = _lock_chunk(bucket=bucket, chunk_items=chunk_items)
+            if not digests:
+                return sent
+            sent += _send_chunk(digests)
+
+
+def _lock_chunk(*, bucket: str, chunk_items: int) -> list[Digest]:
+    """Lock claimed digests in id order and keep the first ones within ``chunk_items``."""
+    candidates = list(
+        Digest.objects.select_for_update(skip_locked=True)
+        .filter(channel=Channel.IN_APP, bucket=bucket, status=Digest.Status.CLAIMED)
+        .order_by("pk")[:chunk_items]
+    )
+    chunk, items = [], 0
+    for digest in candidates:
+        if chunk and items + digest.item_count > chunk_items:
+            break
+        chunk.append(digest)
+        items += digest.item_count
+    return chunk
+
+
+def _send_chunk(digests: list[Digest]) -> int:
+    items = defaultdict(list)
+    events = {}  # one instance (and one rendered title) per event, shared by recipients
+    cancelled = []
+    deliveries = list(
+        Delivery.objects.filter(digest__in=digests)
+        .select_related("event__event_type__category", "event__workspace")
+        .order_by("event__occurred_at", "pk")
+    )
+    audience = AudienceCheck(user_ids={d.user_id for d in deliveries})
+    for delivery in deliveries:
+        event = events.setdefault(delivery.event_id, delivery.event)
+        if audience.allows(event, delivery.user_id):
+            items[delivery.digest_id].append(event)
+        else:
+            cancelled.append(delivery.pk)
+    del deliveries
+    now = timezone.now()
+    Notification.objects.bulk_create(
+        [build_digest_notification(d, items[d.pk]) for d in digests if items[d.pk]],
+        ignore_conflicts=True,
+    )
+    if cancelled:
+        Delivery.objects.filter(pk__in=cancelled).update(
+            status=Delivery.Status.CANCELLED, updated_at=now,
+            last_error="The recipient is no longer in the event's audience.",
         )
-        if not digests:
-            return 0
-        items = defaultdict(list)
-        events = {}  # one instance (and one rendered title) per event, shared by recipients
-        cancelled = []
-        deliveries = list(
-            Delivery.objects.filter(digest__in=digests)
-            .select_related("event__event_type__category", "event__workspace")
-            .order_by("event__occurred_at", "pk")
-        )
-        audience = AudienceCheck(user_ids={d.user_id for d in deliveries})
-        for delivery in deliveries:
-            event = events.setdefault(delivery.event_id, delivery.event)
-            if audience.allows(event, delivery.user_id):
-                items[delivery.digest_id].append(event)
-            else:
-                cancelled.append(delivery.pk)
-        now = timezone.now()
-        Notification.objects.bulk_create(
-            [build_digest_notification(d, items[d.pk]) for d in digests if items[d.pk]],
-            ignore_conflicts=True,
-        )
-        if cancelled:
-            Delivery.objects.filter(pk__in=cancelled).update(
-                status=Delivery.Status.CANCELLED, updated_at=now,
-                last_error="The recipient is no longer in the event's audience.",
-            )
-        Delivery.objects.filter(digest__in=digests, status=Delivery.Status.SENDING).update(
-            status=Delivery.Status.DELIVERED, delivered_at=now, updated_at=now
-        )
-        sent = [d.pk for d in digests if items[d.pk]]
-        Digest.objects.filter(pk__in=sent).update(status=Digest.Status.DELIVERED, sent_at=now)
-        Digest.objects.filter(pk__in=[d.pk for d in digests if not items[d.pk]]).update(
-            status=Digest.Status.CANCELLED, sent_at=now
-        )
+    Delivery.objects.filter(digest__in=digests, status=Delivery.Status.SENDING).update(
+        status=Delivery.Status.DELIVERED, delivered_at=now, updated_at=now
+    )
+    sent = [d.pk for d in digests if items[d.pk]]
+    Digest.objects.filter(pk__in=sent).update(status=Digest.Status.DELIVERED, sent_at=now)
+    Digest.objects.filter(pk__in=[d.pk for d in digests if not items[d.pk]]).update(
+        status=Digest.Status.CANCELLED, sent_at=now
+    )
     return len(sent)
 
 
