@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, F, Q, QuerySet
 
 from channels_app.models import Channel, DigestSetting
 from events.catalog import Priority
@@ -140,8 +140,13 @@ class AudienceCheck:
 
 def notification_list(*, user, unread: bool | None = None, priority: str | None = None,
                       category: str | None = None, workspace: str | None = None) -> QuerySet:
-    """The user's own notifications, newest first, with their workspace and event loaded."""
-    notifications = Notification.objects.filter(user=user).select_related("workspace", "event")
+    """The user's own notifications, newest first.
+
+    Each carries ``workspace_public_id`` and ``event_payload`` (from the same query): the
+    workspace and event rows are joined for those two values, not loaded as objects.
+    """
+    notifications = Notification.objects.filter(user=user).annotate(
+        workspace_public_id=F("workspace__public_id"), event_payload=F("event__payload"))
     if unread is not None:
         notifications = notifications.filter(read_at__isnull=unread)
     if priority:
