@@ -74,20 +74,23 @@ def _lock_chunk(*, bucket: str, chunk_items: int) -> list[Digest]:
 
 def _send_chunk(digests: list[Digest]) -> int:
     items = defaultdict(list)
-    events = {}  # one instance (and one rendered title) per event, shared by recipients
     cancelled = []
+    # Items as plain tuples; each event loaded once, shared by every recipient (and its
+    # title rendered once): the chunk's cost follows its items, not items x joined rows.
     deliveries = list(
         Delivery.objects.filter(digest__in=digests)
-        .select_related("event__event_type__category", "event__workspace")
         .order_by("event__occurred_at", "pk")
+        .values_list("pk", "digest_id", "user_id", "event_id")
     )
-    audience = AudienceCheck(user_ids={d.user_id for d in deliveries})
-    for delivery in deliveries:
-        event = events.setdefault(delivery.event_id, delivery.event)
-        if audience.allows(event, delivery.user_id):
-            items[delivery.digest_id].append(event)
+    events = Event.objects.select_related("event_type__category", "workspace").in_bulk(
+        {event_id for *_, event_id in deliveries})
+    audience = AudienceCheck(user_ids={user_id for _, _, user_id, _ in deliveries})
+    for pk, digest_id, user_id, event_id in deliveries:
+        event = events[event_id]
+        if audience.allows(event, user_id):
+            items[digest_id].append(event)
         else:
-            cancelled.append(delivery.pk)
+            cancelled.append(pk)
     del deliveries
     now = timezone.now()
     Notification.objects.bulk_create(
