@@ -194,7 +194,7 @@ def bench_routing():
     for members in (1, 1000):
         workspace, users = make_workspace(f"route{members}", members)
 
-        def route():
+        def route(workspace=workspace):
             with transaction.atomic():
                 event = event_emit(CRITICAL, workspace=workspace,
                                    payload={"datasource_name": "x"})
@@ -204,7 +204,7 @@ def bench_routing():
                 transaction.set_rollback(True)
             return elapsed
 
-        def floor():
+        def floor(users=users):
             with transaction.atomic():
                 Notification.objects.bulk_create(
                     [Notification(user=u, priority="critical", title="x") for u in users],

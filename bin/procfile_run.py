@@ -8,10 +8,16 @@ every process's leader gets SIGTERM, so gunicorn and Celery run their own warm s
 (finishing the task at hand), and only what is still running after ``PROCFILE_GRACE``
 seconds (default 30) is killed. Exits with the first failing process's code, else 0.
 
+If this runner is itself killed (even with SIGKILL), nothing is left behind: on Linux each
+leader is started with a parent-death signal (SIGTERM), so it runs the same graceful
+shutdown, and takes its own children (gunicorn workers, Celery's pool) with it.
+
 Written here instead of using honcho because honcho signals whole process groups (Celery's
 and gunicorn's children get SIGTERM behind their parents' backs) and kills after 5 s.
 """
 
+import ctypes
+import ctypes.util
 import os
 import signal
 import subprocess
@@ -31,6 +37,25 @@ def read_procfile(path: Path) -> list[tuple[str, str]]:
     return entries
 
 
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def die_with(parent_pid: int):
+    """A ``preexec_fn``: the child gets SIGTERM when ``parent_pid`` dies (Linux; else None)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    prctl = libc.prctl  # looked up here: the child only calls it
+
+    def preexec():
+        if prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+            os._exit(127)
+        if os.getppid() != parent_pid:  # the runner died before prctl took effect
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return preexec
+
+
 def pipe_output(name: str, width: int, stream) -> None:
     for line in iter(stream.readline, b""):
         sys.stdout.write(f"{name:<{width}} | {line.decode(errors='replace')}")
@@ -47,12 +72,17 @@ def main() -> int:
         signal.signal(signum, lambda *_: stop.set())
 
     processes = {}
+    preexec = die_with(os.getpid())
+    # Every process is started before any output thread: preexec_fn runs between fork and
+    # exec, which is only safe while this process has a single thread.
     for name, command in entries:
-        process = subprocess.Popen(["/bin/sh", "-c", f"exec {command}"], start_new_session=True,
-                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        processes[name] = subprocess.Popen(
+            ["/bin/sh", "-c", f"exec {command}"], start_new_session=True, preexec_fn=preexec,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )
+    for name, process in processes.items():
         threading.Thread(target=pipe_output, args=(name, width, process.stdout),
                          daemon=True).start()
-        processes[name] = process
 
     exit_code = 0
     while not stop.is_set():

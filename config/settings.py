@@ -62,6 +62,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "config.middleware.RefuseNulInUrlMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -153,6 +154,18 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": [],
     # A service's ApplicationError or ValidationError answers 400 {field: [message]}.
     "EXCEPTION_HANDLER": "config.api.exception_handler",
+    "DEFAULT_PARSER_CLASSES": [  # DRF's, with JSON nested too deeply a 400, not a 500
+        "events.api.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    # POST /api/auth/token/ (password guessing): per client address, see DATAFI_NUM_PROXIES.
+    "DEFAULT_THROTTLE_RATES": {
+        "auth-token": env.str("DATAFI_TOKEN_THROTTLE_RATE", default="10/min"),
+    },
+    # The client address is REMOTE_ADDR unless this many proxies in front of gunicorn set
+    # X-Forwarded-For; trusting the header blindly would let a client pick its own address.
+    "NUM_PROXIES": env.int("DATAFI_NUM_PROXIES", default=0),
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Datafi Events & Notifications API",
@@ -179,14 +192,25 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
-else:
+elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     CELERY_BROKER_TRANSPORT_OPTIONS = {
-        # A dead or hung broker must never block emit() for long.
+        # A dead or hung broker must never block emit() for long: one connection attempt
+        # (kombu otherwise retries after 2 s, then 4 s: 6 s against a refused port), each
+        # connect and socket operation bounded.
+        "max_retries": 0,
         "socket_connect_timeout": 3,
         "socket_timeout": 3,
-        # Retry backoff of sending tasks stays well below this (DATAFI_RETRY_MAX_SECONDS).
+        # An unacked message whose worker died comes back only after this long; the outbox
+        # sweep re-enqueues critical/high events far sooner (DATAFI_OUTBOX_URGENT_STALE_SECONDS).
+        # Retry countdowns (ETA tasks) must stay well below it, or Redis redelivers them:
+        # DATAFI_RETRY_MAX_SECONDS is checked against it below.
         "visibility_timeout": 3600,
     }
+else:  # amqp:// (RabbitMQ): unacked messages are redelivered as soon as a connection drops.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "max_retries": 0,  # one connection attempt, bounded by broker_connection_timeout
+    }
+# Connect (and for RabbitMQ the AMQP handshake) within this many seconds.
 CELERY_BROKER_CONNECTION_TIMEOUT = 3
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_IGNORE_RESULT = True
@@ -195,6 +219,9 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# acks_late tasks are idempotent: on a lost broker connection the worker stops them and the
+# broker redelivers (Celery's recommended setting for acks_late, and its future default).
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 
@@ -220,11 +247,29 @@ CELERY_TASK_ROUTES = {
     task_names.DIGEST_SEND: {"queue": "digests"},
 }
 
+# --- Cache: throttling counters shared by every web process ------------------------------
+if env.str("CACHE_URL", default=""):
+    CACHES = {"default": env.cache_url("CACHE_URL")}
+elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                          "LOCATION": CELERY_BROKER_URL,
+                          "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2}}}
+else:  # one machine: a directory every process of it shares
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+                          "LOCATION": str(VAR_DIR / "cache")}}
+CACHES["default"].setdefault("KEY_PREFIX", "datafi")
+
 # --- Product settings ---------------------------------------------------------------------
 DATAFI_MAX_PAYLOAD_BYTES = 64 * 1024
-# An event whose publish failed is enqueued again by the next outbox sweep (every minute);
-# one still unrouted this long after emit (or after its last enqueue) is enqueued again too.
+DATAFI_MAX_PAYLOAD_DEPTH = env.int("DATAFI_MAX_PAYLOAD_DEPTH", default=32)
+DATAFI_MAX_ROUTING_FILE_BYTES = env.int("DATAFI_MAX_ROUTING_FILE_BYTES", default=256 * 1024)
+# An event whose publish failed is enqueued again by the next outbox sweep (every 30 s);
+# one still unrouted this long after emit (or after its last enqueue) is enqueued again too:
+# a lost message (a worker killed while holding it, a broker restarted empty).
 DATAFI_OUTBOX_STALE_SECONDS = env.int("DATAFI_OUTBOX_STALE_SECONDS", default=600)
+# The same window for critical and high events, so they are back within 2 minutes
+# (this window plus one sweep interval); a duplicate enqueue is harmless.
+DATAFI_OUTBOX_URGENT_STALE_SECONDS = env.int("DATAFI_OUTBOX_URGENT_STALE_SECONDS", default=45)
 # After a failed publish, a process stops trying the broker for this long (events wait for
 # the sweep), so a transaction emitting many events during an outage is not held up.
 DATAFI_BROKER_BACKOFF_SECONDS = env.int("DATAFI_BROKER_BACKOFF_SECONDS", default=30)

@@ -91,7 +91,8 @@ class WorkspaceAdmin(admin.ModelAdmin):
 class EventAdmin(admin.ModelAdmin):
     """The event log, read-only."""
 
-    list_display = ["occurred_at", "event_type", "badge", "workspace", "status", "dedupe_key"]
+    list_display = ["occurred_at", "event_type", "badge", "workspace", "status", "dedupe_key",
+                    "error"]
     list_filter = ["status", "priority", "event_type__category", "event_type"]
     search_fields = ["=id", "dedupe_key", "event_type__key", "workspace__public_id"]
     list_select_related = ["event_type", "workspace"]
@@ -101,6 +102,12 @@ class EventAdmin(admin.ModelAdmin):
     @admin.display(description="Priority", ordering="priority")
     def badge(self, event):
         return priority_badge(event.priority)
+
+    @admin.display(description="Error")
+    def error(self, event):
+        """Why routing failed (status failed), cut short for the list."""
+        text = event.last_error
+        return text if len(text) <= 120 else text[:119] + "…"
 
     def has_add_permission(self, request):
         return False

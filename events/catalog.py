@@ -6,6 +6,10 @@
 
 from dataclasses import dataclass
 
+from django.core.exceptions import ValidationError
+
+from .templating import validate_title_template
+
 
 class Priority:
     CRITICAL = "critical"
@@ -143,7 +147,8 @@ def register_event_type(
 
     ``manage.py sync_event_catalog`` (and ``migrate``'s catalog migration) then writes it like
     a built-in type. Raises ``ValueError`` naming the problem for an unknown category or
-    priority, a name that is not a lowercase identifier, or a key that exists already.
+    priority, a name that is not a lowercase identifier, a title template that titles do
+    not allow (see ``events.templating``), or a key that exists already.
     """
     if category not in CATEGORY_BY_SLUG:
         raise ValueError(f"unknown category {category!r}; known: {', '.join(CATEGORY_BY_SLUG)}")
@@ -151,6 +156,10 @@ def register_event_type(
         raise ValueError(f"unknown priority {priority!r}; known: {', '.join(Priority.VALUES)}")
     if not name.isidentifier() or name != name.lower():
         raise ValueError(f"event name {name!r} must be a lowercase identifier like 'job_failed'")
+    try:
+        validate_title_template(title_template)
+    except ValidationError as exc:
+        raise ValueError(f"title_template: {' '.join(exc.messages)}") from None
     definition = EventTypeDef(category, name, label, priority, title_template, description)
     if any(existing.key == definition.key for existing in EVENT_TYPES):
         raise ValueError(f"event type {definition.key!r} is registered already")

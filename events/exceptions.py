@@ -41,6 +41,12 @@ class UnknownWorkspace(EmitError):
     field = "workspace_id"
 
 
+class EmitNotAllowed(EmitError):
+    """The caller may not emit to this audience (see ``event_emit``'s ``emitted_by``)."""
+
+    field = "workspace_id"
+
+
 class InvalidRecipients(EmitError):
     field = "recipients"
 
@@ -51,3 +57,15 @@ class InvalidDedupeKey(EmitError):
 
 class InvalidOccurredAt(EmitError):
     field = "occurred_at"
+
+
+class WorkspaceError(ValueError):
+    """A workspace or membership change was refused and nothing was written.
+
+    ``field`` names the input it came from (as in the REST API and the commands).
+    """
+
+    def __init__(self, message: str, *, field: str = "non_field_errors"):
+        super().__init__(message)
+        self.message = message
+        self.field = field

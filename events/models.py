@@ -116,6 +116,7 @@ class Event(models.Model):
         PENDING = "pending", "Pending routing"
         ROUTED = "routed", "Routed"
         SUPPRESSED = "suppressed", "Logged only (notifications disabled)"
+        FAILED = "failed", "Failed (routing gave up; see the error)"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     event_type = models.ForeignKey(EventType, on_delete=models.PROTECT, related_name="events")
@@ -138,10 +139,18 @@ class Event(models.Model):
         null=True, blank=True,
         help_text="While pending: when the outbox sweep enqueues routing again.",
     )
+    last_error = models.TextField(
+        blank=True, help_text="Why routing failed, when the status is failed."
+    )
 
     class Meta:
         ordering = ["-created_at"]
-        permissions = [("emit_event", "Can emit events through the API")]
+        permissions = [
+            ("emit_event", "Can emit events through the API"),
+            # For service accounts: without it (or staff status) a caller emits only to its
+            # own workspaces, to recipients who share them.
+            ("emit_any_workspace", "Can emit events to any workspace, or to staff"),
+        ]
         indexes = [
             models.Index(
                 fields=["next_sweep_at"], name="event_sweep_idx", condition=Q(status="pending")

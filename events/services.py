@@ -1,8 +1,10 @@
-"""Everything in the events app that writes: the catalog, emit(), the outbox sweep."""
+"""Everything in the events app that writes: the catalog, workspaces, emit(), the outbox."""
 
 import json
 import logging
+import re
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -17,6 +19,7 @@ from django.utils import timezone
 from . import catalog, task_names
 from .exceptions import (
     ApplicationError,
+    EmitNotAllowed,
     InvalidDedupeKey,
     InvalidOccurredAt,
     InvalidPayload,
@@ -24,8 +27,9 @@ from .exceptions import (
     PayloadTooLarge,
     UnknownEventType,
     UnknownWorkspace,
+    WorkspaceError,
 )
-from .models import CatalogVersion, Category, Event, EventType, Workspace
+from .models import CatalogVersion, Category, Event, EventType, Membership, Workspace
 
 logger = logging.getLogger(__name__)
 
@@ -171,6 +175,115 @@ def event_type_update(
     return event_type
 
 
+# --- workspaces ---------------------------------------------------------------------------
+
+WORKSPACE_ID = re.compile(r"ws_[a-z0-9_]{1,37}")
+
+
+def workspace_create(
+    *, name: str, workspace_id: str | None = None, members: Iterable[tuple[str, str]] = ()
+) -> Workspace:
+    """Create a workspace with its first members, ``(username, role)`` pairs; all or nothing.
+
+    ``workspace_id`` is the public id (``ws_`` then lower-case letters, digits or ``_``);
+    one is generated when it is omitted. Raises ``WorkspaceError`` naming the field.
+    """
+    name = _validate_workspace_name(name)
+    with transaction.atomic():
+        if workspace_id is None:
+            workspace = Workspace.objects.create(name=name)
+        else:
+            _validate_workspace_id(workspace_id)
+            if Workspace.objects.filter(public_id=workspace_id).exists():
+                raise WorkspaceError(f"workspace {workspace_id!r} exists already",
+                                     field="workspace_id")
+            try:
+                with transaction.atomic():
+                    workspace = Workspace.objects.create(name=name, public_id=workspace_id)
+            except IntegrityError:  # created concurrently
+                raise WorkspaceError(f"workspace {workspace_id!r} exists already",
+                                     field="workspace_id") from None
+        for username, role in members:
+            membership_add(workspace=workspace, username=username, role=role)
+    return workspace
+
+
+def workspace_update(*, workspace: Workspace, name: str) -> Workspace:
+    """Rename a workspace. Its public id never changes: other systems hold it."""
+    workspace.name = _validate_workspace_name(name)
+    workspace.save(update_fields=["name"])
+    return workspace
+
+
+def workspace_delete(*, workspace: Workspace) -> None:
+    """Delete a workspace with its memberships, events and their notifications."""
+    workspace.delete()
+
+
+def membership_add(*, workspace: Workspace | str, username: str,
+                   role: str = Membership.Role.MEMBER) -> Membership:
+    """Make an existing user a member of ``workspace`` with ``role``.
+
+    Raises ``WorkspaceError`` for an unknown workspace, user or role, or a user who is a
+    member already (change a role in the admin, or remove and add again).
+    """
+    workspace = _workspace_get(workspace)
+    if role not in Membership.Role.values:
+        raise WorkspaceError(
+            f"unknown role {role!r}; one of {', '.join(Membership.Role.values)}", field="role"
+        )
+    try:
+        user = get_user_model().objects.get_by_natural_key(username)
+    except get_user_model().DoesNotExist:
+        raise WorkspaceError(f"unknown user {username!r}", field="username") from None
+    try:
+        with transaction.atomic():
+            return Membership.objects.create(workspace=workspace, user=user, role=role)
+    except IntegrityError:
+        raise WorkspaceError(
+            f"{username!r} is a member of {workspace.public_id} already", field="username"
+        ) from None
+
+
+def membership_remove(*, workspace: Workspace | str, username: str) -> None:
+    """End ``username``'s membership of ``workspace``; raises ``WorkspaceError`` if none."""
+    workspace = _workspace_get(workspace)
+    deleted, _ = Membership.objects.filter(
+        workspace=workspace, user__username=username
+    ).delete()
+    if not deleted:
+        raise WorkspaceError(f"{username!r} is not a member of {workspace.public_id}",
+                             field="username")
+
+
+def _workspace_get(workspace: Workspace | str) -> Workspace:
+    if isinstance(workspace, Workspace):
+        return workspace
+    try:
+        return Workspace.objects.get(public_id=workspace)
+    except Workspace.DoesNotExist:
+        raise WorkspaceError(f"unknown workspace {workspace!r}", field="workspace_id") from None
+
+
+def _validate_workspace_id(workspace_id) -> None:
+    if not isinstance(workspace_id, str) or not WORKSPACE_ID.fullmatch(workspace_id):
+        raise WorkspaceError(
+            f"{workspace_id!r} is not a workspace id: 'ws_' then 1 to 37 lower-case letters, "
+            "digits or '_', e.g. 'ws_analytics'", field="workspace_id"
+        )
+
+
+def _validate_workspace_name(name) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise WorkspaceError("a workspace needs a name", field="name")
+    name = name.strip()
+    limit = Workspace._meta.get_field("name").max_length
+    if len(name) > limit:
+        raise WorkspaceError(f"the name is {len(name)} characters; the limit is {limit}",
+                             field="name")
+    return name
+
+
 # --- emit ---------------------------------------------------------------------------------
 
 def event_emit(
@@ -181,6 +294,7 @@ def event_emit(
     recipients: list | None = None,
     dedupe_key: str | None = None,
     occurred_at: datetime | None = None,
+    emitted_by=None,
 ) -> Event:
     """Record an event and have it routed once the caller's transaction commits.
 
@@ -192,11 +306,24 @@ def event_emit(
     broker is down the event stays pending and the outbox sweep routes it later. The number
     of queries does not depend on the size of the audience. With ``dedupe_key``, a repeat of
     (event type, workspace, dedupe_key) returns the first event and notifies nobody again.
+
+    ``emitted_by`` is the user an API or other outside caller acts for; in-process callers
+    leave it None and may emit anywhere. A user without staff status or the
+    ``events.emit_any_workspace`` permission may emit only to a workspace they belong to
+    (any other is refused exactly like an unknown one, so its existence is not revealed),
+    and so only to recipients who share it; never to the staff audience (no workspace).
     """
-    token, workspace_pk = _catalog_lookup(event_type, workspace)
+    restricted = emitted_by is not None and not _may_emit_anywhere(emitted_by)
+    member = emitted_by if restricted else None
+    token, workspace_pk = _catalog_lookup(event_type, workspace, member=member)
     event_type = _resolve_event_type(event_type, token=token)
     payload = _validate_payload(payload)
-    workspace = _resolve_workspace(workspace, pk=workspace_pk)
+    if restricted and workspace is None:
+        raise EmitNotAllowed(
+            "workspace_id is required: only staff and holders of the "
+            "events.emit_any_workspace permission may emit events without a workspace"
+        )
+    workspace = _resolve_workspace(workspace, pk=workspace_pk, member=member)
     recipient_ids = _resolve_recipients(recipients, workspace)
     dedupe_key = _validate_dedupe_key(dedupe_key)
     occurred_at = _validate_occurred_at(occurred_at)
@@ -217,7 +344,7 @@ def event_emit(
         occurred_at=occurred_at,
         status=Event.Status.PENDING if event_type.enabled else Event.Status.SUPPRESSED,
         next_sweep_at=(
-            timezone.now() + timedelta(seconds=settings.DATAFI_OUTBOX_STALE_SECONDS)
+            timezone.now() + outbox_stale_window(event_type.effective_priority)
             if event_type.enabled else None
         ),
     )
@@ -249,24 +376,26 @@ _event_types: tuple[str | None, dict[str, EventType]] = (None, {})
 _NOT_LOOKED_UP = object()
 
 
-def _catalog_lookup(event_type, workspace) -> tuple[str | None, Any]:
+def _catalog_lookup(event_type, workspace, *, member=None) -> tuple[str | None, Any]:
     """The catalog version token and the pk of the workspace named by a public id; one query.
 
     The token is read in the query that looks up the workspace (which emit makes anyway),
-    so checking the event type cache costs nothing more. Either half is skipped when not
-    needed; without a string for either, no query at all. The pk is ``None`` for an
-    unknown workspace, ``_NOT_LOOKED_UP`` when ``workspace`` is not a usable public id.
+    so checking the event type cache costs nothing more. With ``member``, only a workspace
+    that user belongs to is found. Either half is skipped when not needed; without a
+    usable string for either, no query at all. The pk is ``None`` for an unknown
+    workspace, ``_NOT_LOOKED_UP`` when ``workspace`` is not a usable public id.
     """
-    want_token = isinstance(event_type, str) and event_type
-    want_workspace = isinstance(workspace, str) and workspace
+    want_token = isinstance(event_type, str) and event_type and not _text_problem(event_type)
+    want_workspace = (isinstance(workspace, str) and workspace
+                      and not _text_problem(workspace))
     if not (want_token or want_workspace):
         return None, _NOT_LOOKED_UP
     columns, params = [], []
     if want_token:
         columns.append(_CATALOG_TOKEN_SQL)
     if want_workspace:
-        columns.append(_WORKSPACE_PK_SQL)
-        params.append(workspace)
+        columns.append(_WORKSPACE_PK_SQL if member is None else _MEMBER_WORKSPACE_PK_SQL)
+        params += [workspace] if member is None else [workspace, member.pk]
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT {', '.join(columns)}", params)
         row = list(cursor.fetchone())
@@ -278,6 +407,11 @@ _CATALOG_TOKEN_SQL = (
     f"(SELECT token FROM {CatalogVersion._meta.db_table} WHERE id = {CatalogVersion.SINGLETON})"
 )
 _WORKSPACE_PK_SQL = f"(SELECT id FROM {Workspace._meta.db_table} WHERE public_id = %s)"
+_MEMBER_WORKSPACE_PK_SQL = (
+    f"(SELECT w.id FROM {Workspace._meta.db_table} w WHERE w.public_id = %s AND EXISTS "
+    f"(SELECT 1 FROM {Membership._meta.db_table} m WHERE m.workspace_id = w.id "
+    f"AND m.user_id = %s))"
+)
 
 
 def _resolve_event_type(event_type, *, token: str | None = None) -> EventType:
@@ -289,7 +423,7 @@ def _resolve_event_type(event_type, *, token: str | None = None) -> EventType:
     global _event_types
     if isinstance(event_type, EventType):
         return event_type
-    if not isinstance(event_type, str) or not event_type:
+    if not isinstance(event_type, str) or not event_type or _text_problem(event_type):
         raise UnknownEventType(f"event_type must be an event type key, got {event_type!r}")
     cached_token, cached = _event_types
     if token is not None and token == cached_token and event_type in cached:
@@ -305,10 +439,40 @@ def _resolve_event_type(event_type, *, token: str | None = None) -> EventType:
 
 
 def _validate_payload(payload) -> dict:
+    """The payload as it will be stored, or ``InvalidPayload`` naming what is wrong.
+
+    Walks the payload iteratively (never recursion, whatever the depth) before encoding it:
+    at most ``DATAFI_MAX_PAYLOAD_DEPTH`` levels of objects and arrays, strings and keys that
+    PostgreSQL can store (no NUL character, no lone surrogate), integers of at most
+    ``MAX_INTEGER_DIGITS`` digits; then at most ``DATAFI_MAX_PAYLOAD_BYTES`` as JSON.
+    """
     if payload is None:
         return {}
     if not isinstance(payload, dict):
         raise InvalidPayload(f"payload must be a JSON object, got {type(payload).__name__}")
+    max_depth = settings.DATAFI_MAX_PAYLOAD_DEPTH
+    stack = [(payload, "payload", 1)]
+    while stack:
+        value, path, depth = stack.pop()
+        if isinstance(value, dict):
+            if depth > max_depth:
+                raise InvalidPayload(f"payload is nested deeper than {max_depth} levels "
+                                     f"(at {_short(path)})")
+            for key, item in value.items():
+                item_path = f"{path}.{key}" if isinstance(key, str) else f"{path}[{key!r}]"
+                if isinstance(key, str):
+                    _check_payload_text(key, f"a key in {_short(path)}")
+                stack.append((item, item_path, depth + 1))
+        elif isinstance(value, (list, tuple)):
+            if depth > max_depth:
+                raise InvalidPayload(f"payload is nested deeper than {max_depth} levels "
+                                     f"(at {_short(path)})")
+            stack.extend((item, f"{path}[{i}]", depth + 1) for i, item in enumerate(value))
+        elif isinstance(value, str):
+            _check_payload_text(value, _short(path))
+        elif isinstance(value, int) and not isinstance(value, bool) and abs(value) >= _INT_BOUND:
+            raise InvalidPayload(f"{_short(path)}: integers may have at most "
+                                 f"{MAX_INTEGER_DIGITS} digits")
     try:
         encoded = json.dumps(payload, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
     except (TypeError, ValueError) as exc:
@@ -320,21 +484,56 @@ def _validate_payload(payload) -> dict:
     return json.loads(encoded)
 
 
-def _resolve_workspace(workspace, *, pk=_NOT_LOOKED_UP) -> Workspace | None:
-    """The workspace; for a public id, ``pk`` is what ``_catalog_lookup`` found for it.
+MAX_INTEGER_DIGITS = 4000  # below Python's int-to-str limit (4300); JSON readers need less
+_INT_BOUND = 10**MAX_INTEGER_DIGITS
 
-    A workspace found by its public id comes back with only its id and public id loaded
-    (the rest loads on access): emit needs no more.
+
+def _check_payload_text(text: str, where: str) -> None:
+    problem = _text_problem(text)
+    if problem:
+        raise InvalidPayload(f"{where}: {problem}")
+
+
+def _text_problem(text: str) -> str | None:
+    """Why ``text`` cannot be stored as text (PostgreSQL refuses NUL; UTF-8 lone surrogates)."""
+    if "\x00" in text:
+        return "contains a NUL character (\\u0000), which cannot be stored"
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return "contains a lone surrogate (not valid Unicode text)"
+    return None
+
+
+def _short(path: str, limit: int = 80) -> str:
+    return path if len(path) <= limit else path[: limit - 1] + "…"
+
+
+def _may_emit_anywhere(user) -> bool:
+    return user.is_staff or user.has_perm("events.emit_any_workspace")
+
+
+def _resolve_workspace(workspace, *, pk=_NOT_LOOKED_UP, member=None) -> Workspace | None:
+    """The workspace ``workspace`` names; with ``member``, only one that user belongs to.
+
+    For a public id, ``pk`` is what ``_catalog_lookup`` found for it (with the same
+    ``member``); the workspace comes back with only its id and public id loaded (the rest
+    loads on access): emit needs no more.
     """
     if workspace is None or isinstance(workspace, Workspace):
         if isinstance(workspace, Workspace) and workspace.pk is None:
             raise UnknownWorkspace("workspace is not saved")
+        if workspace is not None and member is not None and not workspace.memberships.filter(
+            user=member
+        ).exists():
+            raise UnknownWorkspace(f"unknown workspace {workspace.public_id!r}")
         return workspace
-    if not isinstance(workspace, str) or not workspace or pk is _NOT_LOOKED_UP:
+    if (not isinstance(workspace, str) or not workspace or _text_problem(workspace)
+            or pk is _NOT_LOOKED_UP):
         raise UnknownWorkspace(
             f"workspace must be a workspace id like 'ws_abc123', got {workspace!r}"
         )
-    if pk is None:
+    if pk is None:  # one not theirs is refused exactly like one that does not exist
         raise UnknownWorkspace(f"unknown workspace {workspace!r}")
     return Workspace.from_db(connection.alias, ["id", "public_id"], [pk, workspace])
 
@@ -369,6 +568,9 @@ def _validate_dedupe_key(dedupe_key) -> str | None:
         return None
     if not isinstance(dedupe_key, str) or not dedupe_key.strip():
         raise InvalidDedupeKey("dedupe_key must be a non-empty string")
+    problem = _text_problem(dedupe_key)
+    if problem:
+        raise InvalidDedupeKey(f"dedupe_key {problem}")
     if len(dedupe_key) > 200:
         raise InvalidDedupeKey(f"dedupe_key is {len(dedupe_key)} characters; the limit is 200")
     return dedupe_key
@@ -388,6 +590,21 @@ def _event_by_dedupe_key(event_type, workspace, dedupe_key) -> Event | None:
     return Event.objects.filter(
         event_type=event_type, workspace=workspace, dedupe_key=dedupe_key
     ).first()
+
+
+def event_mark_failed(*, event_id, error: str) -> bool:
+    """Give up on routing a pending event: status ``failed`` with ``error``; idempotent.
+
+    For a routing task that failed for an unexpected reason after its bounded retries. The
+    outbox sweep only re-enqueues pending events, so a failed one is not retried forever.
+    Returns whether the event was marked (False: unknown, or no longer pending).
+    """
+    marked = Event.objects.filter(pk=event_id, status=Event.Status.PENDING).update(
+        status=Event.Status.FAILED, last_error=error[:2000], next_sweep_at=None
+    )
+    if marked:
+        logger.error("event %s: routing failed for good: %s", event_id, error[:500])
+    return bool(marked)
 
 
 # --- outbox -------------------------------------------------------------------------------
@@ -431,17 +648,29 @@ def _mark_due_for_sweep(event_id) -> None:
         logger.exception("event %s: could not mark it due for the outbox sweep", event_id)
 
 
+def outbox_stale_window(priority: str) -> timedelta:
+    """How long an event may stay unrouted after an enqueue before the sweep enqueues it again.
+
+    Critical and high events get ``DATAFI_OUTBOX_URGENT_STALE_SECONDS``: a message lost with
+    a killed worker (Redis hides it for the visibility timeout) or with a broker restarted
+    empty is enqueued again within that window plus one sweep interval. The batched
+    priorities wait ``DATAFI_OUTBOX_STALE_SECONDS``; they wait for a digest anyway.
+    """
+    if priority in catalog.Priority.IMMEDIATE:
+        return timedelta(seconds=settings.DATAFI_OUTBOX_URGENT_STALE_SECONDS)
+    return timedelta(seconds=settings.DATAFI_OUTBOX_STALE_SECONDS)
+
+
 def outbox_sweep(*, batch_size: int = 500) -> int:
     """Enqueue routing for every pending event that is due; returns how many were enqueued.
 
-    Due: its publish failed, or it is still unrouted ``DATAFI_OUTBOX_STALE_SECONDS`` after
-    emit or after its last enqueue (a lost message, or a process that died before
+    Due: its publish failed, or it is still unrouted a stale window (``outbox_stale_window``)
+    after emit or after its last enqueue (a lost message, or a process that died before
     publishing). Each enqueue pushes the event's next sweep that far ahead, so a backlog in
     the queue is not flooded with copies. Stops at the first failed publish: the broker is
     still down and the next sweep tries again. Safe to run at any time: routing claims the
-    event, so one enqueued twice is routed once.
+    event, so one enqueued twice is routed once. Uses the partial index on ``next_sweep_at``.
     """
-    stale = timedelta(seconds=settings.DATAFI_OUTBOX_STALE_SECONDS)
     enqueued = 0
     while True:
         now = timezone.now()
@@ -450,16 +679,19 @@ def outbox_sweep(*, batch_size: int = 500) -> int:
             .order_by("next_sweep_at")
             .values_list("pk", "priority")[:batch_size]
         )
-        sent = []
+        sent: dict[timedelta, list] = {}  # stale window -> event ids enqueued
+        count = 0
         for event_id, priority in due:
             if not event_enqueue(event_id=event_id, priority=priority):
                 break
-            sent.append(event_id)
-        Event.objects.filter(pk__in=sent, status=Event.Status.PENDING).update(
-            next_sweep_at=now + stale
-        )
-        enqueued += len(sent)
-        if len(sent) < len(due) or len(due) < batch_size:
+            sent.setdefault(outbox_stale_window(priority), []).append(event_id)
+            count += 1
+        for window, ids in sent.items():
+            Event.objects.filter(pk__in=ids, status=Event.Status.PENDING).update(
+                next_sweep_at=now + window
+            )
+        enqueued += count
+        if count < len(due) or len(due) < batch_size:
             break
     if enqueued:
         logger.info("outbox sweep: %d pending events enqueued", enqueued)

@@ -10,11 +10,18 @@
 
 Import applies the whole file or nothing. With ``replace``, the file is the complete
 configuration: rules and priority overrides it does not mention are removed.
+
+Whatever the input, an import costs bounded time and memory and answers a short error:
+at most ``DATAFI_MAX_ROUTING_FILE_BYTES`` (checked before parsing), UTF-8, no anchors or
+aliases (so no "billion laughs"), at most ``MAX_DEPTH`` levels of nesting, plain keys only;
+messages quote at most a short excerpt of the file.
 """
 
+from collections.abc import Hashable
 from dataclasses import dataclass
 
 import yaml
+from django.conf import settings as django_settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
@@ -28,6 +35,18 @@ from .models import RoutingRule, validate_email_list
 from .services import routing_rule_delete, routing_rule_set
 
 SETTING_KEYS = ("channels", "priority", "emails")
+#: routing > category > event > setting > list is 5 levels; this leaves room, nothing more.
+MAX_DEPTH = 10
+
+
+def _excerpt(value, limit: int = 40) -> str:
+    """``value`` for an error message: its repr, cut to ``limit`` characters."""
+    text = value if isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _quote(value, limit: int = 40) -> str:
+    return repr(_excerpt(value, limit)) if isinstance(value, str) else _excerpt(value, limit)
 
 
 class RoutingFileError(ApplicationError):
@@ -36,6 +55,7 @@ class RoutingFileError(ApplicationError):
     field = "yaml"
 
     def __init__(self, path: str, problem: str):
+        path, problem = _excerpt(path, 160), _excerpt(problem, 300)  # never the whole file
         super().__init__(f"{path}: {problem}")
         self.path = path
         self.problem = problem
@@ -63,8 +83,12 @@ class ImportResult:
                 f"priority overrides changed, {self.removed} removed.")
 
 
-def routing_import(text: str, *, replace: bool = False) -> ImportResult:
-    """Validate the whole file, then apply it in one transaction; raises RoutingFileError."""
+def routing_import(text: str | bytes, *, replace: bool = False) -> ImportResult:
+    """Validate the whole file, then apply it in one transaction; raises RoutingFileError.
+
+    ``text`` is the file's text, or its bytes (which must be UTF-8).
+    """
+    text = _checked_text(text)
     categories = {c.slug: c for c in Category.objects.all()}
     event_types = {(t.category_id, t.name): t for t in EventType.objects.all()}
     category_entries, event_entries = _parse(text, categories, event_types)
@@ -110,26 +134,42 @@ def routing_import(text: str, *, replace: bool = False) -> ImportResult:
                         removed=removed)
 
 
+def _checked_text(text: str | bytes) -> str:
+    limit = django_settings.DATAFI_MAX_ROUTING_FILE_BYTES
+    size = len(text) if isinstance(text, bytes) else len(text.encode("utf-8", "surrogatepass"))
+    if size > limit:
+        raise RoutingFileError("(file)", f"larger than the limit of {limit // 1024} KiB")
+    if isinstance(text, bytes):
+        try:
+            return text.decode()
+        except UnicodeDecodeError as exc:
+            raise RoutingFileError(
+                "(file)", f"not UTF-8 text (invalid byte at offset {exc.start})"
+            ) from None
+    return text
+
+
 def _parse(text, categories, event_types):
     try:
         document = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "the document"
-        problem = getattr(exc, "problem", None) or str(exc)
+        problem = _excerpt(getattr(exc, "problem", None) or str(exc), 160)
         raise RoutingFileError("(yaml)", f"malformed YAML at {where}: {problem}") from None
     if not isinstance(document, dict) or "routing" not in document:
         raise RoutingFileError("routing", "missing: the file must start with a 'routing:' key")
     extra = [key for key in document if key != "routing"]
     if extra:
-        raise RoutingFileError(str(extra[0]), "unknown top-level key; only 'routing' is allowed")
+        raise RoutingFileError(_excerpt(extra[0]),
+                               "unknown top-level key; only 'routing' is allowed")
     routing = document["routing"] or {}
     if not isinstance(routing, dict):
         raise RoutingFileError("routing", "must be a mapping of category slugs")
 
     category_entries, event_entries = [], []
     for slug, body in routing.items():
-        path = f"routing.{slug}"
+        path = f"routing.{_excerpt(slug)}"
         category = categories.get(slug) if isinstance(slug, str) else None
         if category is None:
             raise RoutingFileError(path, f"unknown category (known: {', '.join(categories)})")
@@ -144,7 +184,7 @@ def _parse(text, categories, event_types):
         for name, settings in body.items():
             if name in SETTING_KEYS:
                 continue
-            event_path = f"{path}.{name}"
+            event_path = f"{path}.{_excerpt(name)}"
             event_type = event_types.get((category.pk, name))
             if event_type is None:
                 raise RoutingFileError(event_path, "unknown event")
@@ -157,7 +197,7 @@ def _parse(text, categories, event_types):
 def _entry(path: str, settings: dict) -> _Entry:
     entry = _Entry(path=path)
     for key, value in settings.items():
-        key_path = f"{path}.{key}"
+        key_path = f"{path}.{_excerpt(key)}"
         if key == "channels":
             if not isinstance(value, list) or not value:
                 raise RoutingFileError(key_path, "must be a non-empty list of channels")
@@ -165,7 +205,7 @@ def _entry(path: str, settings: dict) -> _Entry:
                 if channel not in Channel.values:
                     raise RoutingFileError(
                         f"{key_path}[{index}]",
-                        f"unknown channel {channel!r} (known: {', '.join(Channel.values)})",
+                        f"unknown channel {_quote(channel)} (known: {', '.join(Channel.values)})",
                     )
             if len(set(value)) != len(value):
                 raise RoutingFileError(key_path, "a channel is listed twice")
@@ -173,7 +213,8 @@ def _entry(path: str, settings: dict) -> _Entry:
         elif key == "priority":
             if value not in Priority.VALUES:
                 raise RoutingFileError(
-                    key_path, f"unknown priority {value!r} (known: {', '.join(Priority.VALUES)})"
+                    key_path,
+                    f"unknown priority {_quote(value)} (known: {', '.join(Priority.VALUES)})",
                 )
             entry.priority = value
         elif key == "emails":
@@ -226,15 +267,46 @@ def _rule_settings(rule: RoutingRule) -> dict:
 
 
 class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that refuses a key given twice in one mapping instead of keeping the last."""
+    """SafeLoader for routing files: what they never need is refused before it costs.
+
+    No anchors or aliases (an alias bomb expands a few hundred bytes into gigabytes), at
+    most ``MAX_DEPTH`` levels (composing recurses), keys that are plain values, and no key
+    given twice in one mapping (instead of silently keeping the last).
+    """
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            raise yaml.composer.ComposerError(
+                None, None, "anchors and aliases (& and *) are not allowed in routing files",
+                event.start_mark,
+            )
+        if self._depth >= MAX_DEPTH:
+            raise yaml.composer.ComposerError(
+                None, None, f"nested deeper than {MAX_DEPTH} levels", event.start_mark
+            )
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
     def construct_mapping(self, node, deep=False):
         seen = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, Hashable):
+                raise yaml.constructor.ConstructorError(
+                    None, None, "a key must be a plain value, not a list or a mapping",
+                    key_node.start_mark,
+                )
             if key in seen:
                 raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                    None, None, f"duplicate key {_quote(key)}", key_node.start_mark
                 )
             seen.add(key)
         return super().construct_mapping(node, deep=deep)

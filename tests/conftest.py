@@ -7,6 +7,8 @@ is missing fails instead, so CI always runs against real PostgreSQL, Redis and a
 import os
 import subprocess
 import sys
+import threading
+import uuid
 
 import pytest
 from django.conf import settings
@@ -15,11 +17,44 @@ from django.db import connection
 
 from events.models import Membership, Workspace
 from events.services import catalog_sync
-from tests.support import ROOT, api_client_for, subprocess_env, wait_until
+from tests.support import (
+    ROOT,
+    SESSION_MARKER,
+    Served,
+    api_client_for,
+    describe,
+    free_port,
+    processes_of_this_session,
+    stop_processes,
+    stop_tree,
+    subprocess_env,
+    wait_until,
+)
 
 REQUIRE_SERVICES = os.environ.get("DATAFI_REQUIRE_SERVICES") == "1"
 #: The session worker serves every queue declared in settings (the priority lane too).
 WORKER_QUEUES = ",".join(queue.name for queue in settings.CELERY_TASK_QUEUES)
+
+
+def pytest_configure(config):
+    # Inherited by every process the tests start: see no_process_left_behind.
+    os.environ[SESSION_MARKER] = uuid.uuid4().hex
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_process_left_behind():
+    """Fail the run if any process started by the tests outlives them (and stop it).
+
+    Torn down after every other session fixture (it is set up first), so a worker or a
+    served stack that its own fixture stopped is no longer there.
+    """
+    yield
+    survivors = processes_of_this_session()
+    if survivors:
+        names = [describe(p) for p in survivors]
+        stop_processes(survivors, grace=10)
+        pytest.fail("processes started by the tests outlived them (now stopped):\n"
+                    + "\n".join(names), pytrace=False)
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -35,6 +70,17 @@ def pytest_runtest_makereport(item, call):
 def fast_password_hashing(settings):
     """Users are created by the hundred in tests; the production hasher is slow on purpose."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache_namespace(settings):
+    """Each test its own cache keys (throttle counters): tests never throttle each other.
+
+    A fresh key prefix rather than ``cache.clear()``, which on Redis would flush the
+    broker's database too.
+    """
+    settings.CACHES = {"default": {**settings.CACHES["default"],
+                                   "KEY_PREFIX": f"test-{uuid.uuid4().hex}"}}
 
 
 @pytest.fixture
@@ -128,15 +174,36 @@ def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):
         )
     try:
         wait_until(lambda: "ready." in log_path.read_text() or process.poll() is not None,
-                   timeout=60, message="the celery worker to start")
+                   timeout=180, message="the celery worker to start")
         if process.poll() is not None:
             pytest.fail(f"celery worker exited:\n{log_path.read_text()[-3000:]}")
         process.log_path = log_path
         yield process
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_tree(process, grace=30)
+
+
+@pytest.fixture
+def served(tmp_path):
+    """``bin/serve`` on an empty var folder and a free port, as on a fresh clone.
+
+    Stopped however the test ends: SIGTERM to the runner (its graceful stop), then whatever
+    of its process tree is still running is killed.
+    """
+    port = free_port()
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DATABASE_URL", "CELERY_BROKER_URL", "SECRET_KEY")}
+    env.update(DATAFI_VAR_DIR=str(tmp_path / "var"), PORT=str(port), PYTHONUNBUFFERED="1",
+               WEB_CONCURRENCY="1", WORKER_CONCURRENCY="1")
+    process = subprocess.Popen(
+        [str(ROOT / "bin" / "serve")], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )
+    server = Served(process, base_url=f"http://127.0.0.1:{port}", env=env,
+                    var_dir=tmp_path / "var")
+    threading.Thread(target=lambda: server.output.extend(iter(process.stdout.readline, "")),
+                     daemon=True).start()
+    try:
+        yield server
+    finally:
+        stop_tree(process, grace=60)

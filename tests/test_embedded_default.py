@@ -1,91 +1,52 @@
 """The README's run command on a fresh machine: SQLite, filesystem broker, web+worker+beat."""
 
 import os
-import re
 import signal
-import socket
 import subprocess
-import threading
+import sys
 
-import pytest
+import psutil
 import requests
 
-from tests.support import ROOT, wait_until
+from tests.support import (
+    HTTP_NOT_YET,
+    ROOT,
+    process_tree,
+    stop_processes,
+    stop_tree,
+    wait_until,
+)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def test_run_command_serves_admin_and_delivers_an_event_over_http(served):
+    admin_password = served.admin_password()
+    assert "Created workspace ws_demo ('Demo') owned by 'admin'" in served.log()
+    assert "Traceback" not in served.log(), served.log()
+    served.wait_ready()
+    assert (served.var_dir / "db.sqlite3").exists()
+    assert (served.var_dir / "broker").is_dir()
 
-
-@pytest.fixture
-def served(tmp_path):
-    """``bin/serve`` on an empty var folder, its output collected; stopped with Ctrl-C."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("DATABASE_URL", "CELERY_BROKER_URL", "SECRET_KEY")}
-    env.update(DATAFI_VAR_DIR=str(tmp_path / "var"), PORT=str(port), PYTHONUNBUFFERED="1",
-               WEB_CONCURRENCY="1", WORKER_CONCURRENCY="1")
-    process = subprocess.Popen(
-        [str(ROOT / "bin" / "serve")], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True, start_new_session=True,
-    )
-    output: list[str] = []
-    reader = threading.Thread(target=lambda: output.extend(iter(process.stdout.readline, "")),
-                              daemon=True)
-    reader.start()
-    process.output = output
-    process.base_url = f"http://127.0.0.1:{port}"
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
-def test_run_command_serves_admin_and_delivers_an_event_over_http(served, tmp_path):
-    def password():
-        match = re.search(r"with password: (\S+)", "".join(served.output))
-        return match and match.group(1)
-
-    admin_password = wait_until(password, timeout=120, message="the admin password")
-    assert not any("Traceback" in line for line in served.output), "".join(served.output)
-
-    def up():
-        try:
-            return requests.get(f"{served.base_url}/admin/login/", timeout=2).status_code == 200
-        except requests.ConnectionError:
-            return False
-
-    wait_until(up, timeout=60, message="the web process")
-    assert (tmp_path / "var" / "db.sqlite3").exists()
-    assert (tmp_path / "var" / "broker").is_dir()
-
-    token = requests.post(f"{served.base_url}/api/auth/token/",
-                          data={"username": "admin", "password": admin_password},
-                          timeout=10).json()["token"]
-    headers = {"Authorization": f"Token {token}"}
+    headers = {"Authorization": f"Token {served.token(admin_password)}"}
     created = requests.post(
-        f"{served.base_url}/api/events/", headers=headers, timeout=10,
+        f"{served.base_url}/api/events/", headers=headers, timeout=30,
         json={"event_type": "policy.violation_detected", "payload": {"policy_name": "PII"}},
     )
     assert created.status_code == 201, created.text
 
     def notifications():
         response = requests.get(f"{served.base_url}/api/notifications/", headers=headers,
-                                timeout=10)
+                                timeout=30)
         return response.json()["results"]
 
-    results = wait_until(notifications, timeout=60, message="the worker to deliver the event")
+    results = wait_until(notifications, timeout=120, ignore=HTTP_NOT_YET,
+                         message="the worker to deliver the event")
     assert results[0]["title"] == "Policy violation: PII"
     assert results[0]["priority"] == "critical"
 
     # Ctrl-C stops web, worker and beat.
     os.killpg(served.pid, signal.SIGINT)
-    assert served.wait(timeout=60) is not None
-    log = "".join(served.output)
+    assert served.process.wait(timeout=120) is not None
+    log = served.log()
     assert "beat: Starting..." in log
     assert "ready." in log  # the worker
     # Each process ran its own graceful shutdown: none had to be killed, no child was
@@ -93,3 +54,50 @@ def test_run_command_serves_admin_and_delivers_an_event_over_http(served, tmp_pa
     assert "all stopped" in log
     assert "killing it" not in log, log[-3000:]
     assert "exited with 'signal" not in log and "was sent SIGTERM" not in log, log[-3000:]
+
+
+def test_a_killed_serve_leaves_no_process_behind(served):
+    served.admin_password()
+    served.wait_ready()
+    wait_until(lambda: "ready." in served.log() and "beat: Starting..." in served.log(),
+               timeout=180, message="the worker and beat to start")
+    tree = process_tree(served.pid)
+    names = {" ".join(p.cmdline()) for p in tree}
+    assert any("gunicorn" in n for n in names) and any("worker" in n for n in names), names
+    assert len(tree) >= 5, names  # runner, gunicorn master + worker, celery worker, beat
+
+    os.kill(served.pid, signal.SIGKILL)  # the runner only: no chance to stop anything
+
+    _, alive = psutil.wait_procs(tree[1:], timeout=120)
+    assert not alive, [" ".join(p.cmdline()) for p in alive]
+
+
+PROCFILE = """\
+one: {python} -c "import time; time.sleep(600)"
+two: {python} -c "import time; time.sleep(600)"
+"""
+
+
+def test_procfile_run_children_die_with_a_killed_runner(tmp_path):
+    procfile = tmp_path / "Procfile"
+    procfile.write_text(PROCFILE.format(python=sys.executable))
+    runner = subprocess.Popen([sys.executable, str(ROOT / "bin" / "procfile_run.py"),
+                               str(procfile)], stdout=subprocess.DEVNULL)
+    children = []
+    try:
+        def started():
+            found = [p for p in process_tree(runner.pid)[1:]
+                     if "time.sleep(600)" in " ".join(p.cmdline())]
+            return len(found) == 2 and found
+
+        children = wait_until(started, timeout=60, ignore=(psutil.Error,),
+                              message="the Procfile's two processes to start")
+
+        runner.kill()  # SIGKILL: the runner cannot stop anything itself
+        runner.wait(timeout=30)
+
+        _, alive = psutil.wait_procs(children, timeout=60)
+        assert not alive, alive
+    finally:
+        stop_tree(runner)
+        stop_processes(children, grace=10)

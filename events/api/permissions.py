@@ -26,12 +26,16 @@ def staff_with(*, read: tuple[str, ...] = (), write: tuple[str, ...] = (),
     """
 
     class StaffWith(permissions.BasePermission):
-        message = "You do not have the permissions this needs: " + ", ".join(write or read)
-
         def has_permission(self, request, view):
             user = request.user
             if not (user and user.is_authenticated):
                 return False
+            needed = read if request.method in permissions.SAFE_METHODS else write
+            # Set per request (DRF makes one instance per request): the 403 names what
+            # this method needs, the view permission for a read.
+            self.message = "You do not have the permissions this needs: " + ", ".join(
+                ("staff status", *needed)
+            )
             if request.method in permissions.SAFE_METHODS:
                 return public_read or (user.is_staff and user.has_perms(read))
             return user.is_staff and user.has_perms(write)

@@ -3,22 +3,15 @@ from rest_framework import serializers
 from events.models import Event
 
 
-class EmitSerializer(serializers.Serializer):
-    event_type = serializers.CharField()
-    workspace_id = serializers.CharField(required=False, allow_null=True, allow_blank=False)
-    payload = serializers.JSONField(required=False, default=dict)
-    recipients = serializers.ListField(
-        child=serializers.IntegerField(), required=False, allow_null=True,
-        help_text="User ids: narrows the audience (they must be members of the workspace).",
-    )
-    dedupe_key = serializers.CharField(required=False, allow_null=True, max_length=200)
-    occurred_at = serializers.DateTimeField(required=False, allow_null=True)
+class StrictFieldsMixin:
+    """Refuse fields the serializer does not know: a 400 naming each, never ignored.
+
+    A misspelt field (say "workspace", or "replce") must not silently do something else.
+    """
 
     def to_internal_value(self, data):
-        # A misspelt field (say "workspace") must not silently send an event to the wrong
-        # audience: refuse what this endpoint does not know.
-        if isinstance(data, dict):
-            unknown = sorted(set(data) - set(self.fields))
+        if hasattr(data, "keys"):
+            unknown = sorted(set(data.keys()) - set(self.fields))
             if unknown:
                 raise serializers.ValidationError({
                     name: [f"unknown field; known: {', '.join(self.fields)}"]
@@ -26,10 +19,28 @@ class EmitSerializer(serializers.Serializer):
                 })
         return super().to_internal_value(data)
 
-    def validate_payload(self, value):
-        if not isinstance(value, dict):
+
+class PayloadField(serializers.JSONField):
+    """A JSON object, passed on as it is: ``emit()`` checks it (depth, text, size) without
+    recursion, where DRF's JSONField would re-encode it and fail on deep nesting."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, dict):
             raise serializers.ValidationError("must be a JSON object")
-        return value
+        return data
+
+
+class EmitSerializer(StrictFieldsMixin, serializers.Serializer):
+    event_type = serializers.CharField()
+    workspace_id = serializers.CharField(required=False, allow_null=True, allow_blank=False)
+    payload = PayloadField(required=False, default=dict)
+    recipients = serializers.ListField(
+        child=serializers.IntegerField(), required=False, allow_null=True,
+        help_text="User ids: narrows the audience (they must be members of the workspace).",
+    )
+    dedupe_key = serializers.CharField(required=False, allow_null=True, max_length=200)
+    occurred_at = serializers.DateTimeField(required=False, allow_null=True)
+
 
 
 class EventSerializer(serializers.ModelSerializer):
@@ -41,5 +52,5 @@ class EventSerializer(serializers.ModelSerializer):
     class Meta:
         model = Event
         fields = ["id", "event_type", "priority", "workspace_id", "payload", "dedupe_key",
-                  "occurred_at", "created_at", "status"]
+                  "occurred_at", "created_at", "status", "last_error"]
         read_only_fields = fields

@@ -1,12 +1,15 @@
 from django.db import transaction
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import permissions, status
+from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from events.services import event_emit
 
+from .parsers import EmitJSONParser
 from .serializers import EmitSerializer, EventSerializer
+from .throttles import TokenThrottle
 
 
 class CanEmitEvents(permissions.BasePermission):
@@ -20,6 +23,7 @@ class EventCreateView(APIView):
     """Emit an event; the same service as ``emit()``."""
 
     permission_classes = [permissions.IsAuthenticated, CanEmitEvents]
+    parser_classes = [EmitJSONParser]
 
     @extend_schema(request=EmitSerializer, responses={
         201: EventSerializer, 200: OpenApiResponse(EventSerializer, "An earlier event with the "
@@ -37,6 +41,14 @@ class EventCreateView(APIView):
                 recipients=data.get("recipients"),
                 dedupe_key=data.get("dedupe_key"),
                 occurred_at=data.get("occurred_at"),
+                emitted_by=request.user,  # scoped to the caller's workspaces
             )
         code = status.HTTP_200_OK if event.deduplicated else status.HTTP_201_CREATED
         return Response(EventSerializer(event).data, status=code)
+
+
+class AuthTokenView(ObtainAuthToken):
+    """Username and password for an API token; throttled per client address."""
+
+    throttle_classes = [TokenThrottle]
+    throttle_scope = "auth-token"

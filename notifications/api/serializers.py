@@ -1,7 +1,9 @@
+from django.conf import settings
 from rest_framework import serializers
 from rest_framework.validators import UniqueValidator
 
 from channels_app.models import Channel, DigestSetting
+from events.api.serializers import StrictFieldsMixin
 from events.catalog import Priority
 from events.models import Category, EventType
 from notifications.models import Bucket, Delivery, DeliveryAttempt, Notification, RoutingRule
@@ -134,17 +136,19 @@ class RoutingRuleSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "updated_at"]
 
 
-class RoutingImportSerializer(serializers.Serializer):
+class RoutingImportSerializer(StrictFieldsMixin, serializers.Serializer):
     yaml = serializers.CharField(required=False, help_text="The routing file's text.")
     file = serializers.FileField(required=False, help_text="Or the file itself (multipart).")
     replace = serializers.BooleanField(default=False)
 
     def validate(self, attrs):
         if "file" in attrs:
-            try:
-                attrs["yaml"] = attrs.pop("file").read().decode()
-            except UnicodeDecodeError:
-                raise serializers.ValidationError({"file": ["must be UTF-8 text"]}) from None
+            upload, limit = attrs.pop("file"), settings.DATAFI_MAX_ROUTING_FILE_BYTES
+            if upload.size > limit:
+                raise serializers.ValidationError(
+                    {"file": [f"larger than the limit of {limit // 1024} KiB"]}
+                )
+            attrs["yaml"] = upload.read()  # bytes: the import checks they are UTF-8
         if not attrs.get("yaml"):
             raise serializers.ValidationError(
                 {"yaml": ["send the routing file as 'yaml' or 'file'"]}

@@ -1,5 +1,6 @@
 """In-app rows: notifications in the bell, one per event or one per digest."""
 
+import logging
 from collections import defaultdict
 
 from django.conf import settings
@@ -13,6 +14,11 @@ from events.templating import render_title
 
 from ..models import PRIORITY_BY_BUCKET, Delivery, Digest, Notification
 from ..selectors import AudienceCheck
+
+logger = logging.getLogger(__name__)
+
+#: A digest that fails this many flushes is marked failed, its items too.
+DIGEST_MAX_ATTEMPTS = 3
 
 
 def notifications_create(*, event: Event, recipients: list[Recipient]) -> None:
@@ -45,22 +51,46 @@ def digests_send(*, bucket: str, chunk_items: int | None = None) -> int:
 
     The audience is checked again at send time: an item whose user was deactivated or
     left the event's workspace since routing is cancelled, not shown.
+
+    One digest that cannot be sent does not stop the others: if sending a chunk at once
+    fails, its digests are sent one by one and a failing one records its error (see
+    ``_digest_record_failure``); the next flush tries it again.
     """
     chunk_items = chunk_items or settings.DATAFI_FLUSH_CHUNK_ITEMS
-    sent = 0
+    sent, failed = 0, set()  # failed: digests this flush leaves for the next one
     while True:
-        with transaction.atomic():
-            digests = _lock_chunk(bucket=bucket, chunk_items=chunk_items)
-            if not digests:
-                return sent
-            sent += _send_chunk(digests)
+        chunk = []
+        try:
+            with transaction.atomic():
+                digests = _lock_chunk(bucket=bucket, chunk_items=chunk_items, skip=failed)
+                if not digests:
+                    return sent
+                chunk = [digest.pk for digest in digests]
+                sent += _send_chunk(digests)
+            continue
+        except Exception:  # some digest of the chunk cannot be sent: find it, send the others
+            if not chunk:
+                raise
+            logger.exception("digest flush %s: sending a chunk at once failed; one by one now",
+                             bucket)
+        for digest_id in chunk:
+            try:
+                with transaction.atomic():
+                    digests = list(Digest.objects.select_for_update(skip_locked=True).filter(
+                        pk=digest_id, status=Digest.Status.CLAIMED))
+                    if digests:
+                        sent += _send_chunk(digests)
+            except Exception as exc:  # recorded on the digest; other users' digests go on
+                failed.add(digest_id)
+                _digest_record_failure(digest_id, f"{type(exc).__name__}: {exc}")
 
 
-def _lock_chunk(*, bucket: str, chunk_items: int) -> list[Digest]:
+def _lock_chunk(*, bucket: str, chunk_items: int, skip=()) -> list[Digest]:
     """Lock claimed digests in id order and keep the first ones within ``chunk_items``."""
     candidates = list(
         Digest.objects.select_for_update(skip_locked=True)
         .filter(channel=Channel.IN_APP, bucket=bucket, status=Digest.Status.CLAIMED)
+        .exclude(pk__in=skip)
         .order_by("pk")[:chunk_items]
     )
     chunk, items = [], 0
@@ -73,6 +103,8 @@ def _lock_chunk(*, bucket: str, chunk_items: int) -> list[Digest]:
 
 
 def _send_chunk(digests: list[Digest]) -> int:
+    """Write the notifications of ``digests`` (locked) and mark them sent; the caller's
+    transaction makes both one."""
     items = defaultdict(list)
     cancelled = []
     # Items as plain tuples; each event loaded once, shared by every recipient (and its
@@ -113,9 +145,30 @@ def _send_chunk(digests: list[Digest]) -> int:
     return len(sent)
 
 
+def _digest_record_failure(digest_id, error: str) -> None:
+    """Count a failed send; after ``DIGEST_MAX_ATTEMPTS`` the digest and its items fail."""
+    with transaction.atomic():
+        digest = Digest.objects.select_for_update(skip_locked=True).filter(
+            pk=digest_id, status=Digest.Status.CLAIMED).first()
+        if digest is None:  # sent or being sent by a concurrent flush after all
+            return
+        digest.attempts += 1
+        digest.last_error = error[:2000]
+        if digest.attempts >= DIGEST_MAX_ATTEMPTS:
+            digest.status = Digest.Status.FAILED
+            Delivery.objects.filter(digest=digest, status=Delivery.Status.SENDING).update(
+                status=Delivery.Status.FAILED, last_error=digest.last_error,
+                updated_at=timezone.now(),
+            )
+        digest.save(update_fields=["attempts", "last_error", "status"])
+    logger.error("digest %s (user %s): send %d of %d failed: %s", digest.pk, digest.user_id,
+                 digest.attempts, DIGEST_MAX_ATTEMPTS, error)
+
+
 def event_title(event: Event) -> str:
     event_type = event.event_type
-    return render_title(event_type.title_template, event.payload, fallback=event_type.label)
+    return render_title(event_type.title_template, event.payload, fallback=event_type.label,
+                        event_id=event.pk)
 
 
 def _cached_title(event: Event) -> str:

@@ -16,14 +16,16 @@ EVENTS_URL = "/api/events/"
 EVENT_TYPES_URL = "/api/event-types/"
 
 
+def grant(person, *codenames):
+    person.user_permissions.add(*Permission.objects.filter(
+        codename__in=codenames, content_type__app_label="events"))
+    return person
+
+
 @pytest.fixture
 def emitter(make_user):
-    """A plain user holding the 'events.emit_event' permission."""
-    person = make_user("emitter")
-    person.user_permissions.add(
-        Permission.objects.get(codename="emit_event", content_type__app_label="events")
-    )
-    return person
+    """A service account: 'events.emit_event' and 'events.emit_any_workspace', not staff."""
+    return grant(make_user("emitter"), "emit_event", "emit_any_workspace")
 
 
 @pytest.fixture

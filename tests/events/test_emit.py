@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.db import connection, transaction
+from django.db import connection, models, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -464,11 +464,43 @@ def test_sweep_enqueues_only_due_events_and_pushes_their_next_sweep_ahead(worksp
     Event.objects.filter(pk=stale.pk).update(next_sweep_at=now - timedelta(minutes=1))
     Event.objects.filter(pk=routed.pk).update(status="routed", next_sweep_at=None)
 
-    assert fresh.next_sweep_at > now + timedelta(seconds=settings.DATAFI_OUTBOX_STALE_SECONDS - 5)
+    urgent = timedelta(seconds=settings.DATAFI_OUTBOX_URGENT_STALE_SECONDS)  # query_failed: high
+    assert fresh.next_sweep_at > now + urgent - timedelta(seconds=5)
     assert outbox_sweep() == 2
     assert outbox_sweep() == 0  # enqueued ones wait a whole stale period before another try
     swept = Event.objects.filter(pk__in=[failed.pk, stale.pk])
-    assert all(e.next_sweep_at > now + timedelta(seconds=60) for e in swept)
+    assert all(e.next_sweep_at > now + urgent - timedelta(seconds=5) for e in swept)
+
+
+def test_critical_and_high_events_are_swept_again_sooner_than_batched_ones(workspace, settings):
+    from datetime import timedelta
+
+    from events.services import outbox_sweep
+
+    settings.DATAFI_OUTBOX_URGENT_STALE_SECONDS = 45
+    settings.DATAFI_OUTBOX_STALE_SECONDS = 600
+    types = {"critical": "data_source.connection_lost", "high": "query.query_failed",
+             "medium": "query.long_running_query"}
+    before = timezone.now()
+    events = {p: emit(key, workspace=workspace) for p, key in types.items()}
+    assert {p: e.priority for p, e in events.items()} == {p: p for p in types}
+
+    def due_after(since):  # seconds from ``since`` to the sweep that enqueues it again
+        return {p: (Event.objects.get(pk=e.pk).next_sweep_at - since).total_seconds()
+                for p, e in events.items()}
+
+    windows = due_after(before)
+    assert 45 <= windows["critical"] < 60 and 45 <= windows["high"] < 60, windows
+    assert 600 <= windows["medium"] < 615, windows
+
+    # Their messages were lost: 46 s on, only the critical and high events are due.
+    Event.objects.update(next_sweep_at=models.F("next_sweep_at") - timedelta(seconds=46))
+    swept_at = timezone.now()
+    assert outbox_sweep() == 2
+    assert outbox_sweep() == 0
+    windows = due_after(swept_at)
+    assert 45 <= windows["critical"] < 60 and 45 <= windows["high"] < 60, windows
+    assert windows["medium"] < 600 - 30, windows  # not swept: still its first window
 
 
 def test_concurrent_emits_with_one_dedupe_key_store_one_event(postgres, live_db):

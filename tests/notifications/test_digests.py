@@ -19,7 +19,14 @@ from events import emit, task_names
 from events.models import Event
 from notifications.models import Delivery, Digest, Notification
 from notifications.services import digest_claim, digest_flush
-from tests.support import ROOT, emit_and_route, run_concurrently, subprocess_env, wait_until
+from tests.support import (
+    ROOT,
+    emit_and_route,
+    run_concurrently,
+    stop_tree,
+    subprocess_env,
+    wait_until,
+)
 
 CRITICAL = "data_source.connection_lost"
 HIGH = "query.query_failed"
@@ -259,7 +266,11 @@ def test_two_overlapping_flush_commands_send_each_item_once(postgres, pending_me
     processes = [subprocess.Popen(command, cwd=ROOT, env=subprocess_env(), text=True,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
                  for _ in range(2)]
-    outputs = [process.communicate(timeout=120) for process in processes]
+    try:
+        outputs = [process.communicate(timeout=120) for process in processes]
+    finally:
+        for process in processes:
+            stop_tree(process)
 
     for process, (stdout, stderr) in zip(processes, outputs, strict=True):
         assert process.returncode == 0, stderr
@@ -341,7 +352,7 @@ def test_migration_schedules_the_flushes_and_the_outbox_sweep(db):
         (task_names.DIGEST_FLUSH, "5m"): (5, IntervalSchedule.MINUTES),
         (task_names.DIGEST_FLUSH, "15m"): (15, IntervalSchedule.MINUTES),
         (task_names.DIGEST_FLUSH, "1h"): (1, IntervalSchedule.HOURS),
-        (task_names.OUTBOX_SWEEP, None): (1, IntervalSchedule.MINUTES),
+        (task_names.OUTBOX_SWEEP, None): (30, IntervalSchedule.SECONDS),
     }
     for key, (every, period) in expected.items():
         task = rows[key]

@@ -456,3 +456,108 @@ def test_file_addresses_event_types_added_by_an_admin(db):
 
     assert rule_channels() == {"query.quota_exceeded": ["email"]}
     assert "quota_exceeded:\n      channels: [email]" in routing_export()
+
+
+# --- hostile files: bounded time and memory, a short 400 / CommandError, nothing applied ---
+
+# The 374-byte "billion laughs" that produced a 351 MB error body and 1 GB of worker memory.
+ALIAS_BOMB = (
+    "a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n"
+    "b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]\nc: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]\n"
+    "d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]\ne: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]\n"
+    "f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]\ng: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]\n"
+    "h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]\ni: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]\n"
+    "routing: *i\n"
+)
+HOSTILE_FILES = [
+    pytest.param(ALIAS_BOMB, "(yaml)", "anchors and aliases", id="alias-bomb"),
+    pytest.param("routing:\n  queries: &q\n    query_failed:\n      channels: [in_app]\n",
+                 "(yaml)", "anchors and aliases", id="anchor"),
+    pytest.param("routing:\n  ? [a, b]\n  : 1\n", "(yaml)", "plain value", id="unhashable-key"),
+    pytest.param("routing:\n  ? {a: 1}\n  : 1\n", "(yaml)", "plain value",
+                 id="mapping-as-key"),
+    pytest.param("routing: " + "[" * 1000 + "]" * 1000 + "\n", "(yaml)", "nested deeper",
+                 id="nested-1000-deep"),
+    pytest.param("routing:\n" + "".join(" " * (2 * n + 2) + f"k{n}:\n" for n in range(300)),
+                 "(yaml)", "nested deeper", id="block-nested-300-deep"),
+    pytest.param("routing: " + "{a: " * 40000 + "}" * 40000, "(yaml)", "nested deeper",
+                 id="nested-40000-deep"),
+    pytest.param("routing:\n  queries:\n    query_failed:\n      channels: [" + "x" * 200_000
+                 + "]\n", "routing.queries.query_failed.channels[0]", "unknown channel",
+                 id="huge-value"),
+    pytest.param("routing:\n  " + "q" * 1000 + ":\n    a: 1\n", "routing.qqqq",
+                 "unknown category", id="huge-key"),
+]
+
+
+@pytest.mark.parametrize(("text", "path", "problem"), HOSTILE_FILES)
+def test_hostile_file_is_refused_briefly_and_changes_nothing(configured, text, path, problem):
+    with pytest.raises(RoutingFileError) as caught:
+        routing_import(text)
+
+    assert caught.value.path.startswith(path)
+    assert problem in str(caught.value)
+    assert len(str(caught.value)) < 500  # quotes a short excerpt at most
+    assert routing_state() == configured
+
+
+@pytest.mark.parametrize(("text", "path", "problem"), HOSTILE_FILES)
+def test_hostile_file_through_the_api_is_a_short_400(configured, staff_api, text, path,
+                                                     problem):
+    response = staff_api.post(IMPORT_URL, {"yaml": text}, format="json")
+
+    assert response.status_code == 400
+    assert problem in response.json()["yaml"][0]
+    assert len(response.content) < 1000
+    assert routing_state() == configured
+
+
+def test_a_file_over_the_size_limit_is_refused_before_parsing(configured, staff_api, tmp_path):
+    # Malformed from its first line, yet the size is what it is refused for.
+    oversized = "routing: [\n" + "# padding\n" * 30_000
+
+    with pytest.raises(RoutingFileError, match="larger than the limit of 256 KiB"):
+        routing_import(oversized)
+    with pytest.raises(CommandError, match="larger than the limit of 256 KiB"):
+        import_file(tmp_path, oversized)
+    as_json = staff_api.post(IMPORT_URL, {"yaml": oversized}, format="json")
+    upload = SimpleUploadedFile("routing.yaml", oversized.encode())
+    as_file = staff_api.post(IMPORT_URL, {"file": upload}, format="multipart")
+
+    assert as_json.status_code == as_file.status_code == 400
+    assert "256 KiB" in as_json.json()["yaml"][0]
+    assert "256 KiB" in as_file.json()["file"][0]
+    assert routing_state() == configured
+
+
+def test_the_size_limit_is_a_setting(db, settings):
+    settings.DATAFI_MAX_ROUTING_FILE_BYTES = len(SEED.encode()) - 1
+
+    with pytest.raises(RoutingFileError, match="larger than the limit"):
+        routing_import(SEED)
+    settings.DATAFI_MAX_ROUTING_FILE_BYTES = len(SEED.encode())
+    routing_import(SEED)
+
+
+def test_a_file_that_is_not_utf8_is_a_clear_error(configured, staff_api, tmp_path):
+    latin1 = SEED.replace("data_sources:", "data_sources:  # caf\xe9").encode("latin-1")
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes(latin1)
+
+    with pytest.raises(CommandError, match="not UTF-8 text") as caught:
+        call_command("import_routing", str(path), stdout=io.StringIO())
+    response = staff_api.post(IMPORT_URL, {"file": SimpleUploadedFile("r.yaml", latin1)},
+                              format="multipart")
+
+    assert "Nothing was changed" in str(caught.value)
+    assert response.status_code == 400
+    assert "not UTF-8 text" in response.json()["yaml"][0]
+    assert routing_state() == configured
+
+
+def test_an_unknown_field_in_the_api_import_is_a_400(configured, staff_api):
+    response = staff_api.post(IMPORT_URL, {"yaml": SEED, "replce": True}, format="json")
+
+    assert response.status_code == 400
+    assert "unknown field" in response.json()["replce"][0]
+    assert routing_state() == configured

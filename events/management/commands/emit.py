@@ -17,9 +17,13 @@ class Command(BaseCommand):
         parser.add_argument("--dedupe-key")
 
     def handle(self, *args, **options):
+        for name in ("event_type", "workspace", "payload", "dedupe_key"):
+            _check_utf8(options[name], name)
         try:
             payload = json.loads(options["payload"])
-        except json.JSONDecodeError as exc:
+        except RecursionError:
+            raise CommandError("--payload is nested too deeply") from None
+        except ValueError as exc:  # JSONDecodeError, or an integer past Python's digit limit
             raise CommandError(f"--payload is not valid JSON: {exc}") from None
         try:
             with transaction.atomic():
@@ -37,3 +41,13 @@ class Command(BaseCommand):
         if event.deduplicated:
             self.stdout.write(f"dedupe key {event.dedupe_key!r} was emitted before as this "
                               "event; nobody is notified again.")
+
+
+def _check_utf8(value, name: str) -> None:
+    """Arguments that were not UTF-8 reach Python as lone surrogates: refuse them clearly."""
+    if isinstance(value, str):
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            option = name if name == "event_type" else f"--{name.replace('_', '-')}"
+            raise CommandError(f"{option} is not valid UTF-8 text") from None

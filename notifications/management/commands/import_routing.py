@@ -1,6 +1,7 @@
 import sys
 from pathlib import Path
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from notifications.routing_files import RoutingFileError, routing_import
@@ -16,8 +17,14 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         name = options["file"]
+        # One byte past the limit is enough to refuse an oversized file without reading it all.
+        size = settings.DATAFI_MAX_ROUTING_FILE_BYTES + 1
         try:
-            text = sys.stdin.read() if name == "-" else Path(name).read_text()
+            if name == "-":
+                text = getattr(sys.stdin, "buffer", sys.stdin).read(size)
+            else:
+                with Path(name).open("rb") as file:
+                    text = file.read(size)
         except OSError as exc:
             raise CommandError(f"cannot read {name}: {exc.strerror}") from None
         try:
