@@ -178,7 +178,7 @@ class CatalogVersion(models.Model):
 
     ``emit()`` caches event types in each process and reads this token in the query it makes
     anyway (the workspace lookup): a different token drops the cache. A trigger, not the
-    application, changes the token (migration ``0003_catalog_version``), in the transaction
+    application, changes the token (migration ``0004_catalog_version``), in the transaction
     that writes event types, so every write counts: services, the admin, a bulk
     ``update()``, raw SQL, another process. No row (a test flushed the table) means no
     caching until the next change writes one.

@@ -54,7 +54,7 @@ def drop_triggers(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("events", "0002_seed_catalog")]
+    dependencies = [("events", "0003_event_failed_status_and_emit_scope")]
 
     operations = [
         migrations.CreateModel(

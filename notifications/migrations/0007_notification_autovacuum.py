@@ -25,6 +25,6 @@ def reset_autovacuum(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("notifications", "0005_delivery_sweep_schedule")]
+    dependencies = [("notifications", "0006_outbox_sweep_every_30_seconds")]
 
     operations = [migrations.RunPython(set_autovacuum, reset_autovacuum)]
