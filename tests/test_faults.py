@@ -276,10 +276,10 @@ def test_critical_events_queued_in_a_redis_restarted_empty_come_back_through_the
     workspace = make_workspace(members=2)
     beat_schedule()
     emit_in_child(processes, "data_source.connection_lost", workspace, 20)
-    assert redis_server.client().llen("events") == 20  # queued, no worker yet
+    assert redis_server.client().llen("urgent") == 20  # queued (priority lane), no worker yet
 
     redis_server.restart()
-    assert redis_server.client().llen("events") == 0
+    assert redis_server.client().llen("urgent") == 0
     processes.worker("worker")
     processes.beat()
 
