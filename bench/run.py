@@ -1,147 +1,467 @@
-"""Throughput figures, each against a floor measured in the same run on the same database.
+"""Issue 11's table, each figure beside its floor measured in the same run.
 
-    bin/bench                      # SQLite under var/bench
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/datafi bin/bench
+    DATABASE_URL=postgres://... CELERY_BROKER_URL=redis://... bin/bench          # minutes
+    DATABASE_URL=postgres://... CELERY_BROKER_URL=redis://... bin/bench --big    # 10M rows
 
-Prints, per operation, the time per item and the ratio to its floor (the bare ORM write the
-operation cannot avoid). A ratio that grows between commits is a regression to look at.
-Creates and drops its own test database; sends nothing to a broker (routing is called
-in-process, on-commit enqueueing is captured and discarded).
+Creates and drops its own test database; starts its own workers (the Procfile's layout:
+one for ``urgent``, one for the batched queues) and a gunicorn, and stops them however it
+ends. Prints every row and writes ``bench/RESULTS.md`` with the machine and the date. On
+SQLite or without Redis only the in-process rows run. Absolute figures move with the
+machine's load; the ratios to floors measured in the same run are what to compare.
 """
 
+import argparse
+import datetime
 import os
+import platform
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 import django  # noqa: E402
 
 django.setup()
 
+from django.conf import settings  # noqa: E402
 from django.contrib.auth import get_user_model  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 from django.test.utils import setup_test_environment  # noqa: E402
+from django.utils import timezone  # noqa: E402
 
+from config.celery import app  # noqa: E402
 from events.models import Event, EventType, Membership, Workspace  # noqa: E402
 from events.services import event_emit  # noqa: E402
-from notifications.models import Delivery, Notification  # noqa: E402
-from notifications.services import digest_flush, event_route  # noqa: E402
+from notifications.models import Delivery, Digest, Notification  # noqa: E402
+from notifications.services import event_route  # noqa: E402
+
+CRITICAL = "data_source.connection_lost"
+MEDIUM = "query.long_running_query"
+ROWS = []  # (what, measured, floor, ratio or target note)
 
 
-def best_of(fn, repeat=3):
+def row(what, measured, floor, ratio, target):
+    ROWS.append((what, measured, floor, ratio, target))
+    print(f"- {what}\n    measured: {measured}\n    floor:    {floor}\n    ratio:    {ratio}"
+          f"   (target: {target})", flush=True)
+
+
+def ms(seconds):
+    return f"{seconds * 1000:.2f} ms"
+
+
+def pct(samples, q):
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+def best(fn, repeat=3):
     timings = []
     for _ in range(repeat):
         started = time.perf_counter()
         fn()
         timings.append(time.perf_counter() - started)
-    return min(timings), statistics.median(timings)
+    return min(timings)
 
 
-def report(name, items, seconds, floor_seconds):
-    per_item = seconds / items * 1e6
-    print(f"{name:<42} {items:>6} items  {per_item:>9.1f} us/item  "
-          f"{items / seconds:>9.0f} items/s  x{seconds / floor_seconds:>5.2f} of floor")
+# --- fixtures ------------------------------------------------------------------------------
+
+def make_workspace(name, members):
+    User = get_user_model()
+    users = User.objects.bulk_create(
+        User(username=f"{name}-{i}", email=f"{name}-{i}@example.com") for i in range(members))
+    workspace = Workspace.objects.create(name=name)
+    Membership.objects.bulk_create(Membership(workspace=workspace, user=u) for u in users)
+    return workspace, users
+
+
+def wipe_routing_output():
+    Notification.objects.all().delete()
+    Delivery.objects.all().delete()
+    Digest.objects.all().delete()
+    Event.objects.all().delete()
+
+
+class Processes:
+    """Workers and gunicorn on the bench database; all stopped by ``stop_all``."""
+
+    def __init__(self, log_dir):
+        self.log_dir = log_dir
+        self.started = []
+        db = connection.settings_dict
+        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", "LOG_LEVEL": "WARNING",
+                    "DATABASE_URL": f"postgres://{db['USER'] or 'postgres'}@{db['HOST']}:"
+                                    f"{db['PORT'] or 5432}/{db['NAME']}"}
+
+    def start(self, name, args, ready):
+        log_path = self.log_dir / f"{name}.log"
+        with open(log_path, "w") as log:
+            process = subprocess.Popen(args, cwd=ROOT, env=self.env, stdout=log,
+                                       stderr=subprocess.STDOUT)
+        self.started.append(process)
+        deadline = time.monotonic() + 120
+        while ready not in log_path.read_text():
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{name} did not start:\n{log_path.read_text()[-2000:]}")
+            time.sleep(0.1)
+        return process
+
+    def worker(self, name, queues, concurrency):
+        return self.start(name, [
+            sys.executable, "-m", "celery", "-A", "config", "worker", "-n", f"{name}@%h",
+            "--queues", queues, "--concurrency", str(concurrency), "--loglevel", "INFO",
+            "--without-gossip", "--without-mingle", "--without-heartbeat",
+        ], "ready.")
+
+    def stop(self, process):
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+    def stop_all(self):
+        for process in self.started:
+            self.stop(process)
+
+
+def wait_readable(event_id, timeout=600):
+    deadline = time.monotonic() + timeout
+    while not Notification.objects.filter(event_id=event_id).exists():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"event {event_id} never became readable")
+        time.sleep(0.0005)
+
+
+def emit_critical(workspace):
+    started = time.perf_counter()
+    event = event_emit(CRITICAL, workspace=workspace.public_id,
+                       payload={"datasource_name": "warehouse"})
+    wait_readable(event.pk)
+    return time.perf_counter() - started
+
+
+# --- rows -----------------------------------------------------------------------------------
+
+def bench_emit():
+    """emit() in the caller, committed and published, by strings; flat in recipients."""
+    ws1, _ = make_workspace("emit1", 1)
+    ws1000, _ = make_workspace("emit1000", 1000)
+    critical = EventType.objects.get(key=CRITICAL)
+    n = 300
+
+    def floor():  # the insert and the publish emit cannot avoid
+        for _ in range(n):
+            with transaction.atomic():
+                event = Event.objects.create(
+                    event_type=critical, workspace=ws1, priority="critical",
+                    payload={"datasource_name": "x"}, occurred_at=timezone.now())
+            app.send_task("bench.noop", kwargs={"event_id": str(event.pk)}, queue="bench",
+                          retry=False)
+
+    def emit_many(workspace):
+        def run():
+            for _ in range(n):
+                with transaction.atomic():
+                    event_emit(CRITICAL, workspace=workspace.public_id,
+                               payload={"datasource_name": "x"})
+        return run
+
+    event_emit(CRITICAL, workspace=ws1.public_id)  # warm caches and the broker connection
+    floor_time = best(floor) / n
+    one = best(emit_many(ws1)) / n
+    thousand = best(emit_many(ws1000)) / n
+    app.control.purge()
+    with app.connection_for_write() as conn:
+        conn.default_channel.queue_purge("bench")
+    row("emit() in the caller, committed + published, type and workspace as strings",
+        f"{ms(one)} (1 member), {ms(thousand)} (1,000 members)",
+        f"{ms(floor_time)} (Event insert + publish)",
+        f"x{one / floor_time:.2f} / x{thousand / floor_time:.2f}", "<= 1.3x, flat")
+    Event.objects.all().delete()
+
+
+def bench_routing():
+    """Routing one critical event in-process: fixed part and per-recipient cost."""
+    results = {}
+    for members in (1, 1000):
+        workspace, users = make_workspace(f"route{members}", members)
+
+        def route(workspace=workspace):
+            with transaction.atomic():
+                event = event_emit(CRITICAL, workspace=workspace,
+                                   payload={"datasource_name": "x"})
+                started = time.perf_counter()
+                event_route(event_id=event.pk)
+                elapsed = time.perf_counter() - started
+                transaction.set_rollback(True)
+            return elapsed
+
+        def floor(users=users):
+            with transaction.atomic():
+                Notification.objects.bulk_create(
+                    [Notification(user=u, priority="critical", title="x") for u in users],
+                    batch_size=1000)
+                transaction.set_rollback(True)
+
+        route()
+        results[members] = (min(route() for _ in range(5)), best(floor, 5))
+    (one, floor_one), (many, floor_many) = results[1], results[1000]
+    per = (many - one) / 999
+    floor_per = (floor_many - floor_one) / 999
+    row("routing one critical event (in-process, as in the worker)",
+        f"{ms(one)} at 1 recipient, +{per * 1e6:.1f} us per recipient",
+        f"bulk insert of the same rows: +{floor_per * 1e6:.1f} us per recipient",
+        f"per recipient x{per / floor_per:.2f}", "fixed < 5 ms; per recipient <= 1.5x")
+
+
+def bench_flush(events, members, log_dir):
+    """A flush of events x members items, in a child process (for its peak RSS)."""
+    workspace, users = make_workspace(f"flush{members}", members)
+    medium = EventType.objects.get(key=MEDIUM)
+    items = events * members
+
+    def fill():
+        with transaction.atomic():
+            rows = Event.objects.bulk_create(
+                Event(event_type=medium, workspace=workspace, priority="medium",
+                      payload={"query_name": f"q{i}"}, occurred_at=timezone.now(),
+                      status="routed") for i in range(events))
+            for event in rows:
+                Delivery.objects.bulk_create(
+                    [Delivery(event=event, channel="in_app", user=u, priority="medium",
+                              bucket="5m") for u in users], batch_size=5000)
+
+    fill()
+    started = time.perf_counter()
+    Delivery.objects.filter(status="pending", bucket="5m").update(status="sending")
+    floor_time = time.perf_counter() - started
+    Delivery.objects.filter(status="sending").update(status="pending")
+
+    env = Processes(log_dir).env
+    started = time.perf_counter()
+    child = subprocess.Popen([sys.executable, "manage.py", "flush_digests", "--bucket", "5m"],
+                             cwd=ROOT, env={**env, "LOG_LEVEL": "WARNING"},
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    _, status, usage = os.wait4(child.pid, 0)
+    elapsed = time.perf_counter() - started
+    output = child.stdout.read().decode()
+    child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode != 0:
+        raise RuntimeError(output)
+    peak_mb = usage.ru_maxrss / 1024
+    delivered = Delivery.objects.filter(status="delivered").count()
+    assert delivered == items, (delivered, items, output)
+    row(f"flush of {items:,} items ({events:,} events x {members} members), own process",
+        f"{elapsed:.2f} s, {items / elapsed:,.0f} items/s, peak RSS {peak_mb:.0f} MB "
+        "(process start included)",
+        f"one UPDATE of all {items:,} rows: {floor_time:.2f} s",
+        f"x{elapsed / floor_time:.2f}", "< 10 s at 100k items; memory flat in items")
+    wipe_routing_output()
+    return peak_mb
+
+
+def bench_workers(processes, backlog):
+    """Critical latency idle and under a backlog; the backlog's drain rate."""
+    workspace, users = make_workspace("lane", 10)
+    urgent = processes.worker("urgent", "urgent", 2)
+
+    # floor: a bare Celery hop (control ping to the urgent worker and back)
+    hops = []
+    for _ in range(30):
+        started = time.perf_counter()
+        app.control.ping(destination=["urgent@" + platform.node()], timeout=2)
+        hops.append(time.perf_counter() - started)
+    emit_critical(workspace)  # warm
+    idle = [emit_critical(workspace) for _ in range(50)]
+    row("critical emit -> in-app readable, idle urgent worker, 10 members",
+        f"median {ms(statistics.median(idle))}, p99 {ms(pct(idle, 99))}",
+        f"bare Celery hop (control ping round trip): median {ms(statistics.median(hops))}",
+        f"x{statistics.median(idle) / statistics.median(hops):.2f}", "p99 < 25 ms")
+
+    # the backlog, queued with nobody serving "events" yet
+    with transaction.atomic():
+        for i in range(backlog):
+            event_emit(MEDIUM, workspace=workspace.public_id, payload={"query_name": f"q{i}"})
+    batched = processes.worker("batched", "events,digests", 2)
+    under_load = []
+    while Event.objects.filter(status="pending", priority="medium").exists():
+        under_load.append(emit_critical(workspace))
+        time.sleep(0.05)
+    processes.stop(batched)
+    routed = Event.objects.filter(priority="medium").values_list("routed_at", flat=True)
+    span = (max(routed) - min(routed)).total_seconds()
+    rate = (backlog - 1) / span
+    row(f"critical emit -> in-app readable while {backlog:,} medium events drain",
+        f"median {ms(statistics.median(under_load))}, p99 {ms(pct(under_load, 99))} "
+        f"({len(under_load)} samples)" if under_load else "backlog drained before a sample",
+        "idle figure above", f"x{statistics.median(under_load) / statistics.median(idle):.2f}"
+        if under_load else "-", "p99 < 100 ms")
+
+    medium = EventType.objects.get(key=MEDIUM)
+    n = min(backlog, 1000)
+
+    def floor():  # the same rows with bulk_create, in one process
+        with transaction.atomic():
+            rows = Event.objects.bulk_create(
+                Event(event_type=medium, workspace=workspace, priority="medium",
+                      occurred_at=timezone.now()) for _ in range(n))
+            Delivery.objects.bulk_create(
+                [Delivery(event=e, channel="in_app", user=u, priority="medium", bucket="5m")
+                 for e in rows for u in users], batch_size=5000)
+            transaction.set_rollback(True)
+
+    floor_rate = n / best(floor)
+    row("backlog drain, 10 members per event, one batched worker (concurrency 2)",
+        f"{rate:,.0f} events/s", f"bulk_create of the same rows: {floor_rate:,.0f} events/s",
+        f"x{rate / floor_rate:.2f}", ">= 0.5x the floor")
+    processes.stop(urgent)
+    wipe_routing_output()
+
+
+def bench_read_path(processes, total_rows, mine):
+    """GET list and unread-count over HTTP (gunicorn, token auth), beside their SQL."""
+    import http.client
+
+    from rest_framework.authtoken.models import Token
+
+    user = get_user_model().objects.create(username="reader")
+    other = get_user_model().objects.create(username="everyone-else")
+    token = Token.objects.create(user=user).key
+    table = Notification._meta.db_table
+    started = time.perf_counter()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (user_id, kind, event_type_key, category, priority, title, "
+            "items, created_at, read_at) "
+            "SELECT CASE WHEN g %% %s = 0 THEN %s ELSE %s END, 'event', 'query.query_failed', "
+            "'queries', 'medium', 'Query failed: q' || g, '[]'::jsonb, now(), "
+            "CASE WHEN g %% 5 = 0 THEN NULL ELSE now() END "
+            "FROM generate_series(1, %s) AS g",
+            [total_rows // mine, user.pk, other.pk, total_rows])
+        cursor.execute(f"VACUUM ANALYZE {table}")
+    print(f"  (populated {total_rows:,} notifications in {time.perf_counter() - started:.0f} s)",
+          flush=True)
+    port = _free_port()
+    processes.start("gunicorn", [sys.executable, "-m", "gunicorn", "config.wsgi", "--bind",
+                                 f"127.0.0.1:{port}", "--workers", "1"], "Booting worker")
+
+    def get(path):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        started = time.perf_counter()
+        conn.request("GET", path, headers={"Authorization": f"Token {token}"})
+        response = conn.getresponse()
+        body = response.read()
+        elapsed = time.perf_counter() - started
+        conn.close()
+        assert response.status == 200, body[:300]
+        return elapsed
+
+    from notifications.selectors import notification_list, notification_unread_count
+
+    def sql_list():
+        list(notification_list(user=user)[:51])
+
+    for path, sql, name in (("/api/notifications/", sql_list, "GET /api/notifications/ (50)"),
+                            ("/api/notifications/unread-count/",
+                             lambda: notification_unread_count(user=user),
+                             "GET /api/notifications/unread-count/")):
+        for _ in range(20):
+            get(path)
+        samples = [get(path) for _ in range(300)]
+        sql_samples = []
+        for _ in range(100):
+            started = time.perf_counter()
+            sql()
+            sql_samples.append(time.perf_counter() - started)
+        row(f"{name} over HTTP (gunicorn, token auth), user with {mine:,} of "
+            f"{total_rows:,} rows",
+            f"median {ms(statistics.median(samples))}, p99 {ms(pct(samples, 99))}",
+            f"its SQL through the ORM: median {ms(statistics.median(sql_samples))}",
+            f"x{statistics.median(samples) / statistics.median(sql_samples):.2f}",
+            "p99 < 10 ms (list), < 8 ms (count)")
+
+
+def _free_port():
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# --- the run ----------------------------------------------------------------------------------
+
+def machine():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT version()" if connection.vendor == "postgresql"
+                       else "SELECT 'SQLite ' || sqlite_version()")
+        database = cursor.fetchone()[0].split(" on ")[0]
+    broker = settings.CELERY_BROKER_URL.split("://")[0]
+    if broker.startswith("redis"):
+        import redis
+
+        broker = f"Redis {redis.Redis.from_url(settings.CELERY_BROKER_URL).info()['redis_version']}"
+    return {"date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            "cores": os.cpu_count(), "cpu": platform.processor() or platform.machine(),
+            "database": database, "broker": broker,
+            "python": platform.python_version(), "django": django.get_version(),
+            "load": " ".join(f"{x:.1f}" for x in os.getloadavg())}
+
+
+def write_results(info, args):
+    lines = [
+        "# Benchmark results", "",
+        f"`bin/bench{' --big' if args.big else ''}` on {info['date']}: {info['cores']} cores "
+        f"({info['cpu']}), {info['database']}, {info['broker']}, Python {info['python']}, "
+        f"Django {info['django']}; load average at start {info['load']} (a shared machine: "
+        "compare ratios, not absolute figures).", "",
+        "| what | measured | floor in the same run | ratio | target |", "|---|---|---|---|---|",
+    ]
+    lines += [f"| {' | '.join(cells)} |" for cells in ROWS]
+    (ROOT / "bench" / "RESULTS.md").write_text("\n".join(lines) + "\n")
 
 
 def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--big", action="store_true",
+                        help="issue sizes: 10M notifications, 10,000-event backlog, 100k-item "
+                             "flush (takes a while)")
+    args = parser.parse_args()
+    sizes = ({"rows": 10_000_000, "backlog": 10_000, "flush_events": 1000}
+             if args.big else {"rows": 200_000, "backlog": 2_000, "flush_events": 200})
     setup_test_environment()
     old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True)
+    log_dir = Path(settings.VAR_DIR) / "bench-logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    processes = Processes(log_dir)
     try:
-        run()
+        info = machine()
+        print(f"{info['date']}: {info['cores']} cores, {info['database']}, {info['broker']}\n",
+              flush=True)
+        bench_emit()
+        bench_routing()
+        services = (connection.vendor == "postgresql"
+                    and settings.CELERY_BROKER_URL.startswith("redis"))
+        if services:
+            bench_flush(sizes["flush_events"], 100, log_dir)
+            bench_workers(processes, sizes["backlog"])
+            bench_read_path(processes, sizes["rows"], 1000)
+        else:
+            print("(worker, flush and HTTP rows need PostgreSQL and Redis)")
+        write_results(info, args)
+        print("\nwritten to bench/RESULTS.md")
     finally:
+        processes.stop_all()
+        connection.close()
         connection.creation.destroy_test_db(old_name, verbosity=0)
-
-
-def run():
-    User = get_user_model()
-    members = 200
-    users = User.objects.bulk_create(User(username=f"bench{i}", email=f"b{i}@example.com")
-                                     for i in range(members))
-    users = list(User.objects.filter(username__startswith="bench"))
-    workspace = Workspace.objects.create(name="bench")
-    Membership.objects.bulk_create(Membership(workspace=workspace, user=u) for u in users)
-    critical = EventType.objects.get(key="data_source.connection_lost")
-    medium = EventType.objects.get(key="query.long_running_query")
-    n = 300
-
-    print(f"database: {connection.vendor}; workspace of {members} members\n")
-
-    def floor_insert():
-        with transaction.atomic():
-            for _ in range(n):
-                Event.objects.create(event_type=critical, workspace=workspace, priority="critical",
-                                     payload={"datasource_name": "x"}, occurred_at=_now())
-            transaction.set_rollback(True)
-
-    def emit_many():
-        with transaction.atomic():
-            for _ in range(n):
-                event_emit(critical, workspace=workspace, payload={"datasource_name": "x"})
-            transaction.set_rollback(True)
-
-    floor, _ = best_of(floor_insert)
-    report("floor: Event insert", n, floor, floor)
-    emit_time, _ = best_of(emit_many)
-    report("emit() (validate + insert + on_commit)", n, emit_time, floor)
-
-    events = n // 10
-
-    def floor_fanout():
-        with transaction.atomic():
-            for _ in range(events):
-                Notification.objects.bulk_create(
-                    Notification(user=u, priority="critical", title="x") for u in users)
-            transaction.set_rollback(True)
-
-    def route_many():
-        with transaction.atomic():
-            for _ in range(events):
-                event = event_emit(critical, workspace=workspace, payload={"datasource_name": "x"})
-                event_route(event_id=event.pk)
-            transaction.set_rollback(True)
-
-    floor, _ = best_of(floor_fanout)
-    report(f"floor: bulk insert {members} notifications", events * members, floor, floor)
-    route_time, _ = best_of(route_many)
-    report(f"route critical to {members} members", events * members, route_time, floor)
-
-    def flush_many():
-        with transaction.atomic():
-            for _ in range(events):
-                event = event_emit(medium, workspace=workspace, payload={"query_name": "q"})
-                event_route(event_id=event.pk)
-        started = time.perf_counter()
-        digest_flush(bucket="5m")
-        elapsed = time.perf_counter() - started
-        Delivery.objects.all().delete()
-        Notification.objects.all().delete()
-        return elapsed
-
-    def floor_items():
-        with transaction.atomic():
-            for _ in range(events):
-                event = Event.objects.create(event_type=medium, workspace=workspace,
-                                             priority="medium", occurred_at=_now())
-                Delivery.objects.bulk_create(
-                    Delivery(event=event, channel="in_app", user=u, priority="medium")
-                    for u in users)
-            transaction.set_rollback(True)
-
-    floor, _ = best_of(floor_items)
-    flush_time = min(flush_many() for _ in range(3))
-    report(f"floor: write {events * members} pending items", events * members, floor, floor)
-    report(f"flush 5m: {events * members} items -> {members} digests", events * members,
-           flush_time, floor)
-
-
-def _now():
-    from django.utils import timezone
-
-    return timezone.now()
 
 
 if __name__ == "__main__":

@@ -103,6 +103,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not memory, so a worker process in the tests sees the same test database.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
+# Persistent connections (web requests and worker tasks, see config/celery.py): a new
+# PostgreSQL session per request or task costs more than the work itself. Checked before
+# reuse, so one the server dropped is replaced, not handed to a request. SQLite: no gain.
+_is_sqlite = DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3"
+DATABASES["default"].setdefault(  # ?conn_max_age= in DATABASE_URL wins
+    "CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=0 if _is_sqlite else 60))
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -224,15 +231,19 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 
 # Queues and routes in one place. Routing and digest flushes never wait behind each other:
 # run one worker per queue to scale them independently (README, "Scale out").
+# The priority lane: routing of critical and high events ("urgent", with the outbox sweep
+# that recovers them) has a queue and a worker of its own (Procfile "urgent"), so it never
+# waits behind batched routing in "events", however long that backlog is.
 # Immediate sends ("deliveries"), digest sends ("digests") and webhook sends ("webhooks")
 # have queues of their own, so a slow receiver never holds up a critical email.
 CELERY_TASK_DEFAULT_QUEUE = "events"
 CELERY_TASK_QUEUES = [
     Queue(name, Exchange(name), routing_key=name)
-    for name in ("events", "deliveries", "digests", "webhooks")
+    for name in ("urgent", "events", "deliveries", "digests", "webhooks")
 ]
 CELERY_TASK_ROUTES = {
-    task_names.OUTBOX_SWEEP: {"queue": "events"},
+    task_names.OUTBOX_SWEEP: {"queue": "urgent"},
+    task_names.EVENT_ROUTE_URGENT: {"queue": "urgent"},
     task_names.EVENT_ROUTE: {"queue": "events"},
     task_names.DIGEST_FLUSH: {"queue": "digests"},
     task_names.DELIVERY_SEND: {"queue": "deliveries"},
@@ -269,6 +280,10 @@ DATAFI_OUTBOX_URGENT_STALE_SECONDS = env.int("DATAFI_OUTBOX_URGENT_STALE_SECONDS
 DATAFI_BROKER_BACKOFF_SECONDS = env.int("DATAFI_BROKER_BACKOFF_SECONDS", default=30)
 # How often an open page's bell asks whether anything changed (an unchanged answer is a 304).
 DATAFI_BELL_POLL_SECONDS = env.float("DATAFI_BELL_POLL_SECONDS", default=10)
+# A digest flush sends its in-app digests in chunks of at most this many items (whole
+# digests; one larger digest is a chunk of its own), one transaction each: its memory
+# holds one chunk, whatever the number of items waiting.
+DATAFI_FLUSH_CHUNK_ITEMS = env.int("DATAFI_FLUSH_CHUNK_ITEMS", default=5000)
 WEBHOOK_ALLOW_PRIVATE_NETWORKS = env.bool("WEBHOOK_ALLOW_PRIVATE_NETWORKS", default=False)
 
 # --- Outbound deliveries (email now, webhooks next) -------------------------------------------

@@ -171,3 +171,23 @@ class Event(models.Model):
 
     def __str__(self):
         return f"{self.event_type.key} at {self.occurred_at:%Y-%m-%d %H:%M}"
+
+
+class CatalogVersion(models.Model):
+    """One row whose token changes with every change to the ``EventType`` table.
+
+    ``emit()`` caches event types in each process and reads this token in the query it makes
+    anyway (the workspace lookup): a different token drops the cache. A trigger, not the
+    application, changes the token (migration ``0005_catalog_version``), in the transaction
+    that writes event types, so every write counts: services, the admin, a bulk
+    ``update()``, raw SQL, another process. No row (a test flushed the table) means no
+    caching until the next change writes one.
+    """
+
+    SINGLETON = 1
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=SINGLETON, editable=False)
+    token = models.CharField(max_length=64)
+
+    def __str__(self):
+        return f"catalog version {self.token}"

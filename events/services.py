@@ -13,7 +13,7 @@ from typing import Any
 from celery import current_app
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import DatabaseError, IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 
 from . import catalog, task_names
@@ -29,7 +29,7 @@ from .exceptions import (
     UnknownWorkspace,
     WorkspaceError,
 )
-from .models import Category, Event, EventType, Membership, Workspace
+from .models import CatalogVersion, Category, Event, EventType, Membership, Workspace
 
 logger = logging.getLogger(__name__)
 
@@ -313,15 +313,17 @@ def event_emit(
     (any other is refused exactly like an unknown one, so its existence is not revealed),
     and so only to recipients who share it; never to the staff audience (no workspace).
     """
-    event_type = _resolve_event_type(event_type)
-    payload = _validate_payload(payload)
     restricted = emitted_by is not None and not _may_emit_anywhere(emitted_by)
+    member = emitted_by if restricted else None
+    token, workspace_pk = _catalog_lookup(event_type, workspace, member=member)
+    event_type = _resolve_event_type(event_type, token=token)
+    payload = _validate_payload(payload)
     if restricted and workspace is None:
         raise EmitNotAllowed(
             "workspace_id is required: only staff and holders of the "
             "events.emit_any_workspace permission may emit events without a workspace"
         )
-    workspace = _resolve_workspace(workspace, member=emitted_by if restricted else None)
+    workspace = _resolve_workspace(workspace, pk=workspace_pk, member=member)
     recipient_ids = _resolve_recipients(recipients, workspace)
     dedupe_key = _validate_dedupe_key(dedupe_key)
     occurred_at = _validate_occurred_at(occurred_at)
@@ -362,21 +364,78 @@ def event_emit(
     event.deduplicated = False
 
     if event.status == Event.Status.PENDING:
-        transaction.on_commit(partial(event_enqueue, event_id=event.pk))
+        transaction.on_commit(partial(event_enqueue, event_id=event.pk, priority=event.priority))
     else:
         logger.info("event %s logged, not delivered: %s is disabled", event.pk, event_type.key)
     return event
 
 
-def _resolve_event_type(event_type) -> EventType:
+# Event types by key, read under one catalog version token; replaced as a whole, so a
+# thread sees either the old dictionary or the new one.
+_event_types: tuple[str | None, dict[str, EventType]] = (None, {})
+_NOT_LOOKED_UP = object()
+
+
+def _catalog_lookup(event_type, workspace, *, member=None) -> tuple[str | None, Any]:
+    """The catalog version token and the pk of the workspace named by a public id; one query.
+
+    The token is read in the query that looks up the workspace (which emit makes anyway),
+    so checking the event type cache costs nothing more. With ``member``, only a workspace
+    that user belongs to is found. Either half is skipped when not needed; without a
+    usable string for either, no query at all. The pk is ``None`` for an unknown
+    workspace, ``_NOT_LOOKED_UP`` when ``workspace`` is not a usable public id.
+    """
+    want_token = isinstance(event_type, str) and event_type and not _text_problem(event_type)
+    want_workspace = (isinstance(workspace, str) and workspace
+                      and not _text_problem(workspace))
+    if not (want_token or want_workspace):
+        return None, _NOT_LOOKED_UP
+    columns, params = [], []
+    if want_token:
+        columns.append(_CATALOG_TOKEN_SQL)
+    if want_workspace:
+        columns.append(_WORKSPACE_PK_SQL if member is None else _MEMBER_WORKSPACE_PK_SQL)
+        params += [workspace] if member is None else [workspace, member.pk]
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {', '.join(columns)}", params)
+        row = list(cursor.fetchone())
+    token = row.pop(0) if want_token else None
+    return token, (row.pop(0) if want_workspace else _NOT_LOOKED_UP)
+
+
+_CATALOG_TOKEN_SQL = (
+    f"(SELECT token FROM {CatalogVersion._meta.db_table} WHERE id = {CatalogVersion.SINGLETON})"
+)
+_WORKSPACE_PK_SQL = f"(SELECT id FROM {Workspace._meta.db_table} WHERE public_id = %s)"
+_MEMBER_WORKSPACE_PK_SQL = (
+    f"(SELECT w.id FROM {Workspace._meta.db_table} w WHERE w.public_id = %s AND EXISTS "
+    f"(SELECT 1 FROM {Membership._meta.db_table} m WHERE m.workspace_id = w.id "
+    f"AND m.user_id = %s))"
+)
+
+
+def _resolve_event_type(event_type, *, token: str | None = None) -> EventType:
+    """The event type, from this process's cache when ``token`` is the one it was read under.
+
+    Any change to any event type changes the token (a database trigger), so a change made
+    anywhere is seen by the next emit in every process. No token, no caching.
+    """
+    global _event_types
     if isinstance(event_type, EventType):
         return event_type
     if not isinstance(event_type, str) or not event_type or _text_problem(event_type):
         raise UnknownEventType(f"event_type must be an event type key, got {event_type!r}")
+    cached_token, cached = _event_types
+    if token is not None and token == cached_token and event_type in cached:
+        return cached[event_type]
     try:
-        return EventType.objects.get(key=event_type)
+        found = EventType.objects.get(key=event_type)
     except EventType.DoesNotExist:
         raise UnknownEventType(f"unknown event type {event_type!r}") from None
+    if token is not None:  # read after the token: at worst cached under an older token
+        _event_types = (token, {**cached, event_type: found} if token == cached_token
+                        else {event_type: found})
+    return found
 
 
 def _validate_payload(payload) -> dict:
@@ -454,8 +513,13 @@ def _may_emit_anywhere(user) -> bool:
     return user.is_staff or user.has_perm("events.emit_any_workspace")
 
 
-def _resolve_workspace(workspace, *, member=None) -> Workspace | None:
-    """The workspace ``workspace`` names; with ``member``, only one that user belongs to."""
+def _resolve_workspace(workspace, *, pk=_NOT_LOOKED_UP, member=None) -> Workspace | None:
+    """The workspace ``workspace`` names; with ``member``, only one that user belongs to.
+
+    For a public id, ``pk`` is what ``_catalog_lookup`` found for it (with the same
+    ``member``); the workspace comes back with only its id and public id loaded (the rest
+    loads on access): emit needs no more.
+    """
     if workspace is None or isinstance(workspace, Workspace):
         if isinstance(workspace, Workspace) and workspace.pk is None:
             raise UnknownWorkspace("workspace is not saved")
@@ -464,17 +528,14 @@ def _resolve_workspace(workspace, *, member=None) -> Workspace | None:
         ).exists():
             raise UnknownWorkspace(f"unknown workspace {workspace.public_id!r}")
         return workspace
-    if not isinstance(workspace, str) or not workspace or _text_problem(workspace):
+    if (not isinstance(workspace, str) or not workspace or _text_problem(workspace)
+            or pk is _NOT_LOOKED_UP):
         raise UnknownWorkspace(
             f"workspace must be a workspace id like 'ws_abc123', got {workspace!r}"
         )
-    workspaces = Workspace.objects.filter(public_id=workspace)
-    if member is not None:  # one not theirs is refused exactly like one that does not exist
-        workspaces = workspaces.filter(memberships__user=member)
-    found = workspaces.first()
-    if found is None:
+    if pk is None:  # one not theirs is refused exactly like one that does not exist
         raise UnknownWorkspace(f"unknown workspace {workspace!r}")
-    return found
+    return Workspace.from_db(connection.alias, ["id", "public_id"], [pk, workspace])
 
 
 def _resolve_recipients(recipients, workspace: Workspace | None) -> list[int] | None:
@@ -551,8 +612,11 @@ def event_mark_failed(*, event_id, error: str) -> bool:
 _broker_down_until = 0.0  # monotonic time; per process
 
 
-def event_enqueue(*, event_id) -> bool:
+def event_enqueue(*, event_id, priority: str) -> bool:
     """Publish the routing task for one event; never raises. Runs after commit.
+
+    Critical and high events go to the priority lane (``EVENT_ROUTE_URGENT``, routed to the
+    ``urgent`` queue in settings), so they never wait behind batched work.
 
     A broker that is down or hangs fails fast (connection and socket timeouts in settings,
     no publish retries). The event is then marked due for the next outbox sweep, and this
@@ -564,8 +628,9 @@ def event_enqueue(*, event_id) -> bool:
         _mark_due_for_sweep(event_id)
         return False
     try:
-        current_app.send_task(task_names.EVENT_ROUTE, kwargs={"event_id": str(event_id)},
-                              retry=False)
+        name = (task_names.EVENT_ROUTE_URGENT if priority in catalog.Priority.IMMEDIATE
+                else task_names.EVENT_ROUTE)
+        current_app.send_task(name, kwargs={"event_id": str(event_id)}, retry=False)
     except Exception as exc:  # the broker's failure must not become the caller's
         _broker_down_until = time.monotonic() + settings.DATAFI_BROKER_BACKOFF_SECONDS
         logger.warning("routing of event %s not enqueued, the sweep will retry: %r", event_id, exc)
@@ -617,7 +682,7 @@ def outbox_sweep(*, batch_size: int = 500) -> int:
         sent: dict[timedelta, list] = {}  # stale window -> event ids enqueued
         count = 0
         for event_id, priority in due:
-            if not event_enqueue(event_id=event_id):
+            if not event_enqueue(event_id=event_id, priority=priority):
                 break
             sent.setdefault(outbox_stale_window(priority), []).append(event_id)
             count += 1

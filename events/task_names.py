@@ -9,6 +9,8 @@ record history.
 
 OUTBOX_SWEEP = "events.outbox_sweep"
 EVENT_ROUTE = "notifications.event_route"
+#: Routing of a critical or high event: the same work, on the priority lane (``urgent``).
+EVENT_ROUTE_URGENT = "notifications.event_route_urgent"
 DIGEST_FLUSH = "notifications.digest_flush"
 DELIVERY_SEND = "notifications.delivery_send"
 DIGEST_SEND = "notifications.digest_send"

@@ -142,8 +142,13 @@ class AudienceCheck:
 
 def notification_list(*, user, unread: bool | None = None, priority: str | None = None,
                       category: str | None = None, workspace: str | None = None) -> QuerySet:
-    """The user's own notifications, newest first, with their workspace and event loaded."""
-    notifications = Notification.objects.filter(user=user).select_related("workspace", "event")
+    """The user's own notifications, newest first.
+
+    Each carries ``workspace_public_id`` and ``event_payload`` (from the same query): the
+    workspace and event rows are joined for those two values, not loaded as objects.
+    """
+    notifications = Notification.objects.filter(user=user).annotate(
+        workspace_public_id=F("workspace__public_id"), event_payload=F("event__payload"))
     if unread is not None:
         notifications = notifications.filter(read_at__isnull=unread)
     if priority:

@@ -1,13 +1,13 @@
 """Everything in notifications that writes: routing events, digests, reading state, rules."""
 
 import logging
-from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import partial
 
 from celery import current_app
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models import Count
 from django.utils import timezone
 
 from channels_app.backends import get_backend
@@ -121,45 +121,106 @@ class ClaimResult:
 def digest_claim(*, bucket: str) -> ClaimResult:
     """Claim every pending item of ``bucket`` into one new digest per (channel, recipient).
 
-    Commits on return. Rows are taken with SKIP LOCKED, so a concurrent claim gets the
-    other rows, never the same ones. An external channel's digests get a delivery each
-    (with the digest's id), enqueued to ``digest_send`` once this commits. Costs one query
-    per recipient and a few more, whatever the number of items per recipient.
+    Commits on return. One claim per bucket at a time: a concurrent claim of the same
+    bucket returns at once with nothing (the running one takes every item it sees), so no
+    item is ever in two digests. On PostgreSQL the claim is one statement whatever the
+    number of items (the items never come into Python); elsewhere one query per recipient.
+    An external channel's digests get a delivery each (with the digest's id), enqueued to
+    ``digest_send`` once this commits.
     """
     channels = digest_channels()
     with transaction.atomic():
-        items = list(
-            Delivery.objects.select_for_update(skip_locked=True)
-            .filter(status=Delivery.Status.PENDING, bucket=bucket, channel__in=channels)
-            .only("pk", "channel", "user_id", "address", "endpoint_id")
-        )
-        if not items:
-            return ClaimResult()
-        groups = defaultdict(list)
-        for item in items:
-            groups[(item.channel, item.user_id, item.address, item.endpoint_id)].append(item)
-        digests = [
-            Digest(channel=channel, bucket=bucket, user_id=user_id, address=address,
-                   endpoint_id=endpoint_id, item_count=len(members))
-            for (channel, user_id, address, endpoint_id), members in groups.items()
-        ]
-        Digest.objects.bulk_create(digests)
-        for digest, members in zip(digests, groups.values(), strict=True):
-            Delivery.objects.filter(pk__in=[item.pk for item in members]).update(
-                digest=digest, status=Delivery.Status.SENDING
-            )
+        if connection.vendor == "postgresql":
+            if not _claim_lock(bucket):
+                return ClaimResult()
+            items, digests = _claim_postgresql(bucket=bucket, channels=channels)
+        else:  # SQLite: writers are serialized by the IMMEDIATE transaction already
+            items, digests = _claim_portable(bucket=bucket, channels=channels)
         # An external channel sends each digest as a delivery of its own, under the digest's
         # id, through the same pipeline as immediate sends (retries, attempts, sweep).
         now = timezone.now()
         sends = Delivery.objects.bulk_create(
-            Delivery(id=digest.pk, kind=Delivery.Kind.DIGEST, digest=digest,
-                     channel=digest.channel, user_id=digest.user_id, address=digest.address,
-                     endpoint_id=digest.endpoint_id, priority=PRIORITY_BY_BUCKET[bucket],
-                     bucket=bucket, next_attempt_at=now)
-            for digest in digests if get_backend(digest.channel).external
+            [Delivery(id=digest_id, kind=Delivery.Kind.DIGEST, digest_id=digest_id,
+                      channel=channel, user_id=user_id, address=address,
+                      endpoint_id=endpoint_id, priority=PRIORITY_BY_BUCKET[bucket],
+                      bucket=bucket, next_attempt_at=now)
+             for digest_id, channel, user_id, address, endpoint_id in digests
+             if get_backend(channel).external],
+            batch_size=1000,
         )
         deliveries_enqueue(sends)
-    return ClaimResult(items=len(items), digests_enqueued=len(sends))
+    return ClaimResult(items=items, digests_enqueued=len(sends))
+
+
+def _claim_lock(bucket: str) -> bool:
+    """Take this transaction's claim lock of ``bucket``; False if another claim holds it."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_xact_lock(%s, %s)",
+                       [_CLAIM_LOCK_CLASS, Bucket.values.index(bucket)])
+        return cursor.fetchone()[0]
+
+
+_CLAIM_LOCK_CLASS = 0x44696773  # "Digs": the advisory lock space of digest claims
+
+_CLAIM_SQL = """
+WITH grouped AS (
+    SELECT channel, user_id, address, endpoint_id, count(*) AS n
+    FROM {delivery}
+    WHERE status = %(pending)s AND bucket = %(bucket)s AND channel = ANY(%(channels)s)
+    GROUP BY channel, user_id, address, endpoint_id
+), created AS (
+    INSERT INTO {digest} (id, channel, bucket, user_id, address, endpoint_id, status,
+                          item_count, attempts, last_error, created_at)
+    SELECT gen_random_uuid(), channel, %(bucket)s, user_id, address, endpoint_id,
+           %(claimed)s, n, 0, '', %(now)s
+    FROM grouped
+    RETURNING id, channel, user_id, address, endpoint_id
+), claimed AS (
+    UPDATE {delivery} AS item
+    SET digest_id = created.id, status = %(sending)s, updated_at = %(now)s
+    FROM created
+    WHERE item.status = %(pending)s AND item.bucket = %(bucket)s
+      AND item.channel = created.channel AND item.address = created.address
+      AND coalesce(item.user_id, 0) = coalesce(created.user_id, 0)
+      AND coalesce(item.endpoint_id, 0) = coalesce(created.endpoint_id, 0)
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM claimed), id, channel, user_id, address, endpoint_id
+FROM created
+"""
+
+
+def _claim_postgresql(*, bucket: str, channels: list[str]) -> tuple[int, list[tuple]]:
+    """Group, create the digests and claim the items in one statement (one snapshot)."""
+    sql = _CLAIM_SQL.format(delivery=Delivery._meta.db_table, digest=Digest._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, {
+            "bucket": bucket, "channels": list(channels), "now": timezone.now(),
+            "pending": Delivery.Status.PENDING, "sending": Delivery.Status.SENDING,
+            "claimed": Digest.Status.CLAIMED,
+        })
+        rows = cursor.fetchall()
+    items = rows[0][0] if rows else 0
+    return items, [row[1:] for row in rows]
+
+
+def _claim_portable(*, bucket: str, channels: list[str]) -> tuple[int, list[tuple]]:
+    pending = Delivery.objects.filter(status=Delivery.Status.PENDING, bucket=bucket,
+                                      channel__in=channels)
+    groups = list(pending.values_list("channel", "user_id", "address", "endpoint_id")
+                  .annotate(n=Count("pk")).order_by())
+    digests = Digest.objects.bulk_create(
+        [Digest(channel=channel, bucket=bucket, user_id=user_id, address=address,
+                endpoint_id=endpoint_id, item_count=n)
+         for channel, user_id, address, endpoint_id, n in groups],
+        batch_size=500,
+    )
+    items = 0
+    for digest in digests:
+        items += pending.filter(channel=digest.channel, user_id=digest.user_id,
+                                address=digest.address, endpoint_id=digest.endpoint_id).update(
+            digest=digest, status=Delivery.Status.SENDING, updated_at=timezone.now())
+    return items, [(d.pk, d.channel, d.user_id, d.address, d.endpoint_id) for d in digests]
 
 
 def digest_flush_enqueue(*, bucket: str) -> None:

@@ -38,11 +38,22 @@ def event_route(self, *, event_id: str) -> None:
     An unexpected failure is retried; after the last retry the event is marked failed with
     the error (visible in the admin and the API) and the outbox sweep leaves it alone.
     """
+    _route(self, event_id)
+
+
+@shared_task(name=task_names.EVENT_ROUTE_URGENT, bind=True, max_retries=MAX_RETRIES,
+             acks_late=True, reject_on_worker_lost=True)
+def event_route_urgent(self, *, event_id: str) -> None:
+    """Route one critical or high event: ``event_route`` on the priority lane (retries too)."""
+    _route(self, event_id)
+
+
+def _route(task, event_id: str) -> None:
     try:
         result = services.event_route(event_id=event_id)
     except Exception as exc:  # any failure: bounded retries, then the event says why
         logger.exception("event %s: routing failed", event_id)
-        _retry_or_give_up(self, exc, lambda error: event_mark_failed(event_id=event_id,
+        _retry_or_give_up(task, exc, lambda error: event_mark_failed(event_id=event_id,
                                                                      error=error))
         return
     if result.skipped:

@@ -32,7 +32,8 @@ from tests.support import (
 )
 
 REQUIRE_SERVICES = os.environ.get("DATAFI_REQUIRE_SERVICES") == "1"
-WORKER_QUEUES = "events,deliveries,digests,webhooks"
+#: The session worker serves every queue declared in settings (the priority lane too).
+WORKER_QUEUES = ",".join(queue.name for queue in settings.CELERY_TASK_QUEUES)
 
 
 def pytest_configure(config):

@@ -31,6 +31,7 @@ SWEEP_EVERY = 1  # seconds between beat's outbox sweeps in these tests
 STALE = 3600  # DATAFI_OUTBOX_STALE_SECONDS: never reached in a test
 DOCUMENTED_EMIT_BOUND = 3  # README: a broker that is down costs emit() at most one 3 s timeout
 SLACK = 60  # a busy 2-core machine; the windows above are what the bounds are made of
+ALL_QUEUES = ",".join(queue.name for queue in settings.CELERY_TASK_QUEUES)  # urgent too
 
 pytestmark = [
     pytest.mark.worker,
@@ -126,7 +127,7 @@ class Processes:
     def worker(self, name):
         return self.start(name, [
             sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo",
-            "--queues", "events,digests", "--loglevel", "INFO", "--without-gossip",
+            "--queues", ALL_QUEUES, "--loglevel", "INFO", "--without-gossip",
             "--without-mingle", "--without-heartbeat", "-n", f"{name}@%h",
         ], ready="ready.")
 
@@ -275,10 +276,10 @@ def test_critical_events_queued_in_a_redis_restarted_empty_come_back_through_the
     workspace = make_workspace(members=2)
     beat_schedule()
     emit_in_child(processes, "data_source.connection_lost", workspace, 20)
-    assert redis_server.client().llen("events") == 20  # queued, no worker yet
+    assert redis_server.client().llen("urgent") == 20  # queued (priority lane), no worker yet
 
     redis_server.restart()
-    assert redis_server.client().llen("events") == 0
+    assert redis_server.client().llen("urgent") == 0
     processes.worker("worker")
     processes.beat()
 

@@ -3,6 +3,7 @@
 import logging
 from collections import defaultdict
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -37,80 +38,110 @@ def notifications_create(*, event: Event, recipients: list[Recipient]) -> None:
     )
 
 
-def digests_send(*, bucket: str) -> int:
+def digests_send(*, bucket: str, chunk_items: int | None = None) -> int:
     """One digest notification per claimed digest, in the transaction that marks it sent.
 
-    Claimed digests are locked with SKIP LOCKED: a concurrent flush skips the ones this
-    one is sending, and a flush that died released its locks, so its digests are sent
-    here under their original id. Creating the notification and marking the digest
-    delivered commit together, so each digest reaches its user exactly once.
+    Works in chunks of whole digests of at most ``chunk_items`` items in all
+    (``DATAFI_FLUSH_CHUNK_ITEMS``; a single larger digest is a chunk of its own), each
+    chunk its own transaction with the same few queries: memory holds one chunk, whatever
+    the number of items. Claimed digests are locked with SKIP LOCKED: a concurrent flush
+    skips the ones this one is sending, and a flush that died released its locks, so its
+    digests are sent here under their original id. Creating the notification and marking
+    the digest delivered commit together, so each digest reaches its user exactly once.
 
     The audience is checked again at send time: an item whose user was deactivated or
     left the event's workspace since routing is cancelled, not shown.
 
-    One digest that cannot be sent does not stop the others: if sending them all at once
-    fails, they are sent one by one and a failing one records its error (see
+    One digest that cannot be sent does not stop the others: if sending a chunk at once
+    fails, its digests are sent one by one and a failing one records its error (see
     ``_digest_record_failure``); the next flush tries it again.
     """
-    try:
-        return _send_claimed(bucket=bucket)
-    except Exception:  # some digest cannot be sent: find it, send the others
-        logger.exception("digest flush %s: sending at once failed; one by one now", bucket)
-    sent = 0
-    claimed = Digest.objects.filter(channel=Channel.IN_APP, bucket=bucket,
-                                    status=Digest.Status.CLAIMED)
-    for digest_id in claimed.values_list("pk", flat=True):
+    chunk_items = chunk_items or settings.DATAFI_FLUSH_CHUNK_ITEMS
+    sent, failed = 0, set()  # failed: digests this flush leaves for the next one
+    while True:
+        chunk = []
         try:
-            sent += _send_claimed(bucket=bucket, digest_id=digest_id)
-        except Exception as exc:  # recorded on the digest; other users' digests go on
-            _digest_record_failure(digest_id, f"{type(exc).__name__}: {exc}")
-    return sent
+            with transaction.atomic():
+                digests = _lock_chunk(bucket=bucket, chunk_items=chunk_items, skip=failed)
+                if not digests:
+                    return sent
+                chunk = [digest.pk for digest in digests]
+                sent += _send_chunk(digests)
+            continue
+        except Exception:  # some digest of the chunk cannot be sent: find it, send the others
+            if not chunk:
+                raise
+            logger.exception("digest flush %s: sending a chunk at once failed; one by one now",
+                             bucket)
+        for digest_id in chunk:
+            try:
+                with transaction.atomic():
+                    digests = list(Digest.objects.select_for_update(skip_locked=True).filter(
+                        pk=digest_id, status=Digest.Status.CLAIMED))
+                    if digests:
+                        sent += _send_chunk(digests)
+            except Exception as exc:  # recorded on the digest; other users' digests go on
+                failed.add(digest_id)
+                _digest_record_failure(digest_id, f"{type(exc).__name__}: {exc}")
 
 
-def _send_claimed(*, bucket: str, digest_id=None) -> int:
-    """Send the claimed digests of ``bucket`` (or only ``digest_id``) in one transaction."""
-    with transaction.atomic():
-        digests = list(
-            Digest.objects.select_for_update(skip_locked=True).filter(
-                channel=Channel.IN_APP, bucket=bucket, status=Digest.Status.CLAIMED,
-                **({"pk": digest_id} if digest_id else {}),
-            )
+def _lock_chunk(*, bucket: str, chunk_items: int, skip=()) -> list[Digest]:
+    """Lock claimed digests in id order and keep the first ones within ``chunk_items``."""
+    candidates = list(
+        Digest.objects.select_for_update(skip_locked=True)
+        .filter(channel=Channel.IN_APP, bucket=bucket, status=Digest.Status.CLAIMED)
+        .exclude(pk__in=skip)
+        .order_by("pk")[:chunk_items]
+    )
+    chunk, items = [], 0
+    for digest in candidates:
+        if chunk and items + digest.item_count > chunk_items:
+            break
+        chunk.append(digest)
+        items += digest.item_count
+    return chunk
+
+
+def _send_chunk(digests: list[Digest]) -> int:
+    """Write the notifications of ``digests`` (locked) and mark them sent; the caller's
+    transaction makes both one."""
+    items = defaultdict(list)
+    cancelled = []
+    # Items as plain tuples; each event loaded once, shared by every recipient (and its
+    # title rendered once): the chunk's cost follows its items, not items x joined rows.
+    deliveries = list(
+        Delivery.objects.filter(digest__in=digests)
+        .order_by("event__occurred_at", "pk")
+        .values_list("pk", "digest_id", "user_id", "event_id")
+    )
+    events = Event.objects.select_related("event_type__category", "workspace").in_bulk(
+        {event_id for *_, event_id in deliveries})
+    audience = AudienceCheck(user_ids={user_id for _, _, user_id, _ in deliveries})
+    for pk, digest_id, user_id, event_id in deliveries:
+        event = events[event_id]
+        if audience.allows(event, user_id):
+            items[digest_id].append(event)
+        else:
+            cancelled.append(pk)
+    del deliveries
+    now = timezone.now()
+    Notification.objects.bulk_create(
+        [build_digest_notification(d, items[d.pk]) for d in digests if items[d.pk]],
+        ignore_conflicts=True,
+    )
+    if cancelled:
+        Delivery.objects.filter(pk__in=cancelled).update(
+            status=Delivery.Status.CANCELLED, updated_at=now,
+            last_error="The recipient is no longer in the event's audience.",
         )
-        if not digests:
-            return 0
-        items = defaultdict(list)
-        events = {}  # one instance (and one rendered title) per event, shared by recipients
-        cancelled = []
-        deliveries = list(
-            Delivery.objects.filter(digest__in=digests)
-            .select_related("event__event_type__category", "event__workspace")
-            .order_by("event__occurred_at", "pk")
-        )
-        audience = AudienceCheck(user_ids={d.user_id for d in deliveries})
-        for delivery in deliveries:
-            event = events.setdefault(delivery.event_id, delivery.event)
-            if audience.allows(event, delivery.user_id):
-                items[delivery.digest_id].append(event)
-            else:
-                cancelled.append(delivery.pk)
-        now = timezone.now()
-        Notification.objects.bulk_create(
-            [build_digest_notification(d, items[d.pk]) for d in digests if items[d.pk]],
-            ignore_conflicts=True,
-        )
-        if cancelled:
-            Delivery.objects.filter(pk__in=cancelled).update(
-                status=Delivery.Status.CANCELLED, updated_at=now,
-                last_error="The recipient is no longer in the event's audience.",
-            )
-        Delivery.objects.filter(digest__in=digests, status=Delivery.Status.SENDING).update(
-            status=Delivery.Status.DELIVERED, delivered_at=now, updated_at=now
-        )
-        sent = [d.pk for d in digests if items[d.pk]]
-        Digest.objects.filter(pk__in=sent).update(status=Digest.Status.DELIVERED, sent_at=now)
-        Digest.objects.filter(pk__in=[d.pk for d in digests if not items[d.pk]]).update(
-            status=Digest.Status.CANCELLED, sent_at=now
-        )
+    Delivery.objects.filter(digest__in=digests, status=Delivery.Status.SENDING).update(
+        status=Delivery.Status.DELIVERED, delivered_at=now, updated_at=now
+    )
+    sent = [d.pk for d in digests if items[d.pk]]
+    Digest.objects.filter(pk__in=sent).update(status=Digest.Status.DELIVERED, sent_at=now)
+    Digest.objects.filter(pk__in=[d.pk for d in digests if not items[d.pk]]).update(
+        status=Digest.Status.CANCELLED, sent_at=now
+    )
     return len(sent)
 
 

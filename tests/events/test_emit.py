@@ -401,7 +401,7 @@ def test_emit_in_a_committed_transaction_enqueues_once_on_commit(
                      payload={"policy_name": "PII"})
 
     assert len(callbacks) == 1
-    assert callbacks[0].keywords == {"event_id": event.pk}
+    assert callbacks[0].keywords == {"event_id": event.pk, "priority": event.priority}
     assert Event.objects.get(pk=event.pk).status == Event.Status.PENDING
 
 
@@ -423,7 +423,7 @@ def test_each_committed_emit_enqueues_its_own_event(workspace, django_capture_on
         first = emit("query.query_failed", workspace=workspace)
         second = emit("query.query_timeout", workspace=workspace)
 
-    assert [c.keywords for c in callbacks] == [{"event_id": first.pk}, {"event_id": second.pk}]
+    assert [c.keywords["event_id"] for c in callbacks] == [first.pk, second.pk]
 
 
 def test_suppressed_emit_enqueues_nothing_even_when_committed(
