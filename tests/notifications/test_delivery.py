@@ -19,7 +19,7 @@ from notifications import delivery
 from notifications.delivery import Outcome, delivery_send, delivery_sweep, retry_delay
 from notifications.models import Delivery, DeliveryAttempt, RoutingRule
 from notifications.services import digest_flush, event_route
-from tests.support import api_client_for, wait_until
+from tests.support import api_client_for, send_when_due
 
 from .conftest import SENDER
 
@@ -53,14 +53,6 @@ def one_email_delivery(workspace, smtp, email_on, email_rule, *, replies=()):
     event = route(CRITICAL, workspace, datasource_name="Production Snowflake")
     return server, Delivery.objects.get(event=event, channel="email")
 
-
-def send_when_due(delivery_id) -> str:
-    """Wait for the delivery's due time, as the countdown task would, then attempt it."""
-    row = Delivery.objects.get(pk=delivery_id)
-    if row.next_attempt_at:
-        wait_until(lambda: timezone.now() >= row.next_attempt_at, timeout=30,
-                   message="the retry to be due")
-    return delivery_send(delivery_id=delivery_id)
 
 
 def waits_between(attempts) -> list[float]:

@@ -13,7 +13,6 @@ import hmac
 from datetime import UTC, datetime
 
 import pytest
-from django.utils import timezone
 from standardwebhooks.webhooks import Webhook
 
 from channels_app.models import WebhookEndpoint
@@ -30,7 +29,7 @@ from notifications.delivery import (
 from notifications.models import Delivery, DeliveryAttempt, Notification
 from notifications.services import digest_flush, event_route, routing_rule_set
 from tests.channels_app.webhook_servers import Reply
-from tests.support import api_client_for, wait_until
+from tests.support import api_client_for, send_when_due
 
 CRITICAL = "data_source.connection_lost"
 SECRET = "whk-test-secret"
@@ -58,13 +57,6 @@ def webhook_row(event, hook=None) -> Delivery:
         rows = rows.filter(endpoint_id=hook.pk)
     return rows.get()
 
-
-def send_when_due(delivery_id) -> str:
-    row = Delivery.objects.get(pk=delivery_id)
-    if row.next_attempt_at:
-        wait_until(lambda: timezone.now() >= row.next_attempt_at, timeout=30,
-                   message="the retry to be due")
-    return delivery_send(delivery_id=delivery_id)
 
 
 def attempts_of(row):
