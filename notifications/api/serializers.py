@@ -74,9 +74,7 @@ class NotificationSerializer(serializers.ModelSerializer):
         return notification.event_payload if notification.event_id else None
 
     def get_occurred_at(self, notification) -> str | None:
-        if not notification.event_id:
-            return None
-        return serializers.DateTimeField().to_representation(notification.event.occurred_at)
+        return _datetime(notification.event_occurred_at) if notification.event_id else None
 
     def get_item_count(self, notification) -> int:
         return len(notification.items) if notification.kind == Notification.Kind.DIGEST else 1
@@ -84,7 +82,7 @@ class NotificationSerializer(serializers.ModelSerializer):
     def to_representation(self, notification) -> dict:
         """The fields above, written out: the bell polls this list, and DRF's generic
         field-by-field walk cost more than the query. Expects ``notification_list``'s
-        annotations (``workspace_public_id``, ``event_payload``)."""
+        annotations (``workspace_public_id``, ``event_payload``, ``event_occurred_at``)."""
         is_digest = notification.kind == Notification.Kind.DIGEST
         return {
             "id": notification.id,
@@ -97,6 +95,7 @@ class NotificationSerializer(serializers.ModelSerializer):
             "event_id": str(notification.event_id) if notification.event_id else None,
             "digest_id": str(notification.digest_id) if notification.digest_id else None,
             "payload": self.get_payload(notification),
+            "occurred_at": self.get_occurred_at(notification),
             "items": notification.items,
             "item_count": len(notification.items) if is_digest else 1,
             "is_read": notification.read_at is not None,
