@@ -58,7 +58,8 @@ def test_the_lean_representation_equals_drfs(make_workspace, user):
         assert json.dumps(lean, cls=JSONEncoder) == json.dumps(generic, cls=JSONEncoder)
 
 
-def test_unread_count_is_the_version_and_one_count_query(make_workspace, user, django_assert_num_queries):
+def test_unread_count_is_the_version_and_one_count_query(make_workspace, user,
+                                                         django_assert_num_queries):
     fill_bell(make_workspace, user, 3)
     api = api_client_for(user)
     with django_assert_num_queries(2):  # the bell's version (its ETag), then the count
