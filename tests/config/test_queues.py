@@ -21,7 +21,7 @@ from config.celery import app
 from events import emit, task_names
 from events.models import Event
 from notifications.models import Notification
-from tests.support import ROOT, subprocess_env, wait_until
+from tests.support import ROOT, stop_tree, subprocess_env, wait_until
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 
@@ -109,14 +109,7 @@ def start_process(tmp_path):
         yield start
     finally:
         for process in started:
-            if process.poll() is None:
-                process.terminate()
-        for process in started:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop_tree(process, grace=20)
 
 
 def backends(application_name: str) -> list[tuple[int, object]]:

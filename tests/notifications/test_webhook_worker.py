@@ -13,7 +13,7 @@ from channels_app.services import webhook_endpoint_save
 from events import emit
 from notifications.models import Delivery, Notification
 from tests.channels_app.webhook_servers import Reply
-from tests.support import ROOT, subprocess_env, wait_until
+from tests.support import ROOT, stop_tree, subprocess_env, wait_until
 
 OTHER_QUEUES = ("urgent", "events", "deliveries", "digests")
 
@@ -49,13 +49,7 @@ def procfile_workers(live_db, tmp_path):
         yield processes
     finally:
         for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop_tree(process)
             process.log.close()
         for queue in queues:
             if others:
