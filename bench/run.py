@@ -42,6 +42,7 @@ from notifications.services import event_route  # noqa: E402
 
 CRITICAL = "data_source.connection_lost"
 MEDIUM = "query.long_running_query"
+PARTS = ("emit", "routing", "flush", "workers", "read")
 ROWS = []  # (what, measured, floor, ratio or target note)
 
 
@@ -340,9 +341,9 @@ def bench_read_path(processes, total_rows, mine):
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {table} (user_id, kind, event_type_key, category, priority, title, "
-            "items, created_at, read_at) "
+            "items, created_at, updated_at, read_at) "
             "SELECT CASE WHEN g %% %s = 0 THEN %s ELSE %s END, 'event', 'query.query_failed', "
-            "'queries', 'medium', 'Query failed: q' || g, '[]'::jsonb, now(), "
+            "'queries', 'medium', 'Query failed: q' || g, '[]'::jsonb, now(), now(), "
             "CASE WHEN g %% 5 = 0 THEN NULL ELSE now() END "
             "FROM generate_series(1, %s) AS g",
             [total_rows // mine, user.pk, other.pk, total_rows])
@@ -434,7 +435,13 @@ def main():
     parser.add_argument("--big", action="store_true",
                         help="issue sizes: 10M notifications, 10,000-event backlog, 100k-item "
                              "flush (takes a while)")
+    parser.add_argument("--only", default=",".join(PARTS),
+                        help=f"comma-separated parts to run (default all: {', '.join(PARTS)}); "
+                             "RESULTS.md is written only for a whole run")
     args = parser.parse_args()
+    only = set(args.only.split(","))
+    if only - set(PARTS):
+        parser.error(f"unknown part(s) {', '.join(sorted(only - set(PARTS)))}")
     sizes = ({"rows": 10_000_000, "backlog": 10_000, "flush_events": 1000}
              if args.big else {"rows": 200_000, "backlog": 2_000, "flush_events": 200})
     setup_test_environment()
@@ -446,18 +453,24 @@ def main():
         info = machine()
         print(f"{info['date']}: {info['cores']} cores, {info['database']}, {info['broker']}\n",
               flush=True)
-        bench_emit()
-        bench_routing()
+        if "emit" in only:
+            bench_emit()
+        if "routing" in only:
+            bench_routing()
         services = (connection.vendor == "postgresql"
                     and settings.CELERY_BROKER_URL.startswith("redis"))
         if services:
-            bench_flush(sizes["flush_events"], 100, log_dir)
-            bench_workers(processes, sizes["backlog"])
-            bench_read_path(processes, sizes["rows"], 1000)
+            if "flush" in only:
+                bench_flush(sizes["flush_events"], 100, log_dir)
+            if "workers" in only:
+                bench_workers(processes, sizes["backlog"])
+            if "read" in only:
+                bench_read_path(processes, sizes["rows"], 1000)
         else:
             print("(worker, flush and HTTP rows need PostgreSQL and Redis)")
-        write_results(info, args)
-        print("\nwritten to bench/RESULTS.md")
+        if only == set(PARTS):
+            write_results(info, args)
+            print("\nwritten to bench/RESULTS.md")
     finally:
         processes.stop_all()
         connection.close()
