@@ -96,6 +96,7 @@ class Processes:
         self.started = []
         db = connection.settings_dict
         self.env = {**os.environ, "PYTHONUNBUFFERED": "1", "LOG_LEVEL": "WARNING",
+                    "WEBHOOK_ALLOW_PRIVATE_NETWORKS": "true",  # the bench's loopback receiver
                     "DATABASE_URL": f"postgres://{db['USER'] or 'postgres'}@{db['HOST']}:"
                                     f"{db['PORT'] or 5432}/{db['NAME']}"}
 
@@ -287,24 +288,9 @@ def bench_workers(processes, backlog):
         f"bare Celery hop (control ping round trip): median {ms(statistics.median(hops))}",
         f"x{statistics.median(idle) / statistics.median(hops):.2f}", "p99 < 25 ms")
 
-    # the backlog, queued with nobody serving "events" yet
-    with transaction.atomic():
-        for i in range(backlog):
-            event_emit(MEDIUM, workspace=workspace.public_id, payload={"query_name": f"q{i}"})
-    batched = processes.worker("batched", "events,digests", 2)
-    under_load = []
-    while Event.objects.filter(status="pending", priority="medium").exists():
-        under_load.append(emit_critical(workspace))
-        time.sleep(0.05)
-    processes.stop(batched)
-    routed = Event.objects.filter(priority="medium").values_list("routed_at", flat=True)
-    span = (max(routed) - min(routed)).total_seconds()
-    rate = (backlog - 1) / span
-    row(f"critical emit -> in-app readable while {backlog:,} medium events drain",
-        f"median {ms(statistics.median(under_load))}, p99 {ms(pct(under_load, 99))} "
-        f"({len(under_load)} samples)" if under_load else "backlog drained before a sample",
-        "idle figure above", f"x{statistics.median(under_load) / statistics.median(idle):.2f}"
-        if under_load else "-", "p99 < 100 ms")
+    under_load, rate = _critical_during_backlog(processes, workspace, backlog)
+    _backlog_row(f"critical emit -> in-app readable while {backlog:,} medium events drain",
+                 under_load, idle)
 
     medium = EventType.objects.get(key=MEDIUM)
     n = min(backlog, 1000)
@@ -323,8 +309,95 @@ def bench_workers(processes, backlog):
     row("backlog drain, 10 members per event, one batched worker (concurrency 2)",
         f"{rate:,.0f} events/s", f"bulk_create of the same rows: {floor_rate:,.0f} events/s",
         f"x{rate / floor_rate:.2f}", ">= 0.5x the floor")
+
+    # The same with the Procfile's sender and webhook workers running, and a webhook
+    # endpoint (every critical event reaches it) that takes 8 s to answer each request.
+    with SlowReceiver(delay=8) as receiver:
+        settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = True  # loopback, for the bench only
+        from channels_app.services import webhook_endpoint_save
+
+        endpoint = webhook_endpoint_save(values={"name": "slow", "url": receiver.url})
+        sender = processes.worker("sender", "deliveries", 2)
+        webhooks = processes.worker("webhooks", "webhooks", 2)
+        try:
+            slow, _ = _critical_during_backlog(processes, workspace, backlog)
+            requests_seen = receiver.requests
+        finally:
+            for process in (webhooks, sender):
+                processes.stop(process)
+            endpoint.delete()
+    _backlog_row(f"the same, with a webhook endpoint answering in 8 s ({requests_seen} "
+                 "requests held) and the sender and webhook workers running", slow, idle)
     processes.stop(urgent)
     wipe_routing_output()
+
+
+def _critical_during_backlog(processes, workspace, backlog):
+    """Queue ``backlog`` medium events with no batched worker, start one, and time critical
+    emits until the backlog is routed; returns (latencies, drain rate in events/s)."""
+    with transaction.atomic():
+        for i in range(backlog):
+            event_emit(MEDIUM, workspace=workspace.public_id, payload={"query_name": f"q{i}"})
+    pending = Event.objects.filter(status="pending", priority="medium")
+    batched = processes.worker("batched", "events,digests", 2)
+    samples = []
+    try:
+        while pending.exists():
+            samples.append(emit_critical(workspace))
+            time.sleep(0.05)
+    finally:
+        processes.stop(batched)
+    routed = Event.objects.filter(priority="medium").values_list("routed_at", flat=True)
+    span = (max(routed) - min(routed)).total_seconds()
+    Event.objects.filter(priority="medium").delete()
+    return samples, (backlog - 1) / span
+
+
+def _backlog_row(what, samples, idle):
+    row(what,
+        f"median {ms(statistics.median(samples))}, p99 {ms(pct(samples, 99))} "
+        f"({len(samples)} samples)" if samples else "backlog drained before a sample",
+        "idle figure above",
+        f"x{statistics.median(samples) / statistics.median(idle):.2f}" if samples else "-",
+        "p99 < 100 ms")
+
+
+class SlowReceiver:
+    """A webhook receiver on loopback that answers 200 after ``delay`` seconds."""
+
+    def __init__(self, delay):
+        import http.server
+        import threading
+
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                receiver.requests += 1
+                receiver.stopping.wait(delay)
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.requests = 0
+        self.stopping = threading.Event()
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stopping.set()
+        self.server.shutdown()
+        self.server.server_close()
 
 
 def bench_read_path(processes, total_rows, mine):
