@@ -234,8 +234,10 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # The priority lane: routing of critical and high events ("urgent", with the outbox sweep
 # that recovers them) has a queue and a worker of its own (Procfile "urgent"), so it never
 # waits behind batched routing in "events", however long that backlog is.
-# Immediate sends ("deliveries"), digest sends ("digests") and webhook sends ("webhooks")
-# have queues of their own, so a slow receiver never holds up a critical email.
+# Immediate sends of critical and high events ("deliveries"), digest sends and the sends of
+# batched priorities on a channel with digests off ("digests", see
+# notifications.delivery.send_task_for) and webhook sends ("webhooks") have queues of their
+# own, so neither a slow receiver nor a medium backlog holds up a critical email.
 CELERY_TASK_DEFAULT_QUEUE = "events"
 CELERY_TASK_QUEUES = [
     Queue(name, Exchange(name), routing_key=name)

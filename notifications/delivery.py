@@ -40,6 +40,7 @@ from channels_app.backends import ChannelBackend, Recipient, get_backend, regist
 from channels_app.errors import DeliveryError
 from channels_app.models import Channel
 from events import task_names
+from events.catalog import Priority
 from events.models import Event
 
 from .channels.in_app import event_title
@@ -67,24 +68,45 @@ def deliveries_enqueue(deliveries, *, countdown: float | None = None) -> None:
 
     Must be called inside the transaction that wrote (or re-armed) the rows; outside one
     the tasks are enqueued at once. A failed publish is logged: the sweep sends the row.
+    Reads each delivery's kind, channel and priority (load them when using ``only()``).
     """
-    jobs = [(d.kind, str(d.pk), d.channel) for d in deliveries]
+    jobs = [(d.kind, str(d.pk), d.channel, d.priority) for d in deliveries]
     if jobs:
         transaction.on_commit(partial(_publish, jobs, countdown))
 
 
-def _publish(jobs: list[tuple[str, str, str]], countdown: float | None) -> None:
-    for kind, pk, channel in jobs:
-        if channel == Channel.WEBHOOK:  # its own queue: a slow receiver holds up no email
-            name, kwargs = task_names.WEBHOOK_SEND, {"delivery_id": pk}
-        elif kind == Delivery.Kind.DIGEST:
-            name, kwargs = task_names.DIGEST_SEND, {"digest_id": pk}
-        else:
-            name, kwargs = task_names.DELIVERY_SEND, {"delivery_id": pk}
-        try:
-            current_app.send_task(name, kwargs=kwargs, countdown=countdown, retry=False)
-        except Exception as exc:  # the broker's failure must not become the caller's
-            logger.warning("delivery %s not enqueued, the sweep will retry: %r", pk, exc)
+#: Where an immediate send of a batched priority goes (its channel has digests switched
+#: off): the batched lane's send queue, with the digests, so the ``deliveries`` queue only
+#: ever holds critical and high sends and they never wait behind a medium backlog.
+BATCHED_SENDS_QUEUE = "digests"
+
+
+def send_task_for(kind: str, pk: str, channel: str, priority: str) -> tuple[str, dict, dict]:
+    """The task, its kwargs and its publish options for one delivery."""
+    if channel == Channel.WEBHOOK:  # its own queue: a slow receiver holds up no email
+        return task_names.WEBHOOK_SEND, {"delivery_id": pk}, {}
+    if kind == Delivery.Kind.DIGEST:
+        return task_names.DIGEST_SEND, {"digest_id": pk}, {}
+    if priority in Priority.IMMEDIATE:
+        return task_names.DELIVERY_SEND, {"delivery_id": pk}, {}
+    return task_names.DELIVERY_SEND, {"delivery_id": pk}, {"queue": BATCHED_SENDS_QUEUE}
+
+
+def _publish(jobs: list[tuple[str, str, str, str]], countdown: float | None) -> None:
+    """Publish the jobs with one producer; stop at the first failure, since the broker is
+    then down and each further try would wait for its timeout: the rows are pending and
+    due, so the delivery sweep enqueues them once it is back."""
+    published = 0
+    try:
+        with current_app.producer_or_acquire() as producer:
+            for job in jobs:
+                name, kwargs, options = send_task_for(*job)
+                current_app.send_task(name, kwargs=kwargs, countdown=countdown, retry=False,
+                                      producer=producer, **options)
+                published += 1
+    except Exception as exc:  # the broker's failure must not become the caller's
+        logger.warning("%d of %d deliveries not enqueued (from %s), the sweep will retry: %r",
+                       len(jobs) - published, len(jobs), jobs[published][1], exc)
 
 
 def retry_delay(attempt: int) -> float:
@@ -369,7 +391,7 @@ def channel_deliveries_enqueue(*, channel: str) -> int:
                        .filter(SENT_ALONE, channel=channel, status=Delivery.Status.PENDING)
                        .filter(Q(next_attempt_at__isnull=True)
                                | Q(next_attempt_at__lte=timezone.now()))
-                       .only("pk", "kind"))
+                       .only("pk", "kind", "channel", "priority"))
         Delivery.objects.filter(pk__in=[d.pk for d in waiting]).update(
             next_attempt_at=timezone.now())
         deliveries_enqueue(waiting)
@@ -411,7 +433,7 @@ def delivery_sweep(*, batch_size: int = 500) -> SweepResult:
             Delivery.objects.select_for_update(skip_locked=True)
             .filter(SENT_ALONE, status=Delivery.Status.PENDING, channel__in=enabled)
             .filter(Q(next_attempt_at__lt=now - grace) | Q(next_attempt_at__isnull=True))
-            .only("pk", "kind")[:batch_size]
+            .only("pk", "kind", "channel", "priority")[:batch_size]
         )
         Delivery.objects.filter(pk__in=[d.pk for d in overdue]).update(next_attempt_at=now)
         deliveries_enqueue(overdue)

@@ -5,6 +5,7 @@ pointed at it, so the session worker (which serves every queue of the shared bro
 takes part; every process is stopped however the test ends.
 """
 
+import json
 import shutil
 import socket
 import subprocess
@@ -189,3 +190,41 @@ def test_web_requests_reuse_one_connection(live_db, postgres, start_process, use
     for _ in range(3):
         assert get().status_code == 200
     assert backends(app_name) == after_first
+
+
+def test_sends_of_batched_priorities_never_queue_with_critical_and_high_sends(
+        private_broker, make_workspace, django_capture_on_commit_callbacks):
+    """With email digests switched off, medium emails are sent one by one: on the batched
+    lane's send queue, so a medium backlog never delays a critical email."""
+    from channels_app.models import Channel
+    from events.models import EventType
+    from notifications.models import Delivery, RoutingRule
+    from notifications.services import digest_setting_set, event_route
+
+    _, broker = private_broker
+    workspace = make_workspace(members=2)
+    RoutingRule.objects.create(event_type=EventType.objects.get(key="query.long_running_query"),
+                               channels=[Channel.IN_APP, Channel.EMAIL])
+    digest_setting_set(channel=Channel.EMAIL, digest_enabled=False)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        medium = emit("query.long_running_query", workspace=workspace,
+                      payload={"query_name": "nightly"})
+        event_route(event_id=medium.pk)
+    with django_capture_on_commit_callbacks(execute=True):
+        critical = emit("data_source.connection_lost", workspace=workspace,
+                        payload={"datasource_name": "warehouse"})
+        event_route(event_id=critical.pk)
+
+    def queued(queue):
+        return sorted(json.loads(message)["headers"]["kwargsrepr"]
+                      for message in broker.lrange(queue, 0, -1))
+
+    def sends(event):
+        return sorted(repr({"delivery_id": str(pk)}) for pk in
+                      Delivery.objects.filter(event=event, channel="email")
+                      .values_list("pk", flat=True))
+
+    assert Delivery.objects.filter(event=medium, channel="email", bucket="").count() == 2
+    assert queued("deliveries") == sends(critical)
+    assert queued("digests") == sends(medium)
