@@ -249,6 +249,7 @@ CELERY_TASK_ROUTES = {
     task_names.EVENT_ROUTE: {"queue": "events"},
     task_names.DIGEST_FLUSH: {"queue": "digests"},
     task_names.DELIVERY_SEND: {"queue": "deliveries"},
+    task_names.DELIVERIES_PUBLISH: {"queue": "deliveries"},
     task_names.DELIVERY_SWEEP: {"queue": "deliveries"},
     task_names.DIGEST_SEND: {"queue": "digests"},
     task_names.WEBHOOK_SEND: {"queue": "webhooks"},
@@ -297,6 +298,10 @@ DATAFI_APP_URL = env.str("DATAFI_APP_URL", default="http://localhost:8000/")
 DATAFI_RETRY_BASE_SECONDS = env.float("DATAFI_RETRY_BASE_SECONDS", default=10)
 DATAFI_RETRY_MAX_SECONDS = env.float("DATAFI_RETRY_MAX_SECONDS", default=300)
 DATAFI_EMAIL_MAX_ATTEMPTS = env.int("DATAFI_EMAIL_MAX_ATTEMPTS", default=4)
+# Routing or a flush with more sends than this hands their publishing to the send workers
+# in tasks of this many (notifications.delivery.deliveries_enqueue), so a critical event for
+# a large audience does not hold its urgent worker process while it publishes each send.
+DATAFI_SEND_FANOUT_CHUNK = env.int("DATAFI_SEND_FANOUT_CHUNK", default=100)
 # A delivery still "sending" this long after its attempt started lost its worker: the
 # delivery sweep sends it again. Longer than any SMTP/HTTP timeout (the SMTP one is <= 300).
 DATAFI_SENDING_TIMEOUT_SECONDS = env.float("DATAFI_SENDING_TIMEOUT_SECONDS", default=330)

@@ -13,6 +13,8 @@ EVENT_ROUTE = "notifications.event_route"
 EVENT_ROUTE_URGENT = "notifications.event_route_urgent"
 DIGEST_FLUSH = "notifications.digest_flush"
 DELIVERY_SEND = "notifications.delivery_send"
+#: Publishes the send tasks of many deliveries (a large audience), off the routing worker.
+DELIVERIES_PUBLISH = "notifications.deliveries_publish"
 DIGEST_SEND = "notifications.digest_send"
 WEBHOOK_SEND = "notifications.webhook_send"
 DELIVERY_SWEEP = "notifications.delivery_sweep"

@@ -69,16 +69,28 @@ def deliveries_enqueue(deliveries, *, countdown: float | None = None) -> None:
     Must be called inside the transaction that wrote (or re-armed) the rows; outside one
     the tasks are enqueued at once. A failed publish is logged: the sweep sends the row.
     Reads each delivery's kind, channel and priority (load them when using ``only()``).
+
+    More than ``DATAFI_SEND_FANOUT_CHUNK`` sends (a critical event for a large audience, a
+    flush with many email digests) are handed to the send workers as ``deliveries_publish``
+    tasks of that many sends each, which publish them: the routing worker publishes a
+    handful of messages and is free for the next critical event at once, instead of
+    publishing one message per recipient first.
     """
     jobs = [(d.kind, str(d.pk), d.channel, d.priority) for d in deliveries]
     if jobs:
         transaction.on_commit(partial(_publish, jobs, countdown))
 
 
+def deliveries_publish(*, jobs) -> None:
+    """Publish the send tasks of ``jobs`` (as ``deliveries_enqueue`` makes them), now."""
+    _publish([tuple(job) for job in jobs], None, fan_out=False)
+
+
 #: Where an immediate send of a batched priority goes (its channel has digests switched
 #: off): the batched lane's send queue, with the digests, so the ``deliveries`` queue only
 #: ever holds critical and high sends and they never wait behind a medium backlog.
 BATCHED_SENDS_QUEUE = "digests"
+_IMMEDIATE_SENDS_QUEUE = "deliveries"
 
 
 def send_task_for(kind: str, pk: str, channel: str, priority: str) -> tuple[str, dict, dict]:
@@ -92,21 +104,34 @@ def send_task_for(kind: str, pk: str, channel: str, priority: str) -> tuple[str,
     return task_names.DELIVERY_SEND, {"delivery_id": pk}, {"queue": BATCHED_SENDS_QUEUE}
 
 
-def _publish(jobs: list[tuple[str, str, str, str]], countdown: float | None) -> None:
+def _publish(jobs: list[tuple[str, str, str, str]], countdown: float | None, *,
+             fan_out: bool = True) -> None:
     """Publish the jobs with one producer; stop at the first failure, since the broker is
     then down and each further try would wait for its timeout: the rows are pending and
     due, so the delivery sweep enqueues them once it is back."""
+    chunk = settings.DATAFI_SEND_FANOUT_CHUNK
+    if fan_out and countdown is None and len(jobs) > chunk:
+        messages = [_fan_out_message(jobs[start:start + chunk])
+                    for start in range(0, len(jobs), chunk)]
+    else:
+        messages = [send_task_for(*job) for job in jobs]
     published = 0
     try:
         with current_app.producer_or_acquire() as producer:
-            for job in jobs:
-                name, kwargs, options = send_task_for(*job)
+            for name, kwargs, options in messages:
                 current_app.send_task(name, kwargs=kwargs, countdown=countdown, retry=False,
                                       producer=producer, **options)
                 published += 1
     except Exception as exc:  # the broker's failure must not become the caller's
-        logger.warning("%d of %d deliveries not enqueued (from %s), the sweep will retry: %r",
-                       len(jobs) - published, len(jobs), jobs[published][1], exc)
+        logger.warning("%d of %d messages for %d deliveries not enqueued, the sweep will "
+                       "retry: %r", len(messages) - published, len(messages), len(jobs), exc)
+
+
+def _fan_out_message(jobs) -> tuple[str, dict, dict]:
+    """One ``deliveries_publish`` task for ``jobs``, on the lane of their highest priority."""
+    urgent = any(priority in Priority.IMMEDIATE for *_, priority in jobs)
+    queue = _IMMEDIATE_SENDS_QUEUE if urgent else BATCHED_SENDS_QUEUE
+    return task_names.DELIVERIES_PUBLISH, {"jobs": [list(job) for job in jobs]}, {"queue": queue}
 
 
 def retry_delay(attempt: int) -> float:

@@ -84,6 +84,12 @@ def delivery_send(*, delivery_id: str) -> None:
     logger.info("delivery %s: %s", delivery_id, outcome)
 
 
+@shared_task(name=task_names.DELIVERIES_PUBLISH, acks_late=True, reject_on_worker_lost=True)
+def deliveries_publish(*, jobs: list) -> None:
+    """Publish the send tasks of many deliveries (handed over by routing or a flush)."""
+    delivery.deliveries_publish(jobs=jobs)
+
+
 @shared_task(name=task_names.DIGEST_SEND, acks_late=True, reject_on_worker_lost=True)
 def digest_send(*, digest_id: str) -> None:
     """One attempt at a digest (its delivery has the digest's id), on the digests queue."""

@@ -5,6 +5,7 @@ pointed at it, so the session worker (which serves every queue of the shared bro
 takes part; every process is stopped however the test ends.
 """
 
+import base64
 import json
 import shutil
 import socket
@@ -192,6 +193,21 @@ def test_web_requests_reuse_one_connection(live_db, postgres, start_process, use
     assert backends(app_name) == after_first
 
 
+def queued(broker, queue) -> list[str]:
+    """The kwargs of the messages waiting in ``queue``, as Celery shows them."""
+    return sorted(json.loads(message)["headers"]["kwargsrepr"]
+                  for message in broker.lrange(queue, 0, -1))
+
+
+def sends(event) -> list[str]:
+    """The kwargs of the send tasks of ``event``'s email deliveries."""
+    from notifications.models import Delivery
+
+    return sorted(repr({"delivery_id": str(pk)}) for pk in
+                  Delivery.objects.filter(event=event, channel="email")
+                  .values_list("pk", flat=True))
+
+
 def test_sends_of_batched_priorities_never_queue_with_critical_and_high_sends(
         private_broker, make_workspace, django_capture_on_commit_callbacks):
     """With email digests switched off, medium emails are sent one by one: on the batched
@@ -216,15 +232,33 @@ def test_sends_of_batched_priorities_never_queue_with_critical_and_high_sends(
                         payload={"datasource_name": "warehouse"})
         event_route(event_id=critical.pk)
 
-    def queued(queue):
-        return sorted(json.loads(message)["headers"]["kwargsrepr"]
-                      for message in broker.lrange(queue, 0, -1))
-
-    def sends(event):
-        return sorted(repr({"delivery_id": str(pk)}) for pk in
-                      Delivery.objects.filter(event=event, channel="email")
-                      .values_list("pk", flat=True))
-
     assert Delivery.objects.filter(event=medium, channel="email", bucket="").count() == 2
-    assert queued("deliveries") == sends(critical)
-    assert queued("digests") == sends(medium)
+    assert queued(broker, "deliveries") == sends(critical)
+    assert queued(broker, "digests") == sends(medium)
+
+
+def test_a_large_audience_hands_publishing_its_sends_to_the_send_workers(
+        private_broker, make_workspace, settings, django_capture_on_commit_callbacks):
+    """Routing a critical event for many people publishes a few messages, not one per
+    recipient; the sender worker's ``deliveries_publish`` tasks publish the sends."""
+    from notifications.models import Delivery
+    from notifications.services import event_route
+    from notifications.tasks import deliveries_publish
+
+    settings.DATAFI_SEND_FANOUT_CHUNK = 2
+    _, broker = private_broker
+    workspace = make_workspace(members=5)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        critical = emit("data_source.connection_lost", workspace=workspace,
+                        payload={"datasource_name": "warehouse"})
+        event_route(event_id=critical.pk)
+
+    assert Delivery.objects.filter(event=critical, channel="email").count() == 5
+    handed = [json.loads(message) for message in broker.lrange("deliveries", 0, -1)]
+    assert [m["headers"]["task"] for m in handed] == [task_names.DELIVERIES_PUBLISH] * 3
+    broker.delete("deliveries")
+    for message in handed:  # what the sender worker runs
+        _, kwargs, _ = json.loads(base64.b64decode(message["body"]))
+        deliveries_publish(**kwargs)
+    assert queued(broker, "deliveries") == sends(critical)
