@@ -4,7 +4,9 @@ import hashlib
 from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
+from django.db import connection
 from django.db.models import Count, F, Func, IntegerField, OuterRef, Q, QuerySet, Subquery
+from django.utils.dateparse import parse_datetime
 
 from channels_app.models import Channel, DigestSetting, WebhookEndpoint
 from events.catalog import Priority
@@ -164,43 +166,54 @@ def notification_list(*, user, unread: bool | None = None, priority: str | None 
 
 def notification_unread_count(*, user) -> dict:
     """``{"count": N, "by_priority": {priority: n}}``; a digest counts once. One query."""
-    rows = (
-        Notification.objects.filter(user=user, read_at__isnull=True)
-        .values("priority")
-        .annotate(n=Count("pk"))
-        .order_by()
-    )
-    by_priority = dict.fromkeys(Priority.VALUES, 0)
-    for row in rows:
-        by_priority[row["priority"]] = row["n"]
-    return {"count": sum(by_priority.values()), "by_priority": by_priority}
+    return notification_bell_state(user=user).unread
 
 
 def notification_version(*, user) -> str:
-    """A token that changes whenever ``user``'s bell would show something else.
+    """A token that changes whenever ``user``'s bell would show something else (one query;
+    see ``notification_bell_state``); the bell's ETag is derived from it."""
+    return notification_bell_state(user=user).version
 
-    Built from the newest notification id, the unread count and the latest read-state
-    change (``Notification.updated_at``): a new notification, a read, an unread, a
-    read-all or a deletion of the newest moves it. One query of three index lookups
+
+@dataclass(frozen=True)
+class BellState:
+    version: str
+    unread: dict  # {"count": N, "by_priority": {priority: n}}
+
+
+_BELL_STATE_SQL = """
+SELECT (SELECT id FROM {table} WHERE user_id = %(user)s ORDER BY id DESC LIMIT 1),
+       (SELECT updated_at FROM {table} WHERE user_id = %(user)s
+        ORDER BY updated_at DESC LIMIT 1),
+       {counts}
+FROM {table} WHERE user_id = %(user)s AND read_at IS NULL
+"""
+
+
+def notification_bell_state(*, user) -> BellState:
+    """What the bell shows in one query: the version token and the unread counts.
+
+    The version is built from the newest notification id, the unread count and the latest
+    read-state change (``Notification.updated_at``): a new notification, a read, an unread,
+    a read-all or a deletion of the newest moves it. Three index lookups
     (``notification_user_idx``, ``notification_unread_idx``, ``notification_updated_idx``),
-    whatever the number of notifications; the bell's ETag is derived from it.
+    whatever the number of notifications.
     """
-    mine = Notification.objects.filter(user_id=OuterRef("pk")).order_by()
-    row = (
-        get_user_model().objects.filter(pk=user.pk)
-        .annotate(
-            newest=Subquery(mine.order_by("-id").values("id")[:1]),
-            unread=Subquery(mine.filter(read_at__isnull=True).values("user_id")
-                            .annotate(n=Count("pk")).values("n")[:1]),
-            changed=Subquery(mine.order_by("-updated_at").values("updated_at")[:1]),
-        )
-        .values_list("newest", "unread", "changed")
-        .first()
-    )
-    newest, unread, changed = row or (None, None, None)
+    counts = ", ".join(f"count(*) FILTER (WHERE priority = %(p{n})s)"
+                       for n in range(len(Priority.VALUES)))
+    sql = _BELL_STATE_SQL.format(table=Notification._meta.db_table, counts=counts)
+    params = {"user": user.pk, **{f"p{n}": p for n, p in enumerate(Priority.VALUES)}}
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        newest, changed, *numbers = cursor.fetchone()
+    by_priority = dict(zip(Priority.VALUES, numbers, strict=True))
+    unread = sum(numbers)
+    if isinstance(changed, str):  # SQLite hands back the stored text
+        changed = parse_datetime(changed)
     stamp = changed.timestamp() if changed else 0
-    raw = f"{user.pk}:{newest or 0}:{unread or 0}:{stamp:.6f}"
-    return hashlib.sha256(raw.encode()).hexdigest()[:32]
+    raw = f"{user.pk}:{newest or 0}:{unread}:{stamp:.6f}"
+    return BellState(version=hashlib.sha256(raw.encode()).hexdigest()[:32],
+                     unread={"count": unread, "by_priority": by_priority})
 
 
 def preferences_get(*, user) -> dict[str, dict[str, bool]]:

@@ -15,9 +15,11 @@ from rest_framework.response import Response
 from notifications import selectors
 
 
-def notification_etag(request) -> str:
-    """The quoted ETag of ``request``'s answer for the signed-in user."""
-    version = selectors.notification_version(user=request.user)
+def notification_etag(request, *, version: str | None = None) -> str:
+    """The quoted ETag of ``request``'s answer for the signed-in user (whose notification
+    ``version`` is read when not given)."""
+    if version is None:
+        version = selectors.notification_version(user=request.user)
     digest = hashlib.sha256(f"{version}|{request.get_full_path()}".encode()).hexdigest()
     return quote_etag(digest[:32])
 

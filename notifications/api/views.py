@@ -144,10 +144,12 @@ class NotificationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
     @action(detail=False, methods=["get"], url_path="unread-count")
     def unread_count(self, request):
         # Polled by the bell: never cached, but a repeated poll with the ETag is a cheap 304.
-        etag = notification_etag(request)
+        # One query gives both the version (the ETag) and the counts.
+        state = selectors.notification_bell_state(user=request.user)
+        etag = notification_etag(request, version=state.version)
         if etag_matches(request, etag):
             return not_modified(etag)
-        return with_etag(Response(selectors.notification_unread_count(user=request.user)), etag)
+        return with_etag(Response(state.unread), etag)
 
 
 class PreferencesView(APIView):

@@ -55,7 +55,7 @@ def test_an_idle_poll_with_a_browser_session_adds_only_the_sessions_queries(
     assert "notifications_notification" in queries[-1]["sql"]
 
 
-def test_the_version_query_uses_indexes_on_postgresql(postgres, api, user, alice_workspace):
+def test_the_bell_state_query_uses_indexes_on_postgresql(postgres, api, user, alice_workspace):
     emit_and_route("query.query_failed", alice_workspace, query_name="Daily KPIs")
     etag = poll(api)["ETag"]
     with CaptureQueriesContext(connection) as queries:
@@ -67,7 +67,7 @@ def test_the_version_query_uses_indexes_on_postgresql(postgres, api, user, alice
         plan = "\n".join(row[0] for row in cursor.fetchall())
         cursor.execute("RESET enable_seqscan")
     assert "Seq Scan" not in plan, plan  # every part is an index lookup by user
-    assert plan.count("Index Cond: (user_id = auth_user.id)") == 3, plan
+    assert plan.count(f"Index Cond: (user_id = {user.pk})") == 3, plan
 
 
 @pytest.mark.parametrize("change", ["new", "read", "unread", "read_all", "bulk_read", "swap"])
