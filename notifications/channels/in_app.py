@@ -181,6 +181,7 @@ class DigestItem:
     backend and serialized once for every digest that lists it."""
 
     event: Event
+    category: str
     json: str
 
 
@@ -189,7 +190,8 @@ class _RenderedEvents:
 
     ``load`` keeps those of the previous chunk that this one lists too (the same events
     usually reach many recipients, whose digests fall in different chunks) and loads the
-    others in one query: it holds one chunk's events, whatever the size of the flush.
+    others in one query: it holds the events of one chunk (two while loading), whatever the
+    size of the flush.
     """
 
     def __init__(self):
@@ -203,7 +205,8 @@ class _RenderedEvents:
             events = Event.objects.select_related("event_type__category", "workspace")
             for pk, event in events.in_bulk(missing).items():
                 item = backend.digest_item(event=event, title=event_title(event))
-                items[pk] = DigestItem(event=event, json=json.dumps(item))
+                items[pk] = DigestItem(event=event, category=event.event_type.category.slug,
+                                       json=json.dumps(item))
         self._items = items
 
     def __getitem__(self, event_id) -> DigestItem:
@@ -217,7 +220,7 @@ def build_digest_notification(digest: Digest, items: list[DigestItem]) -> Notifi
     nothing is encoded again per recipient.
     """
     priority = PRIORITY_BY_BUCKET[digest.bucket]
-    categories = {item.event.event_type.category.slug for item in items}
+    categories = {item.category for item in items}
     workspaces = {item.event.workspace_id for item in items}
     return Notification(
         user_id=digest.user_id,
