@@ -112,18 +112,19 @@ def _send_chunk(digests: list[Digest], rendered: "_RenderedEvents") -> int:
     transaction makes both one."""
     items = defaultdict(list)
     cancelled = []
-    # Items as plain tuples; each event loaded and rendered once, shared by every recipient:
-    # the chunk's cost follows its items, not items x joined rows.
+    # Items as plain tuples (an item's user is its digest's); each event loaded and rendered
+    # once, shared by every recipient: the chunk's cost follows its items, not items x rows.
     deliveries = list(
         Delivery.objects.filter(digest__in=digests)
         .order_by("event__occurred_at", "pk")
-        .values_list("pk", "digest_id", "user_id", "event_id")
+        .values_list("pk", "digest_id", "event_id")
     )
     rendered.load({event_id for *_, event_id in deliveries})
-    audience = AudienceCheck(user_ids={user_id for _, _, user_id, _ in deliveries})
-    for pk, digest_id, user_id, event_id in deliveries:
+    user_ids = {digest.pk: digest.user_id for digest in digests}
+    audience = AudienceCheck(user_ids=set(user_ids.values()))
+    for pk, digest_id, event_id in deliveries:
         item = rendered[event_id]
-        if audience.allows(item.event, user_id):
+        if audience.allows(item.event, user_ids[digest_id]):
             items[digest_id].append(item)
         else:
             cancelled.append(pk)
