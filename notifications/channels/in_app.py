@@ -218,7 +218,9 @@ def build_digest_notification(digest: Digest, items: list[DigestItem]) -> Notifi
     """The in-app digest for one recipient, listing ``items`` oldest first.
 
     Its ``items`` is the digest's JSON, joined from the items' JSON text and cast in SQL:
-    nothing is encoded again per recipient.
+    nothing is encoded again per recipient. (As a list, Django's bulk insert would also send
+    the chunk's digests in one array literal, which psycopg escapes quote by quote: seconds
+    for 100,000 items.)
     """
     priority = PRIORITY_BY_BUCKET[digest.bucket]
     categories = {item.category for item in items}
