@@ -1,6 +1,7 @@
 """Everything in notifications that writes: routing events, digests, reading state, rules."""
 
 import logging
+import uuid
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -162,42 +163,40 @@ def _claim_lock(bucket: str) -> bool:
 
 _CLAIM_LOCK_CLASS = 0x44696773  # "Digs": the advisory lock space of digest claims
 
+# Each item's digest id is a hash of the claim's token and the item's recipient, so the
+# items are claimed in one pass and grouped into digests from what the UPDATE returns: no
+# join of the items back to their digests (whose plan, on the fresh and unanalyzed rows of
+# a busy bucket, was a nested loop of items x digests).
 _CLAIM_SQL = """
-WITH grouped AS (
-    SELECT channel, user_id, address, endpoint_id, count(*) AS n
-    FROM {delivery}
+WITH claimed AS (
+    UPDATE {delivery}
+    SET status = %(sending)s, updated_at = %(now)s,
+        digest_id = md5(concat_ws('|', %(token)s::text, channel, coalesce(user_id::text, ''),
+                                  coalesce(endpoint_id::text, ''), address))::uuid
     WHERE status = %(pending)s AND bucket = %(bucket)s AND channel = ANY(%(channels)s)
-    GROUP BY channel, user_id, address, endpoint_id
+    RETURNING digest_id, channel, user_id, address, endpoint_id
 ), created AS (
     INSERT INTO {digest} (id, channel, bucket, user_id, address, endpoint_id, status,
                           item_count, attempts, last_error, created_at)
-    SELECT gen_random_uuid(), channel, %(bucket)s, user_id, address, endpoint_id,
-           %(claimed)s, n, 0, '', %(now)s
-    FROM grouped
-    RETURNING id, channel, user_id, address, endpoint_id
-), claimed AS (
-    UPDATE {delivery} AS item
-    SET digest_id = created.id, status = %(sending)s, updated_at = %(now)s
-    FROM created
-    WHERE item.status = %(pending)s AND item.bucket = %(bucket)s
-      AND item.channel = created.channel AND item.address = created.address
-      AND coalesce(item.user_id, 0) = coalesce(created.user_id, 0)
-      AND coalesce(item.endpoint_id, 0) = coalesce(created.endpoint_id, 0)
-    RETURNING 1
+    SELECT digest_id, channel, %(bucket)s, user_id, address, endpoint_id, %(claimed)s,
+           count(*), 0, '', %(now)s
+    FROM claimed
+    GROUP BY digest_id, channel, user_id, address, endpoint_id
+    RETURNING id, channel, user_id, address, endpoint_id, item_count
 )
-SELECT (SELECT count(*) FROM claimed), id, channel, user_id, address, endpoint_id
+SELECT (SELECT sum(item_count) FROM created), id, channel, user_id, address, endpoint_id
 FROM created
 """
 
 
 def _claim_postgresql(*, bucket: str, channels: list[str]) -> tuple[int, list[tuple]]:
-    """Group, create the digests and claim the items in one statement (one snapshot)."""
+    """Claim the items and create their digests in one statement (one snapshot)."""
     sql = _CLAIM_SQL.format(delivery=Delivery._meta.db_table, digest=Digest._meta.db_table)
     with connection.cursor() as cursor:
         cursor.execute(sql, {
             "bucket": bucket, "channels": list(channels), "now": timezone.now(),
-            "pending": Delivery.Status.PENDING, "sending": Delivery.Status.SENDING,
-            "claimed": Digest.Status.CLAIMED,
+            "token": uuid.uuid4().hex, "pending": Delivery.Status.PENDING,
+            "sending": Delivery.Status.SENDING, "claimed": Digest.Status.CLAIMED,
         })
         rows = cursor.fetchall()
     items = rows[0][0] if rows else 0

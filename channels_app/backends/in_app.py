@@ -40,24 +40,28 @@ class InAppBackend(ChannelBackend):
         return InAppMessage(title=title, priority=event.priority)
 
     def render_digest(self, *, priority, events, recipient, delivery_id) -> InAppMessage:
-        count = len(events)
-        noun = "notification" if count == 1 else "notifications"
         return InAppMessage(
-            title=f"{count} {priority} {noun}", priority=priority,
-            items=[
-                {
-                    "event_id": str(event.pk),
-                    "event_type": event.event_type.key,
-                    "category": event.event_type.category.slug,
-                    "priority": event.priority,
-                    "title": title,
-                    "payload": event.payload,
-                    "workspace_id": event.workspace.public_id if event.workspace_id else None,
-                    "occurred_at": event.occurred_at.isoformat(),
-                }
-                for event, title in events
-            ],
+            title=self.digest_title(priority=priority, count=len(events)), priority=priority,
+            items=[self.digest_item(event=event, title=title) for event, title in events],
         )
+
+    def digest_title(self, *, priority: str, count: int) -> str:
+        noun = "notification" if count == 1 else "notifications"
+        return f"{count} {priority} {noun}"
+
+    def digest_item(self, *, event, title: str) -> dict:
+        """One event as a digest lists it: the same for every recipient, so a flush can
+        render each event once for all the digests listing it."""
+        return {
+            "event_id": str(event.pk),
+            "event_type": event.event_type.key,
+            "category": event.event_type.category.slug,
+            "priority": event.priority,
+            "title": title,
+            "payload": event.payload,
+            "workspace_id": event.workspace.public_id if event.workspace_id else None,
+            "occurred_at": event.occurred_at.isoformat(),
+        }
 
     def send(self, message):
         raise NotImplementedError(

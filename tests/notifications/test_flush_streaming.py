@@ -87,3 +87,21 @@ def test_a_digest_larger_than_a_chunk_is_sent_whole(make_workspace, settings):
     for member in workspace.people:
         [notification] = Notification.objects.filter(user=member)
         assert len(notification.items) == PER_DIGEST
+
+
+def test_a_flush_loads_each_event_once_for_all_the_chunks_listing_it(make_workspace, settings):
+    settings.DATAFI_FLUSH_CHUNK_ITEMS = 2 * PER_DIGEST  # 9 members: five chunks, same events
+    workspace = pending_digests(make_workspace, members=9)
+
+    with CaptureQueriesContext(connection) as queries:
+        result = digest_flush(bucket="5m")
+
+    assert (result.claimed_items, result.digests_sent) == (9 * PER_DIGEST, 9)
+    event_loads = [q["sql"] for q in queries.captured_queries
+                   if q["sql"].startswith("SELECT") and 'FROM "events_event"' in q["sql"]]
+    assert len(event_loads) == 1
+    listed = {tuple((item["event_id"], item["title"]) for item in notification.items)
+              for notification in Notification.objects.filter(user__in=workspace.people)}
+    assert len(listed) == 1  # every member's digest lists the same items, rendered once
+    [items] = listed
+    assert len(items) == PER_DIGEST and all(title for _, title in items)
