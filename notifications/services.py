@@ -7,17 +7,24 @@ from functools import partial
 from celery import current_app
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.db.models import Count
+from django.db.models import Count, QuerySet
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from channels_app.backends import get_backend
 from channels_app.models import Channel, DigestSetting
-from channels_app.selectors import webhook_endpoint_targets
 from events import task_names
+from events.catalog import Priority
 from events.exceptions import ApplicationError, BrokerUnavailable
 from events.models import Category, Event, EventType
 
-from .channels import DIGEST_SENDERS, digest_channels, digests_send, recipients_record
+from .channels import (
+    DIGEST_SENDERS,
+    ChannelRoute,
+    digest_channels,
+    digests_send,
+    routes_record,
+)
 from .delivery import deliveries_enqueue
 from .models import (
     PRIORITY_BY_BUCKET,
@@ -29,11 +36,11 @@ from .models import (
     RoutingRule,
 )
 from .selectors import (
-    audience_list,
+    ROUTING_TOKEN_SQL,
+    audiences_get,
     delivery_bucket,
-    digest_switches,
-    preference_opt_outs,
-    routing_get,
+    preference_opt_outs_get,
+    routing_config_get,
 )
 
 logger = logging.getLogger(__name__)
@@ -48,58 +55,82 @@ class RouteResult:
     skipped: bool = False
 
 
+def _routable(events: QuerySet) -> QuerySet:
+    """``events`` locked, with what routing reads of their event type, and the routing
+    version token read in the same query (so a warm cache costs no round trip)."""
+    return events.select_related("event_type__category").annotate(
+        routing_token=RawSQL(ROUTING_TOKEN_SQL, []))
+
+
 def event_route(*, event_id) -> RouteResult:
-    """Plan and record what one event means on each of its channels; idempotent.
+    """Route one event (``events_route`` for a batch of one); idempotent.
 
     Locks the event row and only routes a pending event, so a duplicate task or the outbox
-    sweep re-enqueueing it routes it once. Immediate in-app notifications are created here
-    in bulk; batched priorities become pending deliveries in their digest bucket.
-
-    Users' preferences apply here, once (one query): a user who switched the event's
-    category off on a channel gets nothing on it, now or in a digest; critical events
-    reach everyone. A preference changed later does not touch what is already pending.
+    sweep re-enqueueing it routes it once. For the priority lane, the outbox sweep, and
+    messages queued by a version that routed every event alone.
     """
-    result = RouteResult(event_id=str(event_id))
     with transaction.atomic():
-        event = (
-            Event.objects.select_for_update(of=("self",))
-            .select_related("event_type__category", "workspace")
-            .filter(pk=event_id)
-            .first()
-        )
+        event = _routable(Event.objects.select_for_update(of=("self",)).filter(pk=event_id)
+                          ).first()
         if event is None or event.status != Event.Status.PENDING:
-            result.skipped = True
-            return result
-        routing = routing_get(event.event_type, priority=event.priority)
-        users = audience_list(event)
-        switches = digest_switches()
+            return RouteResult(event_id=str(event_id), skipped=True)
+        return events_route([event], token=event.routing_token)[0]
+
+
+def events_route(events: list[Event], *, token: str | None) -> list[RouteResult]:
+    """Plan and record what ``events`` mean on each of their channels, set-based.
+
+    The caller holds the events' row locks in its transaction and passes pending events
+    only, with their event type and category loaded, and ``token``: the routing version
+    read in the query that locked them. The number of queries does not depend on the
+    number of events or of recipients: the configuration (rules, digest switches, webhook
+    endpoints) comes from the cache that token validates; one query (two when some events
+    have no workspace) for every audience, one for the preference opt-outs, one insert of
+    notifications, one of deliveries, one update of the events. Immediate in-app
+    notifications are created here; batched priorities become pending deliveries in
+    their digest bucket; immediate external deliveries are enqueued once this commits.
+
+    Users' preferences apply here, once: a user who switched the event's category off on
+    a channel gets nothing on it, now or in a digest; critical events reach everyone. A
+    preference changed later does not touch what is already pending.
+    """
+    if not events:
+        return []
+    config = routing_config_get(token=token)
+    audiences = audiences_get(events)
+    opt_outs = preference_opt_outs_get(events)
+    routes, results = [], []
+    for event in events:
+        result = RouteResult(event_id=str(event.pk))
+        results.append(result)
+        routing = config.rules.resolve(event.event_type, priority=event.priority)
+        users = audiences[event.pk]
         extra_addresses = routing.rule.extra_emails if routing.rule is not None else []
-        opt_outs = preference_opt_outs(event, user_ids=[user.pk for user in users])
-        endpoints = (webhook_endpoint_targets() if Channel.WEBHOOK in routing.channels
-                     else [])
+        chosen = opt_outs and event.priority != Priority.CRITICAL
+        category_id = event.event_type.category_id
         for channel in routing.channels:
             backend = get_backend(channel)
             if backend is None:
                 logger.debug("event %s: channel %s has no backend installed", event.pk, channel)
                 continue
-            bucket = delivery_bucket(priority=event.priority, channel=channel, switches=switches)
             recipients = backend.recipients(users=users, extra_addresses=extra_addresses,
-                                            endpoints=endpoints, event=event)
-            if opt_outs:
+                                            endpoints=config.endpoints, event=event)
+            if chosen:
                 # After recipients(): a member's address that is also on a distribution
                 # list stays the member's, so their choice holds for that copy too.
-                recipients = [r for r in recipients if (r.user_id, channel) not in opt_outs]
-            written = recipients_record(
-                channel=channel, event=event, recipients=recipients, bucket=bucket
-            )
+                recipients = [r for r in recipients
+                              if (r.user_id, category_id, channel) not in opt_outs]
+            bucket = delivery_bucket(priority=event.priority, channel=channel,
+                                     switches=config.switches)
+            routes.append(ChannelRoute(event=event, channel=channel, recipients=recipients,
+                                       bucket=bucket))
             result.channels[channel] = len(recipients)
-            if backend.external and not bucket:
-                deliveries_enqueue(written)  # after commit: rows first, network later
-        event.status = Event.Status.ROUTED
-        event.routed_at = timezone.now()
-        event.next_sweep_at = None
-        event.save(update_fields=["status", "routed_at", "next_sweep_at"])
-    return result
+    written = routes_record(routes)
+    deliveries_enqueue([d for d in written  # after commit: rows first, network later
+                        if not d.bucket and get_backend(d.channel).external])
+    Event.objects.filter(pk__in=[event.pk for event in events]).update(
+        status=Event.Status.ROUTED, routed_at=timezone.now(), next_sweep_at=None, last_error="")
+    return results
 
 
 # --- digests ------------------------------------------------------------------------------
