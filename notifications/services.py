@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from functools import partial
 
 from celery import current_app
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import Count, QuerySet
@@ -17,6 +18,7 @@ from events import task_names
 from events.catalog import Priority
 from events.exceptions import ApplicationError, BrokerUnavailable
 from events.models import Category, Event, EventType
+from events.services import event_enqueue, routing_request, routing_request_clear
 
 from .channels import (
     DIGEST_SENDERS,
@@ -131,6 +133,89 @@ def events_route(events: list[Event], *, token: str | None) -> list[RouteResult]
     Event.objects.filter(pk__in=[event.pk for event in events]).update(
         status=Event.Status.ROUTED, routed_at=timezone.now(), next_sweep_at=None, last_error="")
     return results
+
+
+BATCHED_PRIORITIES = [p for p in Priority.VALUES if p not in Priority.IMMEDIATE]
+
+
+@dataclass
+class DrainResult:
+    routed: int = 0
+    batches: int = 0
+    handed_over: int = 0  # events that failed in a batch and alone: each has its own task
+
+
+def events_route_pending(*, batch_size: int | None = None) -> DrainResult:
+    """Route every pending medium, low and info event, in batches; safe to run concurrently.
+
+    First forgets the routing request (``events.services.routing_request_clear``), then
+    repeats: claim up to ``batch_size`` (``DATAFI_ROUTING_BATCH_SIZE``) of the oldest
+    pending batched events in one statement (``FOR UPDATE SKIP LOCKED``, so concurrent
+    runs share the work), route them with ``events_route`` (a constant number of queries),
+    commit; until a claim comes back short. A full claim first requests one more run, so
+    a second worker process helps with a backlog.
+
+    Why no event is left behind. An emit commits its event, then tries to set the request
+    flag (``cache.add``). If it sets it, it publishes a run of its own. If the flag was set
+    already, its event committed before this run deleted the flag (the delete came after
+    that add), so every claim of this run, all after the delete, sees the event: pending,
+    unless a concurrent run holds it (that run routes it) or routed it. A claim that comes
+    back short has seen every unlocked pending event committed before it. The claim skips
+    events another run holds locked, which that run routes; a run that dies releases its
+    locks and its message comes back (acks_late). A request whose message is lost is
+    covered by the outbox sweep, which routes each event alone.
+
+    A batch that fails is routed again one event at a time, so one bad event does not hold
+    back the others; an event that fails alone too gets its own ``event_route`` task (its
+    bounded retries end with the event marked failed), and ``last_error`` says so
+    meanwhile, which keeps the batches from claiming it again.
+    """
+    batch_size = batch_size or settings.DATAFI_ROUTING_BATCH_SIZE
+    routing_request_clear()
+    result = DrainResult()
+    while True:
+        claimed = []
+        try:
+            with transaction.atomic():
+                claimed = _claim_pending(batch_size=batch_size)
+                if len(claimed) == batch_size:
+                    # Not about this transaction's rows: the helper claims what it finds
+                    # committed and unlocked, so it may start at once.
+                    routing_request()
+                events_route(claimed, token=claimed[0].routing_token if claimed else None)
+            result.routed += len(claimed)
+        except Exception:  # some event of the batch cannot be routed: route them one by one
+            if not claimed:
+                raise
+            logger.exception("routing %d events at once failed; one by one now", len(claimed))
+            for event in claimed:
+                result.routed += _route_alone_or_hand_over(event.pk, result)
+        result.batches += 1
+        if len(claimed) < batch_size:
+            return result
+
+
+def _claim_pending(*, batch_size: int) -> list[Event]:
+    """Lock up to ``batch_size`` of the oldest pending batched events; commit to release."""
+    return list(_routable(
+        Event.objects.select_for_update(of=("self",), skip_locked=True)
+        .filter(status=Event.Status.PENDING, priority__in=BATCHED_PRIORITIES, last_error="")
+        .order_by("created_at")
+    )[:batch_size])
+
+
+def _route_alone_or_hand_over(event_id, result: DrainResult) -> int:
+    """Route one event of a failed batch alone; if it fails, give it a task of its own."""
+    try:
+        return 0 if event_route(event_id=event_id).skipped else 1
+    except Exception as exc:  # recorded on the event; the others go on
+        error = f"{type(exc).__name__}: {exc}"
+        logger.exception("event %s: routing failed; it gets a task of its own", event_id)
+        Event.objects.filter(pk=event_id, status=Event.Status.PENDING).update(
+            last_error=f"Batched routing failed, retried alone: {error}"[:2000])
+        event_enqueue(event_id=event_id, priority=Priority.MEDIUM)  # EVENT_ROUTE, not urgent
+        result.handed_over += 1
+        return 0
 
 
 # --- digests ------------------------------------------------------------------------------
