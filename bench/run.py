@@ -109,7 +109,7 @@ class Processes:
         while ready not in log_path.read_text():
             if process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"{name} did not start:\n{log_path.read_text()[-2000:]}")
-            time.sleep(0.1)
+            time.sleep(0.02)
         return process
 
     def worker(self, name, queues, concurrency):
@@ -192,6 +192,7 @@ def bench_emit():
 def bench_routing():
     """Routing one critical event in-process: fixed part and per-recipient cost."""
     results = {}
+    critical = EventType.objects.get(key=CRITICAL)
     for members in (1, 1000):
         workspace, users = make_workspace(f"route{members}", members)
 
@@ -205,11 +206,22 @@ def bench_routing():
                 transaction.set_rollback(True)
             return elapsed
 
-        def floor(users=users):
+        def floor(users=users, workspace=workspace):
+            # What routing writes per recipient of a critical event by default (in_app,
+            # email; no webhook endpoint here): a notification and an email delivery.
             with transaction.atomic():
+                event = Event.objects.create(
+                    event_type=critical, workspace=workspace, priority="critical",
+                    payload={"datasource_name": "x"}, occurred_at=timezone.now())
                 Notification.objects.bulk_create(
-                    [Notification(user=u, priority="critical", title="x") for u in users],
-                    batch_size=1000)
+                    [Notification(user=u, event=event, workspace=workspace,
+                                  event_type_key=CRITICAL, category="data_sources",
+                                  priority="critical", title="Connection lost: x")
+                     for u in users], batch_size=1000)
+                Delivery.objects.bulk_create(
+                    [Delivery(event=event, channel="email", user=u, address=u.email,
+                              priority="critical", next_attempt_at=timezone.now())
+                     for u in users], batch_size=1000)
                 transaction.set_rollback(True)
 
         route()
@@ -219,7 +231,8 @@ def bench_routing():
     floor_per = (floor_many - floor_one) / 999
     row("routing one critical event (in-process, as in the worker)",
         f"{ms(one)} at 1 recipient, +{per * 1e6:.1f} us per recipient",
-        f"bulk insert of the same rows: +{floor_per * 1e6:.1f} us per recipient",
+        f"bulk insert of the same rows (a notification and an email delivery each, "
+        f"bulk_create): +{floor_per * 1e6:.1f} us per recipient",
         f"per recipient x{per / floor_per:.2f}", "fixed < 5 ms; per recipient <= 1.5x")
 
 
@@ -292,14 +305,17 @@ def bench_workers(processes, backlog):
         for i in range(backlog):
             event_emit(MEDIUM, workspace=workspace.public_id, payload={"query_name": f"q{i}"})
     batched = processes.worker("batched", "events,digests", 2)
+    ready = timezone.now()  # within the 20 ms poll of the worker's "ready."
     under_load = []
     while Event.objects.filter(status="pending", priority="medium").exists():
         under_load.append(emit_critical(workspace))
         time.sleep(0.05)
     processes.stop(batched)
+    # From the worker's start to the last event routed: events routed in one batch share
+    # a routed_at, so the spread of routed_at would leave the first batch out.
     routed = Event.objects.filter(priority="medium").values_list("routed_at", flat=True)
-    span = (max(routed) - min(routed)).total_seconds()
-    rate = (backlog - 1) / span
+    span = (max(routed) - ready).total_seconds()
+    rate = backlog / span
     row(f"critical emit -> in-app readable while {backlog:,} medium events drain",
         f"median {ms(statistics.median(under_load))}, p99 {ms(pct(under_load, 99))} "
         f"({len(under_load)} samples)" if under_load else "backlog drained before a sample",
@@ -320,7 +336,8 @@ def bench_workers(processes, backlog):
             transaction.set_rollback(True)
 
     floor_rate = n / best(floor)
-    row("backlog drain, 10 members per event, one batched worker (concurrency 2)",
+    row("backlog drain, 10 members per event, one batched worker (concurrency 2), "
+        "from its start to the last event routed",
         f"{rate:,.0f} events/s", f"bulk_create of the same rows: {floor_rate:,.0f} events/s",
         f"x{rate / floor_rate:.2f}", ">= 0.5x the floor")
     processes.stop(urgent)
