@@ -84,11 +84,12 @@ def events_route(events: list[Event], *, token: str | None) -> list[RouteResult]
 
     The caller holds the events' row locks in its transaction and passes pending events
     only, with their event type and category loaded, and ``token``: the routing version
-    read in the query that locked them. The number of queries does not depend on the
-    number of events or of recipients: the configuration (rules, digest switches, webhook
-    endpoints) comes from the cache that token validates; one query (two when some events
-    have no workspace) for every audience, one for the preference opt-outs, one insert of
-    notifications, one of deliveries, one update of the events. Immediate in-app
+    read in the query that locked them. On PostgreSQL the number of queries does not
+    depend on the number of events or of recipients (SQLite splits large inserts): the
+    configuration (rules, digest switches, webhook endpoints) comes from the cache that
+    token validates; one query (two when some events have no workspace) for every
+    audience, one for the preference opt-outs, one insert of notifications, one of
+    deliveries, one update of the events. Immediate in-app
     notifications are created here; batched priorities become pending deliveries in
     their digest bucket; immediate external deliveries are enqueued once this commits.
 
