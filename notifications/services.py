@@ -8,8 +8,7 @@ from celery import current_app
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.db.models import Count, QuerySet
-from django.db.models.expressions import RawSQL
+from django.db.models import Count
 from django.utils import timezone
 
 from channels_app.backends import get_backend
@@ -57,11 +56,71 @@ class RouteResult:
     skipped: bool = False
 
 
-def _routable(events: QuerySet) -> QuerySet:
-    """``events`` locked, with what routing reads of their event type, and the routing
-    version token read in the same query (so a warm cache costs no round trip)."""
-    return events.select_related("event_type__category").annotate(
-        routing_token=RawSQL(ROUTING_TOKEN_SQL, []))
+def _events_lock(*, where: str, params: list, tail: str = "", tail_params=(),
+                 skip_locked: bool = False) -> list[Event]:
+    """Lock the events ``where`` says (SQL on alias ``e``) and return them with their event
+    type and category loaded, and ``routing_token``: the routing version token, read in
+    the same query (so a warm cache costs no round trip).
+
+    Written by hand: this query is most of a route's fixed cost, and the ORM's version of
+    it costs three times as much in Python. Each value goes through the converters the ORM
+    would apply (JSON, and on SQLite dates, UUIDs and booleans). Must be called inside a
+    transaction; on SQLite, which has no row locks, the transaction's write lock serves.
+    """
+    lock = ""
+    if connection.features.has_select_for_update:
+        lock = " FOR UPDATE OF e" + (" SKIP LOCKED" if skip_locked else "")
+    with connection.cursor() as cursor:
+        cursor.execute(_LOCK_SQL.format(where=where, tail=tail, lock=lock),
+                       [*params, *tail_params])
+        rows = cursor.fetchall()
+    converters = _row_converters()
+    events = []
+    for row in rows:
+        values = []
+        for value, (column, steps) in zip(row, converters, strict=False):
+            for step in steps:
+                value = step(value, column, connection)
+            values.append(value)
+        event, event_type, category = (
+            model.from_db(connection.alias, None, values[start:stop])
+            for model, start, stop in _LOCK_SLICES)
+        event_type.category = category
+        event.event_type = event_type
+        event.routing_token = row[-1]
+        events.append(event)
+    return events
+
+
+_LOCK_MODELS = ((Event, "e"), (EventType, "t"), (Category, "c"))
+_LOCK_SLICES, _start = [], 0
+for _model, _ in _LOCK_MODELS:
+    _LOCK_SLICES.append((_model, _start, _start + len(_model._meta.concrete_fields)))
+    _start += len(_model._meta.concrete_fields)
+_LOCK_SQL = (
+    "SELECT "
+    + ", ".join(f'{alias}."{f.column}"' for model, alias in _LOCK_MODELS
+                for f in model._meta.concrete_fields)
+    + f", ({ROUTING_TOKEN_SQL}) FROM {Event._meta.db_table} e "
+    f"JOIN {EventType._meta.db_table} t ON t.id = e.event_type_id "
+    f"JOIN {Category._meta.db_table} c ON c.id = t.category_id "
+    "WHERE {where}{tail}{lock}"
+)
+_converters_by_vendor: dict[str, list] = {}
+
+
+def _row_converters() -> list[tuple]:
+    """(column, converters) of each selected field, as the ORM's compiler applies them."""
+    found = _converters_by_vendor.get(connection.vendor)
+    if found is None:
+        found = []
+        for model, alias in _LOCK_MODELS:
+            for f in model._meta.concrete_fields:
+                column = f.get_col(alias)
+                found.append((column, connection.ops.get_db_converters(column)
+                              + column.get_db_converters(connection)))
+        _converters_by_vendor[connection.vendor] = found
+    return found
 
 
 def event_route(*, event_id) -> RouteResult:
@@ -72,8 +131,8 @@ def event_route(*, event_id) -> RouteResult:
     messages queued by a version that routed every event alone.
     """
     with transaction.atomic():
-        event = _routable(Event.objects.select_for_update(of=("self",)).filter(pk=event_id)
-                          ).first()
+        pk = Event._meta.pk.get_db_prep_value(event_id, connection)
+        event = next(iter(_events_lock(where="e.id = %s", params=[pk])), None)
         if event is None or event.status != Event.Status.PENDING:
             return RouteResult(event_id=str(event_id), skipped=True)
         return events_route([event], token=event.routing_token)[0]
@@ -198,11 +257,11 @@ def events_route_pending(*, batch_size: int | None = None) -> DrainResult:
 
 def _claim_pending(*, batch_size: int) -> list[Event]:
     """Lock up to ``batch_size`` of the oldest pending batched events; commit to release."""
-    return list(_routable(
-        Event.objects.select_for_update(of=("self",), skip_locked=True)
-        .filter(status=Event.Status.PENDING, priority__in=BATCHED_PRIORITIES, last_error="")
-        .order_by("created_at")
-    )[:batch_size])
+    return _events_lock(
+        where=f"e.status = %s AND e.last_error = %s AND e.priority IN "
+              f"({', '.join(['%s'] * len(BATCHED_PRIORITIES))})",
+        params=[Event.Status.PENDING, "", *BATCHED_PRIORITIES],
+        tail=" ORDER BY e.created_at LIMIT %s", tail_params=[batch_size], skip_locked=True)
 
 
 def _route_alone_or_hand_over(event_id, result: DrainResult) -> int:
