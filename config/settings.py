@@ -247,6 +247,7 @@ CELERY_TASK_ROUTES = {
     task_names.OUTBOX_SWEEP: {"queue": "urgent"},
     task_names.EVENT_ROUTE_URGENT: {"queue": "urgent"},
     task_names.EVENT_ROUTE: {"queue": "events"},
+    task_names.EVENTS_ROUTE_PENDING: {"queue": "events"},
     task_names.DIGEST_FLUSH: {"queue": "digests"},
     task_names.DELIVERY_SEND: {"queue": "deliveries"},
     task_names.DELIVERIES_PUBLISH: {"queue": "deliveries"},
@@ -278,6 +279,12 @@ DATAFI_OUTBOX_STALE_SECONDS = env.int("DATAFI_OUTBOX_STALE_SECONDS", default=600
 # The same window for critical and high events, so they are back within 2 minutes
 # (this window plus one sweep interval); a duplicate enqueue is harmless.
 DATAFI_OUTBOX_URGENT_STALE_SECONDS = env.int("DATAFI_OUTBOX_URGENT_STALE_SECONDS", default=45)
+# Medium, low and info events are routed in batches of at most this many (one transaction
+# each) by one events_route_pending task, requested once by emit through a flag in the
+# cache that lives at most DATAFI_ROUTING_REQUEST_SECONDS (a request lost with its message
+# stops holding back new ones after that; the outbox sweep routes what it left behind).
+DATAFI_ROUTING_BATCH_SIZE = env.int("DATAFI_ROUTING_BATCH_SIZE", default=500)
+DATAFI_ROUTING_REQUEST_SECONDS = env.int("DATAFI_ROUTING_REQUEST_SECONDS", default=60)
 # After a failed publish, a process stops trying the broker for this long (events wait for
 # the sweep), so a transaction emitting many events during an outage is not held up.
 DATAFI_BROKER_BACKOFF_SECONDS = env.int("DATAFI_BROKER_BACKOFF_SECONDS", default=30)

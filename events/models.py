@@ -155,6 +155,10 @@ class Event(models.Model):
             models.Index(
                 fields=["next_sweep_at"], name="event_sweep_idx", condition=Q(status="pending")
             ),
+            # Batched routing claims the oldest pending events (notifications.services).
+            models.Index(
+                fields=["created_at"], name="event_pending_idx", condition=Q(status="pending")
+            ),
         ]
         constraints = [
             models.UniqueConstraint(

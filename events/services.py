@@ -13,6 +13,7 @@ from typing import Any
 from celery import current_app
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.cache import cache
 from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.utils import timezone
 
@@ -363,10 +364,12 @@ def event_emit(
             return existing
     event.deduplicated = False
 
-    if event.status == Event.Status.PENDING:
-        transaction.on_commit(partial(event_enqueue, event_id=event.pk, priority=event.priority))
-    else:
+    if event.status != Event.Status.PENDING:
         logger.info("event %s logged, not delivered: %s is disabled", event.pk, event_type.key)
+    elif event.priority in catalog.Priority.IMMEDIATE:  # one message each: the latency lane
+        transaction.on_commit(partial(event_enqueue, event_id=event.pk, priority=event.priority))
+    else:  # routed in batches: one request per transaction
+        _routing_request_on_commit(event.pk)
     return event
 
 
@@ -639,13 +642,98 @@ def event_enqueue(*, event_id, priority: str) -> bool:
     return True
 
 
-def _mark_due_for_sweep(event_id) -> None:
+def _mark_due_for_sweep(*event_ids) -> None:
     try:
-        Event.objects.filter(pk=event_id, status=Event.Status.PENDING).update(
+        Event.objects.filter(pk__in=event_ids, status=Event.Status.PENDING).update(
             next_sweep_at=timezone.now()
         )
-    except DatabaseError:  # the row keeps its later sweep time; it is not lost
-        logger.exception("event %s: could not mark it due for the outbox sweep", event_id)
+    except DatabaseError:  # the rows keep their later sweep time; they are not lost
+        logger.exception("events %s: could not mark them due for the outbox sweep", event_ids)
+
+
+#: The cache key of "routing of the pending batched events is requested" (see below).
+ROUTING_REQUESTED_KEY = "events:routing-requested"
+
+
+def routing_request(*, event_ids=()) -> bool:
+    """Have a worker route every pending medium, low and info event; never raises.
+
+    Publishes one ``EVENTS_ROUTE_PENDING`` task, unless one is requested already: the
+    request is a flag in the shared cache, set atomically (``cache.add``, SET NX on Redis)
+    and deleted by the task before it claims anything. A caller that finds the flag set
+    needs nothing more: its events committed before it looked, so before the task deleted
+    the flag, so the task's claims, which come after the delete, see them (the task's
+    docstring, ``notifications.services.events_route_pending``, has the whole argument).
+
+    When the broker refuses, the flag is deleted again and ``event_ids`` (the caller's
+    events) are marked due for the next outbox sweep, as ``event_enqueue`` does; the flag
+    lives ``DATAFI_ROUTING_REQUEST_SECONDS`` at most, so a request whose message is lost
+    holds back new ones no longer than that. Returns whether routing is on its way.
+    """
+    global _broker_down_until
+    if time.monotonic() < _broker_down_until:
+        _mark_due_for_sweep(*event_ids)
+        return False
+    try:
+        requested = cache.add(ROUTING_REQUESTED_KEY, 1,
+                              timeout=settings.DATAFI_ROUTING_REQUEST_SECONDS)
+    except Exception as exc:  # no cache: publish anyway; a spare task finds nothing to do
+        logger.warning("routing request flag not set: %r", exc)
+        requested = True
+    if not requested:
+        return True
+    try:
+        current_app.send_task(task_names.EVENTS_ROUTE_PENDING, retry=False)
+    except Exception as exc:  # the broker's failure must not become the caller's
+        _broker_down_until = time.monotonic() + settings.DATAFI_BROKER_BACKOFF_SECONDS
+        logger.warning("routing of pending events not requested, the sweep will retry: %r",
+                       exc)
+        routing_request_clear()
+        _mark_due_for_sweep(*event_ids)
+        return False
+    return True
+
+
+def routing_request_clear() -> None:
+    """Forget the routing request, so that the next emit requests again; never raises.
+
+    The routing task calls it before it claims any event.
+    """
+    try:
+        cache.delete(ROUTING_REQUESTED_KEY)
+    except Exception as exc:  # the flag expires by itself
+        logger.warning("routing request flag not deleted: %r", exc)
+
+
+class _RoutingRequest:
+    """The routing request of one transaction's batched events, run once it commits."""
+
+    def __init__(self, event_id):
+        self.event_ids = [event_id]
+        self.done = False
+
+    def __call__(self):
+        self.done = True
+        routing_request(event_ids=self.event_ids)
+
+
+def _routing_request_on_commit(event_id) -> None:
+    """Request routing of ``event_id`` once the caller commits: one request (one cache
+    round trip) per transaction, however many batched events it emits.
+
+    Django replaces ``run_on_commit`` with a new list whenever it runs the callbacks or a
+    rollback drops some; a request registered in the current list is still to run, so
+    the event joins it. Otherwise (first event, or the list changed) a new one is
+    registered: at worst a transaction makes two requests, never none.
+    """
+    conn = transaction.get_connection()
+    current = getattr(conn, "datafi_routing_request", None)
+    if current is not None and current[0] is conn.run_on_commit and not current[1].done:
+        current[1].event_ids.append(event_id)
+        return
+    request = _RoutingRequest(event_id)
+    conn.datafi_routing_request = (conn.run_on_commit, request)
+    transaction.on_commit(request)
 
 
 def outbox_stale_window(priority: str) -> timedelta:

@@ -11,6 +11,8 @@ OUTBOX_SWEEP = "events.outbox_sweep"
 EVENT_ROUTE = "notifications.event_route"
 #: Routing of a critical or high event: the same work, on the priority lane (``urgent``).
 EVENT_ROUTE_URGENT = "notifications.event_route_urgent"
+#: Routing of every pending medium, low and info event, in batches (one task for many).
+EVENTS_ROUTE_PENDING = "notifications.events_route_pending"
 DIGEST_FLUSH = "notifications.digest_flush"
 DELIVERY_SEND = "notifications.delivery_send"
 #: Publishes the send tasks of many deliveries (a large audience), off the routing worker.

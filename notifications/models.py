@@ -335,3 +335,24 @@ class DeliveryAttempt(models.Model):
 
     def __str__(self):
         return f"attempt {self.number} of {self.delivery_id}: {self.outcome or 'running'}"
+
+
+class RoutingVersion(models.Model):
+    """One row whose token changes with every change to what routing reads as configuration.
+
+    Routing caches the routing rules, the digest switches and the active webhook endpoints'
+    filters in each process (``selectors.routing_config_get``) and reads this token in the
+    query that locks the events it routes: a different token drops the cache. Database
+    triggers change it (migration ``0009_routing_version``) in the transaction that writes
+    ``RoutingRule``, ``DigestSetting`` or a webhook endpoint's routing fields, so every
+    write counts: services, the admin, a bulk ``update()``, raw SQL, another process. No
+    row (a test flushed the table) means no caching until the next change writes one.
+    """
+
+    SINGLETON = 1
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=SINGLETON, editable=False)
+    token = models.CharField(max_length=64)
+
+    def __str__(self):
+        return f"routing version {self.token}"

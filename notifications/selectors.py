@@ -2,13 +2,16 @@
 
 import hashlib
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.db.models import Count, F, Func, IntegerField, OuterRef, Q, QuerySet, Subquery
 from django.utils.dateparse import parse_datetime
 
+from channels_app.backends import EndpointTarget
 from channels_app.models import Channel, DigestSetting, WebhookEndpoint
+from channels_app.selectors import webhook_endpoint_targets
 from events.catalog import Priority
 from events.models import Category, Event, EventType, Membership
 
@@ -21,6 +24,7 @@ from .models import (
     Notification,
     NotificationPreference,
     RoutingRule,
+    RoutingVersion,
 )
 
 
@@ -89,6 +93,45 @@ def digest_switches() -> dict[str, bool]:
     return dict(DigestSetting.objects.values_list("channel", "digest_enabled"))
 
 
+@dataclass(frozen=True)
+class RoutingConfig:
+    """What routing reads as configuration: rules, digest switches, active endpoints."""
+
+    rules: RoutingRules
+    switches: dict[str, bool]
+    endpoints: list[EndpointTarget]
+
+
+#: SQL of the routing version token, for the query that locks the events being routed.
+ROUTING_TOKEN_SQL = (
+    f"SELECT token FROM {RoutingVersion._meta.db_table} WHERE id = {RoutingVersion.SINGLETON}"
+)
+
+# The configuration read under one routing version token; replaced as a whole, so a
+# thread sees either the old pair or the new one.
+_routing_config: tuple[str | None, RoutingConfig | None] = (None, None)
+
+
+def routing_config_get(*, token: str | None) -> RoutingConfig:
+    """The routing configuration, from this process's cache when ``token`` is the one it was
+    read under; otherwise three queries (rules, switches, endpoints).
+
+    ``token`` is ``RoutingVersion``'s, read by the caller in a query it makes anyway (the
+    one that locks the events, ``ROUTING_TOKEN_SQL``). Any change to a rule, a switch or an
+    endpoint's routing fields changes it (a database trigger), so a change made anywhere is
+    seen by the next route in every process. No token, no caching.
+    """
+    global _routing_config
+    cached_token, cached = _routing_config
+    if token is not None and token == cached_token:
+        return cached
+    config = RoutingConfig(rules=RoutingRules(), switches=digest_switches(),
+                           endpoints=webhook_endpoint_targets())
+    if token is not None:  # read after the token: at worst cached under an older token
+        _routing_config = (token, config)
+    return config
+
+
 def delivery_bucket(*, priority: str, channel: str, switches: dict[str, bool]) -> str:
     """The digest bucket a delivery waits in, or "" to send it now.
 
@@ -100,27 +143,67 @@ def delivery_bucket(*, priority: str, channel: str, switches: dict[str, bool]) -
     return BUCKET_BY_PRIORITY[priority]
 
 
-def audience_list(event: Event) -> list:
-    """Who an event is for: its explicit recipients, else its workspace's members, else staff.
+_MEMBERS_SQL = (
+    f"SELECT m.workspace_id, u.id, u.email FROM {Membership._meta.db_table} m "
+    f"JOIN {get_user_model()._meta.db_table} u ON u.id = m.user_id "
+    "WHERE m.workspace_id IN ({}) AND u.is_active = %s ORDER BY u.id"
+)
 
-    Only active users; only id and email are loaded. One query.
+
+class AudienceMember(NamedTuple):
+    """One user an event is for: what the channel backends read of a user."""
+
+    pk: int
+    email: str
+
+
+def audiences_get(events: list[Event]) -> dict[Any, list[AudienceMember]]:
+    """Event id -> who it is for: its explicit recipients, else its workspace's members,
+    else staff; active users only, each list in user id order.
+
+    At most two queries for any number of events (workspace members of every workspace
+    concerned; staff and explicit recipients of events without a workspace), loading user
+    ids and addresses only.
     """
-    users = get_user_model().objects.filter(is_active=True).only("pk", "email").order_by("pk")
-    if event.recipient_ids:
-        users = users.filter(pk__in=event.recipient_ids)
-        if event.workspace_id:
-            users = users.filter(memberships__workspace_id=event.workspace_id)
-    elif event.workspace_id:
-        users = users.filter(memberships__workspace_id=event.workspace_id)
-    else:
-        users = users.filter(is_staff=True)
-    return list(users)
+    workspace_ids = {e.workspace_id for e in events if e.workspace_id is not None}
+    members: dict[int, list[AudienceMember]] = {}
+    if workspace_ids:
+        with connection.cursor() as cursor:  # by hand: a route's fixed cost, ORM-free
+            cursor.execute(_MEMBERS_SQL.format(", ".join(["%s"] * len(workspace_ids))),
+                           [*workspace_ids, True])
+            rows = cursor.fetchall()
+        for workspace_id, user_id, email in rows:
+            members.setdefault(workspace_id, []).append(AudienceMember(user_id, email))
+    loose = [e for e in events if e.workspace_id is None]
+    staff, named = [], {}
+    if loose:
+        wanted = {pk for e in loose for pk in e.recipient_ids or ()}
+        condition = Q(is_staff=True) | Q(pk__in=wanted) if wanted else Q(is_staff=True)
+        rows = (get_user_model().objects.filter(condition, is_active=True).order_by("pk")
+                .values_list("pk", "email", "is_staff"))
+        for pk, email, is_staff in rows:
+            named[pk] = AudienceMember(pk, email)
+            if is_staff:
+                staff.append(named[pk])
+    audiences = {}
+    for event in events:
+        if event.workspace_id is not None:
+            people = members.get(event.workspace_id, [])
+            if event.recipient_ids:
+                wanted = set(event.recipient_ids)
+                people = [m for m in people if m.pk in wanted]
+        elif event.recipient_ids:
+            people = [named[pk] for pk in sorted(set(event.recipient_ids)) if pk in named]
+        else:
+            people = staff
+        audiences[event.pk] = people
+    return audiences
 
 
 class AudienceCheck:
     """Whether users are still in an event's audience; two queries for any number of users.
 
-    The rules of ``audience_list``: active users only; the workspace's members for a
+    The rules of ``audiences_get``: active users only; the workspace's members for a
     workspace event, the explicit recipients, or staff for an event without either.
     """
 
@@ -233,27 +316,29 @@ def preferences_get(*, user) -> dict[str, dict[str, bool]]:
     }
 
 
-def preference_opt_outs(event: Event, *, user_ids) -> set[tuple[int, str]]:
-    """(user id, channel) pairs of ``user_ids`` who switched ``event``'s category off.
+def preference_opt_outs_get(events: list[Event]) -> set[tuple[int, int, str]]:
+    """(user id, category id, channel) of the users who switched a category of ``events``
+    off on a channel; one query for any number of events, none when all are critical.
 
-    Critical events are delivered whatever the preference: empty for them, no query.
-    Otherwise one query over the category's opt-outs, narrowed the way ``audience_list``
-    narrows (recipients, workspace members, staff) so it never grows with other
-    workspaces' users.
+    Critical events are delivered whatever the preference: their categories are not asked
+    for. The query is narrowed the way ``audiences_get`` narrows (the workspaces' members,
+    the explicit recipients, staff), so it never grows with other workspaces' users.
     """
-    if event.priority == Priority.CRITICAL or not user_ids:
+    chosen = [e for e in events if e.priority != Priority.CRITICAL]
+    if not chosen:
         return set()
+    workspace_ids = {e.workspace_id for e in chosen if e.workspace_id is not None}
+    recipients = {pk for e in chosen if e.workspace_id is None for pk in e.recipient_ids or ()}
+    audience = Q()
+    if workspace_ids:
+        audience |= Q(user__memberships__workspace_id__in=workspace_ids)
+    if recipients:
+        audience |= Q(user_id__in=recipients)
+    if any(e.workspace_id is None and not e.recipient_ids for e in chosen):
+        audience |= Q(user__is_staff=True)
     opt_outs = NotificationPreference.objects.filter(
-        category_id=event.event_type.category_id, enabled=False)
-    if event.recipient_ids:
-        opt_outs = opt_outs.filter(user_id__in=event.recipient_ids)
-    elif event.workspace_id:
-        opt_outs = opt_outs.filter(user__memberships__workspace_id=event.workspace_id)
-    else:
-        opt_outs = opt_outs.filter(user__is_staff=True)
-    wanted = set(user_ids)
-    return {(user_id, channel) for user_id, channel in opt_outs.values_list("user_id", "channel")
-            if user_id in wanted}
+        audience, category_id__in={e.event_type.category_id for e in chosen}, enabled=False)
+    return set(opt_outs.values_list("user_id", "category_id", "channel").distinct())
 
 
 def delivery_list(*, channel: str | None = None, status: str | None = None,

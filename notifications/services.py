@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from functools import partial
 
 from celery import current_app
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import Count
@@ -13,12 +14,19 @@ from django.utils import timezone
 
 from channels_app.backends import get_backend
 from channels_app.models import Channel, DigestSetting
-from channels_app.selectors import webhook_endpoint_targets
 from events import task_names
+from events.catalog import Priority
 from events.exceptions import ApplicationError, BrokerUnavailable
 from events.models import Category, Event, EventType
+from events.services import event_enqueue, routing_request, routing_request_clear
 
-from .channels import DIGEST_SENDERS, digest_channels, digests_send, recipients_record
+from .channels import (
+    DIGEST_SENDERS,
+    ChannelRoute,
+    digest_channels,
+    digests_send,
+    routes_record,
+)
 from .delivery import deliveries_enqueue
 from .models import (
     PRIORITY_BY_BUCKET,
@@ -30,11 +38,11 @@ from .models import (
     RoutingRule,
 )
 from .selectors import (
-    audience_list,
+    ROUTING_TOKEN_SQL,
+    audiences_get,
     delivery_bucket,
-    digest_switches,
-    preference_opt_outs,
-    routing_get,
+    preference_opt_outs_get,
+    routing_config_get,
 )
 
 logger = logging.getLogger(__name__)
@@ -49,58 +57,226 @@ class RouteResult:
     skipped: bool = False
 
 
+def _events_lock(*, where: str, params: list, tail: str = "", tail_params=(),
+                 skip_locked: bool = False) -> list[Event]:
+    """Lock the events ``where`` says (SQL on alias ``e``) and return them with their event
+    type and category loaded, and ``routing_token``: the routing version token, read in
+    the same query (so a warm cache costs no round trip).
+
+    Written by hand: this query is most of a route's fixed cost, and the ORM's version of
+    it costs three times as much in Python. Each value goes through the converters the ORM
+    would apply (JSON, and on SQLite dates, UUIDs and booleans). Must be called inside a
+    transaction; on SQLite, which has no row locks, the transaction's write lock serves.
+    """
+    lock = ""
+    if connection.features.has_select_for_update:
+        lock = " FOR UPDATE OF e" + (" SKIP LOCKED" if skip_locked else "")
+    with connection.cursor() as cursor:
+        cursor.execute(_LOCK_SQL.format(where=where, tail=tail, lock=lock),
+                       [*params, *tail_params])
+        rows = cursor.fetchall()
+    converters = _row_converters()
+    events = []
+    for row in rows:
+        values = []
+        for value, (column, steps) in zip(row, converters, strict=False):
+            for step in steps:
+                value = step(value, column, connection)
+            values.append(value)
+        event, event_type, category = (
+            model.from_db(connection.alias, None, values[start:stop])
+            for model, start, stop in _LOCK_SLICES)
+        event_type.category = category
+        event.event_type = event_type
+        event.routing_token = row[-1]
+        events.append(event)
+    return events
+
+
+_LOCK_MODELS = ((Event, "e"), (EventType, "t"), (Category, "c"))
+_LOCK_SLICES, _start = [], 0
+for _model, _ in _LOCK_MODELS:
+    _LOCK_SLICES.append((_model, _start, _start + len(_model._meta.concrete_fields)))
+    _start += len(_model._meta.concrete_fields)
+_LOCK_SQL = (
+    "SELECT "
+    + ", ".join(f'{alias}."{f.column}"' for model, alias in _LOCK_MODELS
+                for f in model._meta.concrete_fields)
+    + f", ({ROUTING_TOKEN_SQL}) FROM {Event._meta.db_table} e "
+    f"JOIN {EventType._meta.db_table} t ON t.id = e.event_type_id "
+    f"JOIN {Category._meta.db_table} c ON c.id = t.category_id "
+    "WHERE {where}{tail}{lock}"
+)
+_converters_by_vendor: dict[str, list] = {}
+
+
+def _row_converters() -> list[tuple]:
+    """(column, converters) of each selected field, as the ORM's compiler applies them."""
+    found = _converters_by_vendor.get(connection.vendor)
+    if found is None:
+        found = []
+        for model, alias in _LOCK_MODELS:
+            for f in model._meta.concrete_fields:
+                column = f.get_col(alias)
+                found.append((column, connection.ops.get_db_converters(column)
+                              + column.get_db_converters(connection)))
+        _converters_by_vendor[connection.vendor] = found
+    return found
+
+
 def event_route(*, event_id) -> RouteResult:
-    """Plan and record what one event means on each of its channels; idempotent.
+    """Route one event (``events_route`` for a batch of one); idempotent.
 
     Locks the event row and only routes a pending event, so a duplicate task or the outbox
-    sweep re-enqueueing it routes it once. Immediate in-app notifications are created here
-    in bulk; batched priorities become pending deliveries in their digest bucket.
-
-    Users' preferences apply here, once (one query): a user who switched the event's
-    category off on a channel gets nothing on it, now or in a digest; critical events
-    reach everyone. A preference changed later does not touch what is already pending.
+    sweep re-enqueueing it routes it once. For the priority lane, the outbox sweep, and
+    messages queued by a version that routed every event alone.
     """
-    result = RouteResult(event_id=str(event_id))
     with transaction.atomic():
-        event = (
-            Event.objects.select_for_update(of=("self",))
-            .select_related("event_type__category", "workspace")
-            .filter(pk=event_id)
-            .first()
-        )
+        pk = Event._meta.pk.get_db_prep_value(event_id, connection)
+        event = next(iter(_events_lock(where="e.id = %s", params=[pk])), None)
         if event is None or event.status != Event.Status.PENDING:
-            result.skipped = True
-            return result
-        routing = routing_get(event.event_type, priority=event.priority)
-        users = audience_list(event)
-        switches = digest_switches()
+            return RouteResult(event_id=str(event_id), skipped=True)
+        return events_route([event], token=event.routing_token)[0]
+
+
+def events_route(events: list[Event], *, token: str | None) -> list[RouteResult]:
+    """Plan and record what ``events`` mean on each of their channels, set-based.
+
+    The caller holds the events' row locks in its transaction and passes pending events
+    only, with their event type and category loaded, and ``token``: the routing version
+    read in the query that locked them. On PostgreSQL the number of queries does not
+    depend on the number of events or of recipients (SQLite splits large inserts): the
+    configuration (rules, digest switches, webhook endpoints) comes from the cache that
+    token validates; one query (two when some events have no workspace) for every
+    audience, one for the preference opt-outs, one insert of notifications, one of
+    deliveries, one update of the events. Immediate in-app
+    notifications are created here; batched priorities become pending deliveries in
+    their digest bucket; immediate external deliveries are enqueued once this commits.
+
+    Users' preferences apply here, once: a user who switched the event's category off on
+    a channel gets nothing on it, now or in a digest; critical events reach everyone. A
+    preference changed later does not touch what is already pending.
+    """
+    if not events:
+        return []
+    config = routing_config_get(token=token)
+    audiences = audiences_get(events)
+    opt_outs = preference_opt_outs_get(events)
+    routes, results = [], []
+    for event in events:
+        result = RouteResult(event_id=str(event.pk))
+        results.append(result)
+        routing = config.rules.resolve(event.event_type, priority=event.priority)
+        users = audiences[event.pk]
         extra_addresses = routing.rule.extra_emails if routing.rule is not None else []
-        opt_outs = preference_opt_outs(event, user_ids=[user.pk for user in users])
-        endpoints = (webhook_endpoint_targets() if Channel.WEBHOOK in routing.channels
-                     else [])
+        chosen = opt_outs and event.priority != Priority.CRITICAL
+        category_id = event.event_type.category_id
         for channel in routing.channels:
             backend = get_backend(channel)
             if backend is None:
                 logger.debug("event %s: channel %s has no backend installed", event.pk, channel)
                 continue
-            bucket = delivery_bucket(priority=event.priority, channel=channel, switches=switches)
             recipients = backend.recipients(users=users, extra_addresses=extra_addresses,
-                                            endpoints=endpoints, event=event)
-            if opt_outs:
+                                            endpoints=config.endpoints, event=event)
+            if chosen:
                 # After recipients(): a member's address that is also on a distribution
                 # list stays the member's, so their choice holds for that copy too.
-                recipients = [r for r in recipients if (r.user_id, channel) not in opt_outs]
-            written = recipients_record(
-                channel=channel, event=event, recipients=recipients, bucket=bucket
-            )
+                recipients = [r for r in recipients
+                              if (r.user_id, category_id, channel) not in opt_outs]
+            bucket = delivery_bucket(priority=event.priority, channel=channel,
+                                     switches=config.switches)
+            routes.append(ChannelRoute(event=event, channel=channel, recipients=recipients,
+                                       bucket=bucket))
             result.channels[channel] = len(recipients)
-            if backend.external and not bucket:
-                deliveries_enqueue(written)  # after commit: rows first, network later
-        event.status = Event.Status.ROUTED
-        event.routed_at = timezone.now()
-        event.next_sweep_at = None
-        event.save(update_fields=["status", "routed_at", "next_sweep_at"])
-    return result
+    written = routes_record(routes)
+    deliveries_enqueue([d for d in written  # after commit: rows first, network later
+                        if not d.bucket and get_backend(d.channel).external])
+    Event.objects.filter(pk__in=[event.pk for event in events]).update(
+        status=Event.Status.ROUTED, routed_at=timezone.now(), next_sweep_at=None, last_error="")
+    return results
+
+
+BATCHED_PRIORITIES = [p for p in Priority.VALUES if p not in Priority.IMMEDIATE]
+
+
+@dataclass
+class DrainResult:
+    routed: int = 0
+    batches: int = 0
+    handed_over: int = 0  # events that failed in a batch and alone: each has its own task
+
+
+def events_route_pending(*, batch_size: int | None = None) -> DrainResult:
+    """Route every pending medium, low and info event, in batches; safe to run concurrently.
+
+    First forgets the routing request (``events.services.routing_request_clear``), then
+    repeats: claim up to ``batch_size`` (``DATAFI_ROUTING_BATCH_SIZE``) of the oldest
+    pending batched events in one statement (``FOR UPDATE SKIP LOCKED``, so concurrent
+    runs share the work), route them with ``events_route`` (a constant number of queries),
+    commit; until a claim comes back short. A full claim first requests one more run, so
+    a second worker process helps with a backlog.
+
+    Why no event is left behind. An emit commits its event, then tries to set the request
+    flag (``cache.add``). If it sets it, it publishes a run of its own. If the flag was set
+    already, its event committed before this run deleted the flag (the delete came after
+    that add), so every claim of this run, all after the delete, sees the event: pending,
+    unless a concurrent run holds it (that run routes it) or routed it. A claim that comes
+    back short has seen every unlocked pending event committed before it. The claim skips
+    events another run holds locked, which that run routes; a run that dies releases its
+    locks and its message comes back (acks_late). A request whose message is lost is
+    covered by the outbox sweep, which routes each event alone.
+
+    A batch that fails is routed again one event at a time, so one bad event does not hold
+    back the others; an event that fails alone too gets its own ``event_route`` task (its
+    bounded retries end with the event marked failed), and ``last_error`` says so
+    meanwhile, which keeps the batches from claiming it again.
+    """
+    batch_size = batch_size or settings.DATAFI_ROUTING_BATCH_SIZE
+    routing_request_clear()
+    result = DrainResult()
+    while True:
+        claimed = []
+        try:
+            with transaction.atomic():
+                claimed = _claim_pending(batch_size=batch_size)
+                if len(claimed) == batch_size:
+                    # Not about this transaction's rows: the helper claims what it finds
+                    # committed and unlocked, so it may start at once.
+                    routing_request()
+                events_route(claimed, token=claimed[0].routing_token if claimed else None)
+            result.routed += len(claimed)
+        except Exception:  # some event of the batch cannot be routed: route them one by one
+            if not claimed:
+                raise
+            logger.exception("routing %d events at once failed; one by one now", len(claimed))
+            for event in claimed:
+                result.routed += _route_alone_or_hand_over(event.pk, result)
+        result.batches += 1
+        if len(claimed) < batch_size:
+            return result
+
+
+def _claim_pending(*, batch_size: int) -> list[Event]:
+    """Lock up to ``batch_size`` of the oldest pending batched events; commit to release."""
+    return _events_lock(
+        where=f"e.status = %s AND e.last_error = %s AND e.priority IN "
+              f"({', '.join(['%s'] * len(BATCHED_PRIORITIES))})",
+        params=[Event.Status.PENDING, "", *BATCHED_PRIORITIES],
+        tail=" ORDER BY e.created_at LIMIT %s", tail_params=[batch_size], skip_locked=True)
+
+
+def _route_alone_or_hand_over(event_id, result: DrainResult) -> int:
+    """Route one event of a failed batch alone; if it fails, give it a task of its own."""
+    try:
+        return 0 if event_route(event_id=event_id).skipped else 1
+    except Exception as exc:  # recorded on the event; the others go on
+        error = f"{type(exc).__name__}: {exc}"
+        logger.exception("event %s: routing failed; it gets a task of its own", event_id)
+        Event.objects.filter(pk=event_id, status=Event.Status.PENDING).update(
+            last_error=f"Batched routing failed, retried alone: {error}"[:2000])
+        event_enqueue(event_id=event_id, priority=Priority.MEDIUM)  # EVENT_ROUTE, not urgent
+        result.handed_over += 1
+        return 0
 
 
 # --- digests ------------------------------------------------------------------------------

@@ -48,6 +48,28 @@ def event_route_urgent(self, *, event_id: str) -> None:
     _route(self, event_id)
 
 
+@shared_task(name=task_names.EVENTS_ROUTE_PENDING, bind=True, max_retries=MAX_RETRIES,
+             acks_late=True, reject_on_worker_lost=True)
+def events_route_pending(self) -> None:
+    """Route the pending medium, low and info events in batches (requested by emit).
+
+    Safe to overlap with itself and to run again (the service claims with SKIP LOCKED).
+    A failure of the run as a whole (the database went away) is retried, then left to the
+    next request or the outbox sweep; one event's failure is handled by the service.
+    """
+    try:
+        result = services.events_route_pending()
+    except Exception as exc:  # any failure: bounded retries, then the sweep
+        logger.exception("routing pending events failed")
+        _retry_or_give_up(self, exc, lambda error: logger.error(
+            "routing pending events gave up after %d retries: %s; the outbox sweep routes "
+            "them", MAX_RETRIES, error))
+        return
+    if result.routed or result.handed_over:
+        logger.info("routed %d pending events in %d batches (%d handed to a task each)",
+                    result.routed, result.batches, result.handed_over)
+
+
 def _route(task, event_id: str) -> None:
     try:
         result = services.event_route(event_id=event_id)

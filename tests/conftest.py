@@ -73,12 +73,16 @@ def fast_password_hashing(settings):
 
 
 @pytest.fixture(autouse=True)
-def fresh_cache_namespace(settings):
+def fresh_cache_namespace(request, settings):
     """Each test its own cache keys (throttle counters): tests never throttle each other.
 
     A fresh key prefix rather than ``cache.clear()``, which on Redis would flush the
-    broker's database too.
+    broker's database too. Not for a test with the session's worker: the worker shares the
+    configured prefix, and with it the routing request flag that emit sets and routing
+    clears (``events.services.routing_request``).
     """
+    if "celery_worker" in request.fixturenames:
+        return
     settings.CACHES = {"default": {**settings.CACHES["default"],
                                    "KEY_PREFIX": f"test-{uuid.uuid4().hex}"}}
 

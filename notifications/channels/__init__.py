@@ -6,6 +6,8 @@ digest bucket), and the in-app digests a flush writes. External channels' delive
 sent by ``notifications.delivery`` after the transaction commits.
 """
 
+from dataclasses import dataclass
+
 from django.utils import timezone
 
 from channels_app.backends import Recipient, registered_backends
@@ -19,23 +21,35 @@ from . import in_app
 DIGEST_SENDERS = {Channel.IN_APP: in_app.digests_send}
 
 
-def recipients_record(*, channel: str, event: Event, recipients: list[Recipient],
-                      bucket: str) -> list[Delivery]:
-    """Record ``event`` for ``recipients`` on ``channel``; ``bucket`` "" means now.
+@dataclass(frozen=True)
+class ChannelRoute:
+    """What routing decided for one event on one channel: who, and when ("" = now)."""
 
-    Must run inside the routing transaction. Returns the deliveries written (none for
-    immediate in-app, which are notifications).
+    event: Event
+    channel: str
+    recipients: list[Recipient]
+    bucket: str
+
+
+def routes_record(routes: list[ChannelRoute]) -> list[Delivery]:
+    """Record ``routes`` (of any number of events): one insert of notifications, one of
+    deliveries, whatever the number of events and recipients.
+
+    Must run inside the routing transaction. Immediate in-app routes become notifications
+    (a repeat for the same user and event is skipped); every other route becomes
+    deliveries, sent now or waiting in their digest bucket. Returns the deliveries written.
     """
-    if channel == Channel.IN_APP and not bucket:
-        in_app.notifications_create(event=event, recipients=recipients)
-        return []
-    due = None if bucket else timezone.now()  # an immediate send is due now (see the sweep)
+    now = timezone.now()
+    in_app_now = [r for r in routes if r.channel == Channel.IN_APP and not r.bucket]
+    if in_app_now:
+        in_app.notifications_create(routes=in_app_now)
     return Delivery.objects.bulk_create(
         [
-            Delivery(event=event, channel=channel, user_id=r.user_id, address=r.address,
-                     endpoint_id=r.endpoint_id, priority=event.priority, bucket=bucket,
-                     next_attempt_at=due)
-            for r in recipients
+            Delivery(event=route.event, channel=route.channel, user_id=r.user_id,
+                     address=r.address, endpoint_id=r.endpoint_id, priority=route.event.priority,
+                     bucket=route.bucket, next_attempt_at=None if route.bucket else now)
+            for route in routes if route.channel != Channel.IN_APP or route.bucket
+            for r in route.recipients
         ],
         batch_size=1000,
     )

@@ -11,7 +11,7 @@ from django.db.models import JSONField, Value
 from django.db.models.functions import Cast
 from django.utils import timezone
 
-from channels_app.backends import Recipient, get_backend
+from channels_app.backends import get_backend
 from channels_app.models import Channel
 from events.models import Event
 from events.templating import render_title
@@ -25,21 +25,25 @@ logger = logging.getLogger(__name__)
 DIGEST_MAX_ATTEMPTS = 3
 
 
-def notifications_create(*, event: Event, recipients: list[Recipient]) -> None:
-    """One notification per recipient; a repeat for the same (user, event) is skipped."""
-    title = event_title(event)
-    Notification.objects.bulk_create(
-        [
+def notifications_create(*, routes) -> None:
+    """One notification per recipient of each route (``ChannelRoute`` of the in-app channel),
+    all in one insert; a repeat for the same (user, event) is skipped. Each event's title
+    is rendered once."""
+    now = timezone.now()
+    rows = []
+    for route in routes:
+        event = route.event
+        event_type = event.event_type
+        title = event_title(event)
+        rows += [
             Notification(
                 user_id=recipient.user_id, event=event, workspace_id=event.workspace_id,
-                event_type_key=event.event_type.key, category=event.event_type.category.slug,
-                priority=event.priority, title=title,
+                event_type_key=event_type.key, category=event_type.category.slug,
+                priority=event.priority, title=title, created_at=now, updated_at=now,
             )
-            for recipient in recipients
-        ],
-        batch_size=1000,
-        ignore_conflicts=True,
-    )
+            for recipient in route.recipients
+        ]
+    Notification.objects.bulk_create(rows, batch_size=1000, ignore_conflicts=True)
 
 
 def digests_send(*, bucket: str, chunk_items: int | None = None) -> int:

@@ -23,11 +23,11 @@ def routing_breaks(monkeypatch):
     """Make routing fail the way an unexpected bug would, counting the attempts."""
     calls = []
 
-    def broken(event):
-        calls.append(event.pk)
+    def broken(events):
+        calls.append([event.pk for event in events])
         raise RuntimeError("audience lookup exploded")
 
-    monkeypatch.setattr(services, "audience_list", broken)
+    monkeypatch.setattr(services, "audiences_get", broken)
     return calls
 
 
@@ -60,15 +60,15 @@ def test_a_failed_event_is_not_enqueued_again_by_the_sweep(db, make_workspace, r
 
 
 def test_routing_that_recovers_on_a_retry_routes_the_event(db, make_workspace, monkeypatch):
-    real = services.audience_list
+    real = services.audiences_get
     failures = iter([RuntimeError("flaky")])
 
-    def flaky(event):
+    def flaky(events):
         for exc in failures:
             raise exc
-        return real(event)
+        return real(events)
 
-    monkeypatch.setattr(services, "audience_list", flaky)
+    monkeypatch.setattr(services, "audiences_get", flaky)
     workspace = make_workspace(members=2)
     event = emit("data_source.connection_lost", workspace=workspace)
 

@@ -226,6 +226,7 @@ def test_preferences_cost_routing_one_query_whatever_the_audience(make_workspace
         assert Delivery.objects.filter(event=event, channel="email").count() == members // 2
         return len(queries)
 
+    queries_to_route(2)  # the first route of a process reads the routing configuration
     assert queries_to_route(4) == queries_to_route(40)
 
 
