@@ -43,6 +43,24 @@ def test_run_command_serves_admin_and_delivers_an_event_over_http(served):
     assert results[0]["title"] == "Policy violation: PII"
     assert results[0]["priority"] == "critical"
 
+    # A medium event is routed in a batch (its request flag lives in the file cache) and
+    # reaches the bell in the 5-minute digest, flushed here on demand.
+    medium = requests.post(
+        f"{served.base_url}/api/events/", headers=headers, timeout=30,
+        json={"event_type": "query.long_running_query", "payload": {"query_name": "nightly"}},
+    )
+    assert medium.status_code == 201, medium.text
+
+    def digest():
+        flush = requests.post(f"{served.base_url}/api/digests/flush/", headers=headers,
+                              json={"bucket": "5m"}, timeout=30)
+        assert flush.status_code == 202, flush.text
+        return [n for n in notifications() if n["kind"] == "digest"]
+
+    digests = wait_until(digest, timeout=120, ignore=HTTP_NOT_YET,
+                         message="the medium event in a 5-minute digest")
+    assert [item["title"] for item in digests[0]["items"]] == ["Long-running query: nightly"]
+
     # Ctrl-C stops web, worker and beat.
     os.killpg(served.pid, signal.SIGINT)
     assert served.process.wait(timeout=120) is not None
