@@ -361,11 +361,7 @@ def delivery_retry(*, delivery_id) -> Delivery:
     event inside a digest (retry the digest instead). Enqueues after commit.
     """
     with transaction.atomic():
-        delivery = Delivery.objects.select_for_update().get(pk=delivery_id)
-        if not delivery.is_sent_alone:
-            raise DeliveryNotRetryable(
-                f"This delivery went out in digest {delivery.digest_id}: retry the digest's "
-                "delivery instead.")
+        delivery = _lock_sent_alone(delivery_id, action="retry")
         if delivery.status != Delivery.Status.FAILED:
             raise DeliveryNotRetryable(
                 f"Only a failed delivery can be retried; this one is {delivery.status}.")
@@ -382,6 +378,17 @@ def delivery_retry(*, delivery_id) -> Delivery:
     return delivery
 
 
+def _lock_sent_alone(delivery_id, *, action: str) -> Delivery:
+    """Lock a delivery that is sent by itself, for a hand ``action`` (retry, replay);
+    an event inside a digest raises ``DeliveryNotRetryable`` naming the digest."""
+    delivery = Delivery.objects.select_for_update().get(pk=delivery_id)
+    if not delivery.is_sent_alone:
+        raise DeliveryNotRetryable(
+            f"This delivery went out in digest {delivery.digest_id}: {action} the digest's "
+            "delivery instead.")
+    return delivery
+
+
 def delivery_replay(*, delivery_id) -> Delivery:
     """Send a delivered or failed delivery again under the same id (a receiver that lost it,
     or wants it again); its attempt numbers continue.
@@ -391,11 +398,7 @@ def delivery_replay(*, delivery_id) -> Delivery:
     (replay the digest instead). Enqueues after commit.
     """
     with transaction.atomic():
-        delivery = Delivery.objects.select_for_update().get(pk=delivery_id)
-        if not delivery.is_sent_alone:
-            raise DeliveryNotRetryable(
-                f"This delivery went out in digest {delivery.digest_id}: replay the digest's "
-                "delivery instead.")
+        delivery = _lock_sent_alone(delivery_id, action="replay")
         if delivery.status not in (Delivery.Status.DELIVERED, Delivery.Status.FAILED):
             raise DeliveryNotRetryable(
                 f"Only a delivered or failed delivery can be replayed; this one is "

@@ -27,11 +27,12 @@ def test_run_command_serves_admin_and_delivers_an_event_over_http(served):
     assert (served.var_dir / "broker").is_dir()
 
     headers = {"Authorization": f"Token {served.token(admin_password)}"}
-    created = requests.post(
-        f"{served.base_url}/api/events/", headers=headers, timeout=30,
-        json={"event_type": "policy.violation_detected", "payload": {"policy_name": "PII"}},
-    )
-    assert created.status_code == 201, created.text
+    def emit(event_type, payload):
+        created = requests.post(f"{served.base_url}/api/events/", headers=headers, timeout=30,
+                                json={"event_type": event_type, "payload": payload})
+        assert created.status_code == 201, created.text
+
+    emit("policy.violation_detected", {"policy_name": "PII"})
 
     def notifications():
         response = requests.get(f"{served.base_url}/api/notifications/", headers=headers,
@@ -45,11 +46,7 @@ def test_run_command_serves_admin_and_delivers_an_event_over_http(served):
 
     # A medium event is routed in a batch (its request flag lives in the file cache) and
     # reaches the bell in the 5-minute digest, flushed here on demand.
-    medium = requests.post(
-        f"{served.base_url}/api/events/", headers=headers, timeout=30,
-        json={"event_type": "query.long_running_query", "payload": {"query_name": "nightly"}},
-    )
-    assert medium.status_code == 201, medium.text
+    emit("query.long_running_query", {"query_name": "nightly"})
 
     def digest():
         flush = requests.post(f"{served.base_url}/api/digests/flush/", headers=headers,
