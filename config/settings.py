@@ -196,6 +196,9 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
+    # kombu's filesystem transport with atomic publishing and a safe exchange table: its
+    # own lets a consumer read a half-written message and crash the worker (config/broker.py).
+    CELERY_BROKER_TRANSPORT = "config.broker:Transport"
 elif CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         # A dead or hung broker must never block emit() for long: one connection attempt

@@ -32,6 +32,9 @@ def test_run_command_serves_admin_and_delivers_an_event_over_http(served):
                                 json={"event_type": event_type, "payload": payload})
         assert created.status_code == 201, created.text
 
+    # A file in the urgent queue that is not a whole message (as a publisher that died
+    # mid-write leaves): the worker sets it aside and goes on; nothing stops the service.
+    (served.var_dir / "broker" / "queue" / "0_half-written.urgent.msg").write_text('{"bo')
     emit("policy.violation_detected", {"policy_name": "PII"})
 
     def notifications():
@@ -43,6 +46,9 @@ def test_run_command_serves_admin_and_delivers_an_event_over_http(served):
                          message="the worker to deliver the event")
     assert results[0]["title"] == "Policy violation: PII"
     assert results[0]["priority"] == "critical"
+    processed = served.var_dir / "broker" / "processed"
+    assert (processed / "0_half-written.urgent.msg.unreadable").exists()
+    assert "0_half-written.urgent.msg in queue 'urgent' is not a message" in served.log()
 
     # A medium event is routed in a batch (its request flag lives in the file cache) and
     # reaches the bell in the 5-minute digest, flushed here on demand.

@@ -76,6 +76,6 @@ def test_readme_examples_run_against_a_fresh_serve(served):
         assert completed.returncode == 0, (
             f"README.md line {example.line} ({example.language}) failed with "
             f"{completed.returncode}:\n{example.code}\n--- stdout:\n{completed.stdout[-3000:]}"
-            f"\n--- stderr:\n{completed.stderr[-3000:]}"
+            f"\n--- stderr:\n{completed.stderr[-3000:]}\n--- bin/serve:\n{served.log()[-6000:]}"
         )
         assert "Traceback" not in completed.stderr, completed.stderr
