@@ -15,10 +15,12 @@ import signal
 import socket
 import subprocess
 import sys
+from contextlib import contextmanager
 
 import pytest
 import redis
 from django.conf import settings
+from django.db import connection, transaction
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from events.models import Event
@@ -200,11 +202,28 @@ def assert_routed_once(events, members):
 RECOVERY_BOUND = URGENT_STALE + SWEEP_EVERY + SLACK
 
 
-def in_the_middle_of_a_task(worker, *, after: int) -> bool:
-    """The worker has finished ``after`` tasks and received one it has not finished."""
+@contextmanager
+def routes_held():
+    """Hold every route at its first write until the block ends, so a worker that receives an
+    event stays in the middle of that task, its message unacked, for as long as the test needs
+    (a route takes milliseconds: polling a worker's log would rarely catch one in the act).
+
+    On PostgreSQL the test's transaction takes the notifications table's EXCLUSIVE lock:
+    reads and other tables' writes go on (emit still works), a route's insert waits. On
+    SQLite the transaction itself is the one write lock (``BEGIN IMMEDIATE``): a route waits
+    for it, within the 30 s busy timeout, and so would an emit.
+    """
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(f"LOCK TABLE {Notification._meta.db_table} IN EXCLUSIVE MODE")
+        yield
+
+
+def in_the_middle_of_a_task(worker) -> bool:
+    """The worker has received a task it has not finished."""
     log = worker.log_path.read_text()
-    done = log.count("] succeeded in ")
-    return done >= after and log.count("] received") > done
+    return log.count("] received") > log.count("] succeeded in ")
 
 
 # --- a worker dies mid-burst ---------------------------------------------------------------
@@ -216,11 +235,12 @@ def test_critical_events_held_by_a_sigkilled_worker_are_routed_within_the_urgent
     beat_schedule()
     emit_in_child(processes, "data_source.connection_lost", workspace, 30)  # a queued burst
 
-    doomed = processes.worker("doomed")
-    wait_until(lambda: in_the_middle_of_a_task(doomed, after=1), timeout=SLACK,
-               message="the doomed worker to route its first event and start another")
-    doomed.send_signal(signal.SIGKILL)
-    doomed.wait()
+    with routes_held():
+        doomed = processes.worker("doomed")
+        wait_until(lambda: in_the_middle_of_a_task(doomed), timeout=SLACK,
+                   message="the doomed worker to start routing an event")
+        doomed.send_signal(signal.SIGKILL)
+        doomed.wait()
     # The dead worker held a message it had not acked (it takes the next one as soon as it
     # acks one): Redis hides it for the visibility timeout, an hour here, so only the outbox
     # sweep can bring that event back.
@@ -251,13 +271,15 @@ if ON_RABBITMQ:  # a test that only exists there, rather than one that skips
         PeriodicTask.objects.all().delete()  # no beat, no sweep: every window is an hour
         processes = Processes(tmp_path, settings.CELERY_BROKER_URL, urgent_stale=STALE)
         try:
-            # Started first: the suite's session worker may be consuming the same queue.
-            doomed = processes.worker("doomed")
-            emit_in_child(processes, "data_source.connection_lost", workspace, 30)
-            wait_until(lambda: in_the_middle_of_a_task(doomed, after=1), timeout=SLACK,
-                       message="the doomed worker to route its first event and start another")
-            doomed.send_signal(signal.SIGKILL)
-            doomed.wait()
+            # Held before the burst: the suite's session worker may be consuming the same
+            # queue, and would otherwise route all 30 before the doomed worker takes one.
+            with routes_held():
+                doomed = processes.worker("doomed")
+                emit_in_child(processes, "data_source.connection_lost", workspace, 30)
+                wait_until(lambda: in_the_middle_of_a_task(doomed), timeout=SLACK,
+                           message="the doomed worker to start routing an event")
+                doomed.send_signal(signal.SIGKILL)
+                doomed.wait()
             processes.worker("survivor")
 
             events = list(Event.objects.values_list("pk", flat=True))
