@@ -12,7 +12,15 @@ from events.exceptions import BrokerUnavailable
 from events.models import EventType
 
 from .delivery import DeliveryNotRetryable, delivery_retry
-from .models import Bucket, Delivery, DeliveryAttempt, Digest, Notification, RoutingRule
+from .models import (
+    Bucket,
+    Delivery,
+    DeliveryAttempt,
+    Digest,
+    Notification,
+    NotificationPreference,
+    RoutingRule,
+)
 from .routing_files import RoutingFileError, routing_export, routing_import
 from .selectors import RoutingRules, pending_digest_counts
 from .services import digest_flush_enqueue, routing_rule_delete, routing_rule_set
@@ -158,6 +166,21 @@ class NotificationAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+@admin.register(NotificationPreference)
+class NotificationPreferenceAdmin(admin.ModelAdmin):
+    """Members' per-category choices (``/api/preferences/`` and the preferences page), for
+    support: see why someone gets no email, or switch a channel back on for them. Routing
+    reads them on every route, so a change here applies to the next event. Critical events
+    are delivered whatever is chosen."""
+
+    list_display = ["user", "category", "channel", "enabled", "updated_at"]
+    list_filter = ["channel", "enabled", "category"]
+    search_fields = ["user__username", "user__email"]
+    list_select_related = ["user", "category"]
+    raw_id_fields = ["user"]
+    ordering = ["user__username", "category__position", "channel"]
 
 
 class DeliveryAttemptInline(admin.TabularInline):
