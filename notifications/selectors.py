@@ -229,13 +229,13 @@ def notification_list(*, user, unread: bool | None = None, priority: str | None 
                       category: str | None = None, workspace: str | None = None) -> QuerySet:
     """The user's own notifications, newest first.
 
-    Each carries ``workspace_public_id``, ``event_payload`` and ``event_occurred_at`` (from
-    the same query): the workspace and event rows are joined for those values, not loaded
-    as objects.
+    Each carries ``workspace_public_id``, ``workspace_name``, ``event_payload`` and
+    ``event_occurred_at`` (from the same query): the workspace and event rows are joined for
+    those values, not loaded as objects.
     """
     notifications = Notification.objects.filter(user=user).annotate(
-        workspace_public_id=F("workspace__public_id"), event_payload=F("event__payload"),
-        event_occurred_at=F("event__occurred_at"))
+        workspace_public_id=F("workspace__public_id"), workspace_name=F("workspace__name"),
+        event_payload=F("event__payload"), event_occurred_at=F("event__occurred_at"))
     if unread is not None:
         notifications = notifications.filter(read_at__isnull=unread)
     if priority:

@@ -60,6 +60,7 @@ class InAppBackend(ChannelBackend):
             "title": title,
             "payload": event.payload,
             "workspace_id": event.workspace.public_id if event.workspace_id else None,
+            "workspace_name": event.workspace.name if event.workspace_id else None,
             "occurred_at": event.occurred_at.isoformat(),
         }
 

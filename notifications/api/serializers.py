@@ -51,6 +51,8 @@ class EventTypeUpdateSerializer(serializers.Serializer):
 class NotificationSerializer(serializers.ModelSerializer):
     event_type = serializers.CharField(source="event_type_key", read_only=True)
     workspace_id = serializers.SerializerMethodField()
+    workspace_name = serializers.SerializerMethodField(
+        help_text="The workspace's display name; null when platform-wide.")
     is_read = serializers.BooleanField(read_only=True)
     item_count = serializers.SerializerMethodField()
     payload = serializers.SerializerMethodField(
@@ -63,12 +65,15 @@ class NotificationSerializer(serializers.ModelSerializer):
     class Meta:
         model = Notification
         fields = ["id", "kind", "title", "priority", "category", "event_type", "workspace_id",
-                  "event_id", "digest_id", "payload", "occurred_at", "items", "item_count",
-                  "is_read", "read_at", "created_at"]
+                  "workspace_name", "event_id", "digest_id", "payload", "occurred_at", "items",
+                  "item_count", "is_read", "read_at", "created_at"]
         read_only_fields = fields
 
     def get_workspace_id(self, notification) -> str | None:
         return notification.workspace_public_id if notification.workspace_id else None
+
+    def get_workspace_name(self, notification) -> str | None:
+        return notification.workspace_name if notification.workspace_id else None
 
     def get_payload(self, notification) -> dict | None:
         return notification.event_payload if notification.event_id else None
@@ -82,7 +87,8 @@ class NotificationSerializer(serializers.ModelSerializer):
     def to_representation(self, notification) -> dict:
         """The fields above, written out: the bell polls this list, and DRF's generic
         field-by-field walk cost more than the query. Expects ``notification_list``'s
-        annotations (``workspace_public_id``, ``event_payload``, ``event_occurred_at``)."""
+        annotations (``workspace_public_id``, ``workspace_name``, ``event_payload``,
+        ``event_occurred_at``)."""
         is_digest = notification.kind == Notification.Kind.DIGEST
         return {
             "id": notification.id,
@@ -92,6 +98,7 @@ class NotificationSerializer(serializers.ModelSerializer):
             "category": notification.category,
             "event_type": notification.event_type_key,
             "workspace_id": self.get_workspace_id(notification),
+            "workspace_name": self.get_workspace_name(notification),
             "event_id": str(notification.event_id) if notification.event_id else None,
             "digest_id": str(notification.digest_id) if notification.digest_id else None,
             "payload": self.get_payload(notification),

@@ -84,6 +84,7 @@ def test_routed_event_appears_for_each_member_with_its_workspace(api, user, bob,
     assert results[0]["event_type"] == "data_source.connection_lost"
     assert results[0]["event_id"] == str(event.pk)
     assert results[0]["workspace_id"] == workspace.public_id
+    assert results[0]["workspace_name"] == workspace.name
     assert results[0]["payload"] == {"datasource_name": "Production Snowflake"}
     assert Notification.objects.filter(user=bob, event=event).exists()
 
@@ -319,9 +320,11 @@ def test_flushed_medium_events_arrive_as_one_digest(api, user, make_workspace):
     assert digest["priority"] == "medium"
     assert digest["item_count"] == 2
     assert digest["workspace_id"] == workspace.public_id
+    assert digest["workspace_name"] == workspace.name
     assert digest["payload"] is None
     etl, report = sorted(digest["items"], key=lambda item: item["title"])
     assert etl["title"] == "Long-running query: etl"
+    assert (etl["workspace_id"], etl["workspace_name"]) == (workspace.public_id, workspace.name)
     assert report["title"] == "Long-running query: report"
     assert etl["event_type"] == "query.long_running_query"
     assert etl["priority"] == "medium"

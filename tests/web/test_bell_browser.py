@@ -97,7 +97,9 @@ def test_the_bell_live_in_a_browser(live_server, live_db, make_workspace, make_u
          "the notification in the dropdown")
     item = a.find_element(By.CSS_SELECTOR, "#bell-list .bell-item")
     assert "unread" in item.get_attribute("class")
-    assert "ws_" in item.find_element(By.CSS_SELECTOR, ".bell-item-meta").text
+    # The workspace by its name, its id on hover.
+    where = item.find_element(By.CSS_SELECTOR, ".bell-item-meta .workspace")
+    assert (where.text, where.get_attribute("title")) == ("Analytics", workspace.public_id)
     item.find_element(By.CSS_SELECTOR, "a").click()
     wait(a, EC.text_to_be_present_in_element((By.ID, "detail-title"),
                                              "Connection lost: Production Snowflake"),
@@ -108,7 +110,7 @@ def test_the_bell_live_in_a_browser(live_server, live_db, make_workspace, make_u
     assert fields == {"datasource_name": "Production Snowflake",
                       "error": "Connection timeout after 30s"}
     assert a.find_element(By.ID, "detail-event-type").text == "data_source.connection_lost"
-    assert a.find_element(By.ID, "detail-workspace").text == workspace.public_id
+    assert a.find_element(By.ID, "detail-workspace").text == "Analytics"
     assert a.find_element(By.ID, "detail-occurred").text
     badge = wait_for_count(a, 0, "the count to drop to 0")
     assert not badge.is_displayed() and a.title == "Connection lost: Production Snowflake · Datafi"
@@ -133,6 +135,8 @@ def test_the_bell_live_in_a_browser(live_server, live_db, make_workspace, make_u
                                                             ".digest-item-title")]
          == ["Long-running query: Nightly revenue", "Long-running query: Churn model"],
          "the digest's events")
+    assert {e.text for e in digest.find_elements(By.CSS_SELECTOR, ".digest-items .workspace")
+            } == {"Analytics"}
     a.save_screenshot(str(artifacts_dir / "bell-dropdown.png"))
 
     a.find_element(By.ID, "bell-mark-all").click()

@@ -92,6 +92,14 @@ export function timeElement(iso) {
   return el("time", { datetime: iso, title: absoluteTime(iso) }, relativeTime(iso));
 }
 
+/** A workspace as people know it: its name, with its id on hover (only the id for a
+ * notification stored before names were sent); ``none`` when platform-wide. */
+export function workspaceLabel(thing, none) {
+  if (!thing.workspace_id) return none;
+  return el("span", { class: "workspace", title: thing.workspace_id },
+    thing.workspace_name || thing.workspace_id);
+}
+
 /** A digest's events, folded: its count as the summary, each event when opened. */
 export function digestItems(notification) {
   const count = notification.item_count;
@@ -100,5 +108,5 @@ export function digestItems(notification) {
     el("ul", { class: "digest-items" }, notification.items.map((item) => el("li", {},
       priorityBadge(item.priority), " ",
       el("span", { class: "digest-item-title" }, item.title), " ",
-      el("span", { class: "muted" }, item.workspace_id || "", " ", timeElement(item.occurred_at))))));
+      el("span", { class: "muted" }, workspaceLabel(item, ""), " ", timeElement(item.occurred_at))))));
 }

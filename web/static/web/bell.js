@@ -4,6 +4,7 @@
 // server), and fetches the list only when something changed.
 import {
   announceChange, api, config, digestItems, el, priorityBadge, priorityInfo, timeElement,
+  workspaceLabel,
 } from "./api.js";
 
 const COUNT_URL = "/api/notifications/unread-count/";
@@ -43,7 +44,7 @@ function itemRow(notification) {
   priorityBadge(notification.priority),
   el("span", { class: "bell-item-title" }, notification.title),
   el("span", { class: "bell-item-meta" },
-    notification.workspace_id || "All workspaces", " · ", timeElement(notification.created_at)));
+    workspaceLabel(notification, "All workspaces"), " · ", timeElement(notification.created_at)));
   const row = el("li", {
     class: `bell-item${notification.is_read ? "" : " unread"}`,
     dataset: { id: notification.id, kind: notification.kind },

@@ -1,7 +1,7 @@
 // The notification center: the full list over the cursor-paginated API, filters, paging,
 // select several and mark them read.
 import {
-  announceChange, api, categoryName, config, el, priorityBadge, timeElement,
+  announceChange, api, categoryName, config, el, priorityBadge, timeElement, workspaceLabel,
 } from "./api.js";
 
 const form = document.getElementById("filters");
@@ -57,7 +57,7 @@ function row(n) {
       n.kind === "digest" ? el("span", { class: "muted" }, ` · ${n.item_count} events`) : null,
       n.is_read ? null : el("span", { class: "dot", title: "Unread" })),
     el("td", {}, categoryName(n.category)),
-    el("td", {}, n.workspace_id || "—"),
+    el("td", {}, workspaceLabel(n, "—")),
     el("td", {}, timeElement(n.created_at)));
 }
 

@@ -2,6 +2,7 @@
 // field; a digest lists its events. Opening it marks it read.
 import {
   absoluteTime, announceChange, api, categoryName, digestItems, el, priorityBadge, timeElement,
+  workspaceLabel,
 } from "./api.js";
 
 const card = document.getElementById("detail");
@@ -29,7 +30,7 @@ function render(n) {
     el("dt", {}, "Priority"), el("dd", {}, priorityBadge(n.priority)),
     el("dt", {}, "Event type"), el("dd", { id: "detail-event-type" }, el("code", {}, n.event_type)),
     el("dt", {}, "Category"), el("dd", {}, categoryName(n.category)),
-    el("dt", {}, "Workspace"), el("dd", { id: "detail-workspace" }, n.workspace_id || "All workspaces"),
+    el("dt", {}, "Workspace"), el("dd", { id: "detail-workspace" }, workspaceLabel(n, "All workspaces")),
     el("dt", {}, n.kind === "digest" ? "Sent" : "Occurred"),
     el("dd", { id: "detail-occurred" },
       absoluteTime(n.occurred_at || n.created_at), " (", timeElement(n.occurred_at || n.created_at), ")"));
