@@ -105,7 +105,7 @@ def test_a_killed_serve_leaves_no_process_behind(served):
     os.kill(served.pid, signal.SIGKILL)  # the runner only: no chance to stop anything
 
     _, alive = psutil.wait_procs(tree[1:], timeout=120)
-    assert not alive, [" ".join(p.cmdline()) for p in alive]
+    assert not alive, running_command_lines(alive)
 
 
 PROCFILE = """\
