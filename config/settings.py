@@ -257,6 +257,7 @@ CELERY_TASK_ROUTES = {
     task_names.DELIVERY_SWEEP: {"queue": "deliveries"},
     task_names.DIGEST_SEND: {"queue": "digests"},
     task_names.WEBHOOK_SEND: {"queue": "webhooks"},
+    task_names.RETENTION_PURGE: {"queue": "digests"},
 }
 
 # --- Cache: throttling counters shared by every web process ------------------------------
@@ -297,6 +298,9 @@ DATAFI_BELL_POLL_SECONDS = env.float("DATAFI_BELL_POLL_SECONDS", default=10)
 # digests; one larger digest is a chunk of its own), one transaction each: its memory
 # holds one chunk, whatever the number of items waiting.
 DATAFI_FLUSH_CHUNK_ITEMS = env.int("DATAFI_FLUSH_CHUNK_ITEMS", default=5000)
+# Events, notifications, deliveries and digests older than this many days are deleted once
+# nothing about them is still to be sent (notifications.retention, hourly); 0 keeps all.
+DATAFI_RETENTION_DAYS = env.int("DATAFI_RETENTION_DAYS", default=90)
 WEBHOOK_ALLOW_PRIVATE_NETWORKS = env.bool("WEBHOOK_ALLOW_PRIVATE_NETWORKS", default=False)
 
 # --- Outbound deliveries (email now, webhooks next) -------------------------------------------

@@ -20,3 +20,5 @@ DELIVERIES_PUBLISH = "notifications.deliveries_publish"
 DIGEST_SEND = "notifications.digest_send"
 WEBHOOK_SEND = "notifications.webhook_send"
 DELIVERY_SWEEP = "notifications.delivery_sweep"
+#: Deletes what is older than the retention window and finished (hourly).
+RETENTION_PURGE = "notifications.retention_purge"

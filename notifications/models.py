@@ -216,7 +216,10 @@ class Digest(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["bucket", "channel", "status"], name="digest_flush_idx")]
+        indexes = [
+            models.Index(fields=["bucket", "channel", "status"], name="digest_flush_idx"),
+            models.Index(fields=["created_at"], name="digest_created_idx"),  # retention
+        ]
         permissions = [("flush_digests", "Can flush digest buckets on demand")]
 
     def __str__(self):

@@ -7,7 +7,7 @@ from celery import shared_task
 from events import task_names
 from events.services import event_mark_failed
 
-from . import delivery, services
+from . import delivery, retention, services
 
 logger = logging.getLogger(__name__)
 
@@ -130,3 +130,10 @@ def webhook_send(*, delivery_id: str) -> None:
 def delivery_sweep() -> None:
     """Enqueue again the sends a lost message or a dead worker left behind."""
     delivery.delivery_sweep()
+
+
+@shared_task(name=task_names.RETENTION_PURGE, acks_late=True, reject_on_worker_lost=True)
+def retention_purge() -> None:
+    """Delete what is older than ``DATAFI_RETENTION_DAYS`` and finished (chunked; safe to
+    overlap and to run again). A failure is left to the next hourly run."""
+    retention.retention_purge()
