@@ -36,6 +36,11 @@ def wait(driver, condition, message):
                          ).until(condition, message)
 
 
+def read(driver, fn):
+    """``fn(driver)``, done again when a poll re-rendered what it was reading (stale)."""
+    return wait(driver, lambda d: (fn(d),), f"a stable read of {fn.__name__}")[0]
+
+
 def sign_in(driver, live_server, username):
     driver.get(f"{live_server.url}/accounts/login/")
     driver.find_element(By.ID, "id_username").send_keys(username)
@@ -67,7 +72,19 @@ def open_dropdown(driver):
 
 
 def dropdown_titles(driver):
-    return [e.text for e in driver.find_elements(By.CSS_SELECTOR, "#bell-list .bell-item-title")]
+    def titles(d):
+        return [e.text for e in d.find_elements(By.CSS_SELECTOR, "#bell-list .bell-item-title")]
+
+    return read(driver, titles)
+
+
+def click(driver, selector, message):
+    """Click the element ``selector`` finds, found again if a poll re-rendered it."""
+    def clicked(d):
+        d.find_element(By.CSS_SELECTOR, selector).click()
+        return True
+
+    wait(driver, clicked, message)
 
 
 def test_the_bell_live_in_a_browser(live_server, live_db, make_workspace, make_user, browser,
@@ -95,12 +112,17 @@ def test_the_bell_live_in_a_browser(live_server, live_db, make_workspace, make_u
     open_dropdown(a)
     wait(a, lambda d: dropdown_titles(d) == ["Connection lost: Production Snowflake"],
          "the notification in the dropdown")
-    item = a.find_element(By.CSS_SELECTOR, "#bell-list .bell-item")
-    assert "unread" in item.get_attribute("class")
+
+    def first_item(d):
+        item = d.find_element(By.CSS_SELECTOR, "#bell-list .bell-item")
+        where = item.find_element(By.CSS_SELECTOR, ".bell-item-meta .workspace")
+        return item.get_attribute("class").split(), where.text, where.get_attribute("title")
+
+    classes, workspace_name, workspace_hover = read(a, first_item)
+    assert "unread" in classes
     # The workspace by its name, its id on hover.
-    where = item.find_element(By.CSS_SELECTOR, ".bell-item-meta .workspace")
-    assert (where.text, where.get_attribute("title")) == ("Analytics", workspace.public_id)
-    item.find_element(By.CSS_SELECTOR, "a").click()
+    assert (workspace_name, workspace_hover) == ("Analytics", workspace.public_id)
+    click(a, "#bell-list .bell-item a", "a click on the notification")
     wait(a, EC.text_to_be_present_in_element((By.ID, "detail-title"),
                                              "Connection lost: Production Snowflake"),
          "the detail page")
@@ -127,16 +149,23 @@ def test_the_bell_live_in_a_browser(live_server, live_db, make_workspace, make_u
     wait(a, lambda d: len(dropdown_titles(d)) == 4, "four notifications in the dropdown")
     assert dropdown_titles(a)[:3] == ["Policy violation: PII export", "Query failed: Daily KPIs",
                                       "2 medium notifications"]
-    digest = a.find_element(By.CSS_SELECTOR, "#bell-list .bell-item[data-kind=digest]")
-    summary = digest.find_element(By.CSS_SELECTOR, "details.digest summary")
-    assert summary.text == "2 events"
-    summary.click()
-    wait(a, lambda d: [e.text for e in digest.find_elements(By.CSS_SELECTOR,
-                                                            ".digest-item-title")]
-         == ["Long-running query: Nightly revenue", "Long-running query: Churn model"],
-         "the digest's events")
-    assert {e.text for e in digest.find_elements(By.CSS_SELECTOR, ".digest-items .workspace")
-            } == {"Analytics"}
+
+    def opened_digest(d):
+        """The digest unfolded (again, if a poll re-rendered it folded): its summary, its
+        events' titles and workspaces; None until they show."""
+        digest = d.find_element(By.CSS_SELECTOR, "#bell-list .bell-item[data-kind=digest]")
+        details = digest.find_element(By.CSS_SELECTOR, "details.digest")
+        summary = details.find_element(By.CSS_SELECTOR, "summary")
+        if details.get_attribute("open") is None:
+            summary.click()
+        titles = [e.text for e in details.find_elements(By.CSS_SELECTOR, ".digest-item-title")]
+        places = {e.text for e in details.find_elements(By.CSS_SELECTOR, ".workspace")}
+        return all(titles) and titles and (summary.text, titles, places)
+
+    summary, titles, places = wait(a, opened_digest, "the digest's events")
+    assert summary == "2 events"
+    assert titles == ["Long-running query: Nightly revenue", "Long-running query: Churn model"]
+    assert places == {"Analytics"}
     a.save_screenshot(str(artifacts_dir / "bell-dropdown.png"))
 
     a.find_element(By.ID, "bell-mark-all").click()
@@ -188,7 +217,7 @@ def test_the_notification_center_filters_pages_and_marks_several_read(
         return [e.text for e in a.find_elements(By.CSS_SELECTOR, "#center-rows .row-title")]
 
     wait(a, lambda d: len(titles()) == 20, "the first page")
-    assert titles()[:2] == ["Connection lost: Warehouse", "Query failed: Q22"]
+    assert read(a, lambda d: titles())[:2] == ["Connection lost: Warehouse", "Query failed: Q22"]
     a.find_element(By.ID, "page-older").click()
     wait(a, lambda d: titles() == [f"Query failed: Q0{n}" for n in (3, 2, 1, 0)],
          "the older page")
