@@ -18,6 +18,7 @@ Run hourly by beat (``notifications.retention_purge``), or ``manage.py retention
 """
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -53,6 +54,30 @@ class PurgeResult:
         return f"deleted what finished before {self.cutoff.isoformat()}: {counts}"
 
 
+@dataclass(frozen=True)
+class _Owner:
+    """Rows that notifications and deliveries hang off (events, digests), and what keeps one."""
+
+    name: str  # the count's name in PurgeResult, and the table's in _TABLES without its "s"
+    model: type
+    busy_status: str  # this status keeps a row whatever its deliveries
+    column: str  # the notifications' and deliveries' column pointing to it
+    held: Callable[[], object]  # an Exists: a delivery keeping the row (OuterRef("pk"))
+    deliveries: str  # SQL on ``d``: its deliveries, with ``{ids}`` for the IN list
+
+
+EVENTS = _Owner(
+    name="events", model=Event, busy_status=Event.Status.PENDING, column="event_id",
+    held=lambda: Exists(Delivery.objects.filter(event=OuterRef("pk"), status__in=UNFINISHED)),
+    deliveries="d.event_id IN ({ids})")
+DIGESTS = _Owner(
+    name="digests", model=Digest, busy_status=Digest.Status.CLAIMED, column="digest_id",
+    # Kept: a digest with a send still to go, or listing an event that is kept.
+    held=lambda: Exists(Delivery.objects.filter(
+        Q(status__in=UNFINISHED) | Q(kind=Delivery.Kind.EVENT), digest=OuterRef("pk"))),
+    deliveries="d.kind = 'digest' AND d.digest_id IN ({ids})")
+
+
 def retention_purge(*, days: int | None = None, chunk_size: int = 500) -> PurgeResult:
     """Delete the finished events and digests older than ``days`` (default
     ``DATAFI_RETENTION_DAYS``; 0 keeps everything), with everything hanging off them."""
@@ -63,13 +88,13 @@ def retention_purge(*, days: int | None = None, chunk_size: int = 500) -> PurgeR
     if days == 0:
         return result
     result.cutoff = timezone.now() - timedelta(days=days)
-    for purge_chunk, main in ((_events_chunk_purge, "events"), (_digests_chunk_purge, "digests")):
+    for owner in (EVENTS, DIGESTS):
         while True:
-            found, counts = purge_chunk(result.cutoff, chunk_size)
+            found, counts = _chunk_purge(owner, result.cutoff, chunk_size)
             result.add(counts)
             # A chunk is only what can go; one that lost every row to a concurrent change
             # (a retry by hand) ends this purge rather than finding the same rows again.
-            if found < chunk_size or not counts.get(main):
+            if found < chunk_size or not counts.get(owner.name):
                 break
     if any(result.deleted.values()):
         logger.info("retention: %s", result)
@@ -109,47 +134,24 @@ def _finished_deliveries_purge(where: str, ids: list) -> dict[str, int]:
     return {"deliveries": deliveries, "attempts": attempts}
 
 
-def _events_chunk_purge(cutoff, chunk_size: int) -> tuple[int, dict[str, int]]:
-    unfinished = Delivery.objects.filter(event=OuterRef("pk"), status__in=UNFINISHED)
+def _chunk_purge(owner: _Owner, cutoff, chunk_size: int) -> tuple[int, dict[str, int]]:
+    """Delete up to ``chunk_size`` of ``owner``'s oldest rows that can go, with their
+    finished deliveries and attempts, and their notifications; one transaction."""
     ids = list(
-        Event.objects.filter(created_at__lt=cutoff).exclude(status=Event.Status.PENDING)
-        .exclude(Exists(unfinished))
-        .order_by("created_at").values_list("pk", flat=True)[:chunk_size])
+        owner.model.objects.filter(created_at__lt=cutoff).exclude(status=owner.busy_status)
+        .exclude(owner.held()).order_by("created_at").values_list("pk", flat=True)[:chunk_size])
     if not ids:
         return 0, {}
-    ids = [Event._meta.pk.get_db_prep_value(pk, connection) for pk in ids]
+    ids = [owner.model._meta.pk.get_db_prep_value(pk, connection) for pk in ids]
+    marks, table, column = _in(ids), "{" + owner.name[:-1] + "}", owner.column
     with transaction.atomic():
-        counts = _finished_deliveries_purge(f"d.event_id IN ({_in(ids)})", ids)
-        # Foreign keys are checked at commit: the event goes first, then what pointed to it.
-        counts["events"] = _execute(
-            f"DELETE FROM {{event}} WHERE id IN ({_in(ids)}) AND status <> %s AND NOT EXISTS "
-            "(SELECT 1 FROM {delivery} d WHERE d.event_id = {event}.id)",
-            [*ids, Event.Status.PENDING])
+        counts = _finished_deliveries_purge(owner.deliveries.format(ids=marks), ids)
+        # Foreign keys are checked at commit: the row goes first, then what pointed to it.
+        counts[owner.name] = _execute(
+            f"DELETE FROM {table} WHERE id IN ({marks}) AND status <> %s AND NOT EXISTS "
+            f"(SELECT 1 FROM {{delivery}} d WHERE d.{column} = {table}.id)",
+            [*ids, owner.busy_status])
         counts["notifications"] = _execute(
-            f"DELETE FROM {{notification}} WHERE event_id IN ({_in(ids)}) AND NOT EXISTS "
-            "(SELECT 1 FROM {event} e WHERE e.id = {notification}.event_id)", ids)
-    return len(ids), counts
-
-
-def _digests_chunk_purge(cutoff, chunk_size: int) -> tuple[int, dict[str, int]]:
-    # Kept: a digest with a send still to go, or listing an event that is kept.
-    held = Delivery.objects.filter(
-        Q(status__in=UNFINISHED) | Q(kind=Delivery.Kind.EVENT), digest=OuterRef("pk"))
-    ids = list(
-        Digest.objects.filter(created_at__lt=cutoff).exclude(status=Digest.Status.CLAIMED)
-        .exclude(Exists(held))
-        .order_by("created_at").values_list("pk", flat=True)[:chunk_size])
-    if not ids:
-        return 0, {}
-    ids = [Digest._meta.pk.get_db_prep_value(pk, connection) for pk in ids]
-    with transaction.atomic():
-        counts = _finished_deliveries_purge(
-            f"d.kind = 'digest' AND d.digest_id IN ({_in(ids)})", ids)
-        counts["digests"] = _execute(
-            f"DELETE FROM {{digest}} WHERE id IN ({_in(ids)}) AND status <> %s AND NOT EXISTS "
-            "(SELECT 1 FROM {delivery} d WHERE d.digest_id = {digest}.id)",
-            [*ids, Digest.Status.CLAIMED])
-        counts["notifications"] = _execute(
-            f"DELETE FROM {{notification}} WHERE digest_id IN ({_in(ids)}) AND NOT EXISTS "
-            "(SELECT 1 FROM {digest} g WHERE g.id = {notification}.digest_id)", ids)
+            f"DELETE FROM {{notification}} WHERE {column} IN ({marks}) AND NOT EXISTS "
+            f"(SELECT 1 FROM {table} o WHERE o.id = {{notification}}.{column})", ids)
     return len(ids), counts
