@@ -58,7 +58,8 @@ class PurgeResult:
 class _Owner:
     """Rows that notifications and deliveries hang off (events, digests), and what keeps one."""
 
-    name: str  # the count's name in PurgeResult, and the table's in _TABLES without its "s"
+    name: str  # the count's name in PurgeResult
+    table: str  # its key in _TABLES
     model: type
     busy_status: str  # this status keeps a row whatever its deliveries
     column: str  # the notifications' and deliveries' column pointing to it
@@ -67,11 +68,12 @@ class _Owner:
 
 
 EVENTS = _Owner(
-    name="events", model=Event, busy_status=Event.Status.PENDING, column="event_id",
+    name="events", table="event", model=Event, busy_status=Event.Status.PENDING, column="event_id",
     held=lambda: Exists(Delivery.objects.filter(event=OuterRef("pk"), status__in=UNFINISHED)),
     deliveries="d.event_id IN ({ids})")
 DIGESTS = _Owner(
-    name="digests", model=Digest, busy_status=Digest.Status.CLAIMED, column="digest_id",
+    name="digests", table="digest", model=Digest, busy_status=Digest.Status.CLAIMED,
+    column="digest_id",
     # Kept: a digest with a send still to go, or listing an event that is kept.
     held=lambda: Exists(Delivery.objects.filter(
         Q(status__in=UNFINISHED) | Q(kind=Delivery.Kind.EVENT), digest=OuterRef("pk"))),
@@ -143,7 +145,7 @@ def _chunk_purge(owner: _Owner, cutoff, chunk_size: int) -> tuple[int, dict[str,
     if not ids:
         return 0, {}
     ids = [owner.model._meta.pk.get_db_prep_value(pk, connection) for pk in ids]
-    marks, table, column = _in(ids), "{" + owner.name[:-1] + "}", owner.column
+    marks, table, column = _in(ids), "{" + owner.table + "}", owner.column
     with transaction.atomic():
         counts = _finished_deliveries_purge(owner.deliveries.format(ids=marks), ids)
         # Foreign keys are checked at commit: the row goes first, then what pointed to it.
