@@ -37,9 +37,9 @@ from django.utils import timezone  # noqa: E402
 
 from config.celery import app  # noqa: E402
 from events.models import Event, EventType, Membership, Workspace  # noqa: E402
-from events.services import event_emit  # noqa: E402
+from events.services.emit import event_emit  # noqa: E402
 from notifications.models import Delivery, Digest, Notification  # noqa: E402
-from notifications.services import event_route  # noqa: E402
+from notifications.routing.route import event_route  # noqa: E402
 
 CRITICAL = "data_source.connection_lost"
 MEDIUM = "query.long_running_query"

@@ -10,19 +10,14 @@ from .transports import http, smtp
 from .webhooks import payloads
 
 
-class Channel(models.TextChoices):
-    IN_APP = "in_app", "In-app"
-    EMAIL = "email", "Email"
-    WEBHOOK = "webhook", "Webhook"
-
-
 class DigestSetting(models.Model):
     """Per channel: batch medium, low and info into digests, or send them at once.
 
     Critical and high are immediate whatever this says. A channel without a row batches.
+    The channel is a registered one (``channels_app.services.digests`` checks it).
     """
 
-    channel = models.CharField(max_length=10, choices=Channel.choices, unique=True)
+    channel = models.CharField(max_length=30, unique=True)
     digest_enabled = models.BooleanField(
         default=True, help_text="Off: medium, low and info go out immediately on this channel."
     )
@@ -33,7 +28,7 @@ class DigestSetting(models.Model):
 
     def __str__(self):
         state = "digests" if self.digest_enabled else "immediate"
-        return f"{self.get_channel_display()}: {state}"
+        return f"{self.channel}: {state}"
 
 
 class EmailSettings(models.Model):
@@ -102,6 +97,10 @@ def _validate_string_list(value, what: str) -> None:
         raise ValidationError(f"{what}: an item is listed twice.")
 
 
+#: How many finished deliveries an endpoint's success rate covers.
+RECENT_OUTCOMES = 100
+
+
 class WebhookEndpoint(models.Model):
     """A receiver of webhook deliveries; events routed to the webhook channel reach every
     active endpoint whose filters match (empty filters match everything)."""
@@ -135,6 +134,11 @@ class WebhookEndpoint(models.Model):
                               "encrypted, never shown back.")
     consecutive_failures = models.PositiveIntegerField(
         default=0, editable=False, help_text="Failed deliveries since the last delivered one.")
+    last_delivery_status = models.CharField(max_length=10, blank=True, editable=False)
+    last_delivery_at = models.DateTimeField(null=True, blank=True, editable=False)
+    recent_outcomes = models.CharField(
+        max_length=RECENT_OUTCOMES, blank=True, editable=False,
+        help_text="The last finished deliveries, oldest first: D delivered, F failed.")
     deactivated_reason = models.CharField(max_length=300, blank=True, editable=False)
     deactivated_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -170,3 +174,10 @@ class WebhookEndpoint(models.Model):
     @property
     def secret_set(self) -> bool:
         return bool(self.secret)
+
+    @property
+    def recent_success_rate(self) -> float | None:
+        """Delivered / finished over the last ``RECENT_OUTCOMES`` finished deliveries."""
+        if not self.recent_outcomes:
+            return None
+        return self.recent_outcomes.count("D") / len(self.recent_outcomes)

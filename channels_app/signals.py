@@ -2,6 +2,7 @@
 
 from django.dispatch import Signal
 
-#: Sent after a save of the email settings with ``enabled`` on has committed: email
-#: deliveries that waited as pending may be sent now.
-email_enabled = Signal()
+#: Sent with ``channel`` (a channel name) after a change that may have made the channel
+#: ready to send has committed (e.g. the email settings saved enabled): its deliveries that
+#: waited as pending may be sent now.
+channel_ready = Signal()

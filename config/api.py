@@ -1,35 +1,27 @@
-"""REST framework glue shared by every app's API."""
+"""REST framework glue shared by every app's API: the one error family, mapped once."""
 
-from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
-from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from events.exceptions import ApplicationError
+from core.errors import ApplicationError, from_validation_error
 
 
 def exception_handler(exc, context):
-    """DRF's handler, plus: a service's refusal is a 400 ``{field: [message]}``
-    (or the error's own ``status_code``, e.g. 503 when the broker does not answer).
+    """DRF's handler, plus the application's refusals (``core.errors``): a 400 is
+    ``{field: [message]}`` like DRF's own validation; 404, 409 and 503 are
+    ``{"detail", "code"}`` (and ``field`` when one is named).
 
-    Services raise ``ApplicationError`` (or Django's ``ValidationError`` from a model's
-    ``full_clean``); views don't catch them.
+    Services raise ``ApplicationError`` (a model's validation through
+    ``core.errors.full_clean``); views don't catch them. A Django ``ValidationError`` that
+    still reaches a view is answered the same way.
     """
+    if isinstance(exc, DjangoValidationError):
+        exc = from_validation_error(exc)
     if isinstance(exc, ApplicationError):
-        if exc.status_code != 400:
+        if exc.status_code == 400:
+            exc = ValidationError(exc.as_data())
+        else:
             return Response(exc.as_data(), status=exc.status_code)
-        exc = ValidationError(exc.as_data())
-    elif isinstance(exc, DjangoValidationError):
-        exc = ValidationError(_django_error_data(exc))
     return drf_exception_handler(exc, context)
-
-
-def _django_error_data(exc: DjangoValidationError) -> dict:
-    if hasattr(exc, "error_dict"):
-        return {
-            api_settings.NON_FIELD_ERRORS_KEY if field == NON_FIELD_ERRORS else field: messages
-            for field, messages in exc.message_dict.items()
-        }
-    return {api_settings.NON_FIELD_ERRORS_KEY: exc.messages}

@@ -11,7 +11,7 @@ from pathlib import Path
 import environ
 from kombu import Exchange, Queue
 
-from events import task_names
+from config import control_plane
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -55,10 +55,13 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_beat",
+    "config.apps.ConfigConfig",  # the control plane's sync_schedule command
     "events",
     "notifications",
     "channels_app",
     "web",
+    # Plug-in apps (a channel of your own, README "Adding a channel"), comma-separated.
+    *env.list("DATAFI_EXTRA_APPS", default=[]),
 ]
 
 MIDDLEWARE = [
@@ -232,33 +235,12 @@ CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 
-# Queues and routes in one place. Routing and digest flushes never wait behind each other:
-# run one worker per queue to scale them independently (README, "Scale out").
-# The priority lane: routing of critical and high events ("urgent", with the outbox sweep
-# that recovers them) has a queue and a worker of its own (Procfile "urgent"), so it never
-# waits behind batched routing in "events", however long that backlog is.
-# Immediate sends of critical and high events ("deliveries"), digest sends and the sends of
-# batched priorities on a channel with digests off ("digests", see
-# notifications.delivery.send_task_for) and webhook sends ("webhooks") have queues of their
-# own, so neither a slow receiver nor a medium backlog holds up a critical email.
-CELERY_TASK_DEFAULT_QUEUE = "events"
-CELERY_TASK_QUEUES = [
-    Queue(name, Exchange(name), routing_key=name)
-    for name in ("urgent", "events", "deliveries", "digests", "webhooks")
-]
-CELERY_TASK_ROUTES = {
-    task_names.OUTBOX_SWEEP: {"queue": "urgent"},
-    task_names.EVENT_ROUTE_URGENT: {"queue": "urgent"},
-    task_names.EVENT_ROUTE: {"queue": "events"},
-    task_names.EVENTS_ROUTE_PENDING: {"queue": "events"},
-    task_names.DIGEST_FLUSH: {"queue": "digests"},
-    task_names.DELIVERY_SEND: {"queue": "deliveries"},
-    task_names.DELIVERIES_PUBLISH: {"queue": "deliveries"},
-    task_names.DELIVERY_SWEEP: {"queue": "deliveries"},
-    task_names.DIGEST_SEND: {"queue": "digests"},
-    task_names.WEBHOOK_SEND: {"queue": "webhooks"},
-    task_names.RETENTION_PURGE: {"queue": "digests"},
-}
+# Queues and routes come from the control plane (config/control_plane.py): one table of every
+# task with its queue, retries and schedule. Run one worker per queue (README, "Scale out").
+CELERY_TASK_DEFAULT_QUEUE = control_plane.DEFAULT_QUEUE
+CELERY_TASK_QUEUES = [Queue(name, Exchange(name), routing_key=name)
+                      for name in control_plane.QUEUES]
+CELERY_TASK_ROUTES = control_plane.routes()
 
 # --- Cache: throttling counters shared by every web process ------------------------------
 if env.str("CACHE_URL", default=""):
@@ -301,6 +283,16 @@ DATAFI_FLUSH_CHUNK_ITEMS = env.int("DATAFI_FLUSH_CHUNK_ITEMS", default=5000)
 # Events, notifications, deliveries and digests older than this many days are deleted once
 # nothing about them is still to be sent (notifications.retention, hourly); 0 keeps all.
 DATAFI_RETENTION_DAYS = env.int("DATAFI_RETENTION_DAYS", default=90)
+# A digest that fails this many flushes is marked failed, its items too.
+DATAFI_DIGEST_MAX_ATTEMPTS = env.int("DATAFI_DIGEST_MAX_ATTEMPTS", default=3)
+# The delivery policies routing runs, in order, between "who is in the audience" and "write
+# the rows" (notifications/policies/): each decides for whole events or single
+# (recipient, channel) pairs. Critical-always comes before the users' own choices.
+DATAFI_ROUTING_POLICIES = env.list("DATAFI_ROUTING_POLICIES", default=[
+    "notifications.policies.disabled.EventTypeDisabled",
+    "notifications.policies.critical.CriticalAlways",
+    "notifications.policies.preferences.Preferences",
+])
 WEBHOOK_ALLOW_PRIVATE_NETWORKS = env.bool("WEBHOOK_ALLOW_PRIVATE_NETWORKS", default=False)
 
 # --- Outbound deliveries (email now, webhooks next) -------------------------------------------
@@ -313,7 +305,7 @@ DATAFI_RETRY_BASE_SECONDS = env.float("DATAFI_RETRY_BASE_SECONDS", default=10)
 DATAFI_RETRY_MAX_SECONDS = env.float("DATAFI_RETRY_MAX_SECONDS", default=300)
 DATAFI_EMAIL_MAX_ATTEMPTS = env.int("DATAFI_EMAIL_MAX_ATTEMPTS", default=4)
 # Routing or a flush with more sends than this hands their publishing to the send workers
-# in tasks of this many (notifications.delivery.deliveries_enqueue), so a critical event for
+# in tasks of this many (notifications.deliveries.enqueue), so a critical event for
 # a large audience does not hold its urgent worker process while it publishes each send.
 DATAFI_SEND_FANOUT_CHUNK = env.int("DATAFI_SEND_FANOUT_CHUNK", default=100)
 # A delivery still "sending" this long after its attempt started lost its worker: the

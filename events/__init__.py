@@ -5,8 +5,8 @@
 
 
 def emit(event_type, **kwargs):
-    """Record an event and route it after commit. See ``events.services.event_emit``."""
-    from .services import event_emit
+    """Record an event and route it after commit. See ``events.services.emit.event_emit``."""
+    from .services.emit import event_emit
 
     return event_emit(event_type, **kwargs)
 

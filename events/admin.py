@@ -2,9 +2,12 @@ from django.contrib import admin
 from django.utils.html import format_html
 from rest_framework.authtoken.admin import TokenProxy
 
+from config.admin import ModelAdmin
+
 from .catalog import Priority
 from .models import Category, Event, EventType, Membership, Workspace
-from .services import event_type_create, event_type_update
+from .routing_view import routing_describer
+from .services.catalog import event_type_create, event_type_update
 
 
 def priority_badge(priority: str):
@@ -17,7 +20,7 @@ def priority_badge(priority: str):
 
 
 @admin.register(Category)
-class CategoryAdmin(admin.ModelAdmin):
+class CategoryAdmin(ModelAdmin):
     list_display = ["name", "slug", "prefix", "position"]
     ordering = ["position"]
 
@@ -26,8 +29,9 @@ class CategoryAdmin(admin.ModelAdmin):
 
 
 @admin.register(EventType)
-class EventTypeAdmin(admin.ModelAdmin):
-    """The event catalog: toggle and re-prioritise in the list, one Save for all rows."""
+class EventTypeAdmin(ModelAdmin):
+    """The event catalog: toggle and re-prioritise in the list, one Save for all rows; the
+    channels each event type reaches as the routing app describes them."""
 
     list_display = ["key", "category", "badge", "priority_override", "enabled"]
     list_editable = ["priority_override", "enabled"]
@@ -66,6 +70,24 @@ class EventTypeAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return obj is None or not obj.builtin
 
+    def get_list_display(self, request):
+        describe = routing_describer()  # loaded once for the whole page
+
+        @admin.display(description="Effective channels")
+        def effective_channels(event_type):
+            if not event_type.enabled:
+                return format_html("<span style='color:#667085'>{}</span>",
+                                   "none: notifications disabled (events are only logged)")
+            routing = describe(event_type)
+            if routing is None:
+                return "-"
+            lists = routing.extra_emails
+            extra = f" + {', '.join(lists)}" if lists else ""
+            return format_html("{}{} <small style='color:#667085'>({})</small>",
+                               ", ".join(routing.channels), extra, routing.source_label)
+
+        return [*super().get_list_display(request), effective_channels]
+
 
 class MembershipInline(admin.TabularInline):
     model = Membership
@@ -74,7 +96,7 @@ class MembershipInline(admin.TabularInline):
 
 
 @admin.register(Workspace)
-class WorkspaceAdmin(admin.ModelAdmin):
+class WorkspaceAdmin(ModelAdmin):
     list_display = ["name", "public_id", "created_at"]
     search_fields = ["name", "public_id"]
     readonly_fields = ["public_id", "created_at"]
@@ -88,7 +110,7 @@ class WorkspaceAdmin(admin.ModelAdmin):
 
 
 @admin.register(Event)
-class EventAdmin(admin.ModelAdmin):
+class EventAdmin(ModelAdmin):
     """The event log, read-only."""
 
     list_display = ["occurred_at", "event_type", "badge", "workspace", "status", "dedupe_key",

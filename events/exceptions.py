@@ -1,26 +1,8 @@
-"""The application's one error type, and what ``emit()`` raises on bad input.
-
-Each names the problem and the input it came from; the API answers it as a 400
-``{field: [message]}`` (``config.api.exception_handler``).
+"""What ``emit()`` and the workspace services raise on bad input: kinds of the one error
+family (``core.errors.ApplicationError``), each naming the input it came from.
 """
 
-
-class ApplicationError(ValueError):
-    """A service refused its input; nothing was written."""
-
-    field = "non_field_errors"
-    #: How the API answers it: 400, unless the refusal is about the service, not the input.
-    status_code = 400
-
-    def __init__(self, message: str, *, field: str | None = None):
-        super().__init__(message)
-        self.message = message
-        if field is not None:
-            self.field = field
-
-    def as_data(self) -> dict:
-        """The error as the API answers it."""
-        return {self.field: [self.message]}
+from core.errors import ApplicationError, Unavailable
 
 
 class EmitError(ApplicationError):
@@ -68,7 +50,7 @@ class WorkspaceError(ApplicationError):
     """
 
 
-class BrokerUnavailable(ApplicationError):
+class BrokerUnavailable(Unavailable):
     """A task could not be queued now because the broker does not answer (a 503)."""
 
-    status_code = 503
+    code = "broker_unavailable"

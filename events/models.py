@@ -142,6 +142,11 @@ class Event(models.Model):
     last_error = models.TextField(
         blank=True, help_text="Why routing failed, when the status is failed."
     )
+    routed_channels = models.JSONField(
+        default=list, blank=True, help_text="The channels routing chose (explain reads them).")
+    routing_source = models.CharField(
+        max_length=30, blank=True,
+        help_text="What chose the channels: an event type rule, a category rule, the default.")
 
     class Meta:
         ordering = ["-created_at"]

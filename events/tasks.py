@@ -1,9 +1,11 @@
 from celery import shared_task
 
-from . import services, task_names
+from config import control_plane
+
+from .services.outbox import outbox_sweep as _outbox_sweep
 
 
-@shared_task(name=task_names.OUTBOX_SWEEP)
+@shared_task(**control_plane.task_options(control_plane.OUTBOX_SWEEP))
 def outbox_sweep() -> int:
     """Enqueue routing for events whose on-commit publish never reached the broker."""
-    return services.outbox_sweep()
+    return _outbox_sweep()

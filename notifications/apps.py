@@ -1,18 +1,31 @@
 from django.apps import AppConfig
 
-from channels_app.signals import email_enabled
-
 
 class NotificationsConfig(AppConfig):
     name = "notifications"
     verbose_name = "Notifications"
 
     def ready(self):
-        from .delivery import channel_deliveries_enqueue  # needs the models: after loading
+        # Imports need the models: after loading.
+        from channels_app.backends import register
+        from channels_app.signals import channel_ready
+        from events import dispatch, routing_view
 
-        def send_waiting_email(sender, **kwargs):
-            """Email was saved enabled: the email deliveries that waited are sent now."""
-            channel_deliveries_enqueue(channel="email")
+        from . import tasks
+        from .deliveries.manual import channel_deliveries_enqueue
+        from .in_app import InAppBackend
+        from .routing.rules import describe_event_types
 
-        email_enabled.connect(send_waiting_email, weak=False,
-                              dispatch_uid="notifications.send_waiting_email")
+        register(InAppBackend)  # the bell: a channel like any other
+        routing_view.register_describer(describe_event_types)  # the catalog's channels
+        # The floor's routing jobs are done by these tasks.
+        dispatch.register(dispatch.ROUTE_URGENT, tasks.event_route_urgent)
+        dispatch.register(dispatch.ROUTE, tasks.event_route)
+        dispatch.register(dispatch.ROUTE_PENDING, tasks.events_route_pending)
+
+        def send_waiting(sender, channel, **kwargs):
+            """A channel became ready: the deliveries that waited for it are sent now."""
+            channel_deliveries_enqueue(channel=channel)
+
+        channel_ready.connect(send_waiting, weak=False,
+                              dispatch_uid="notifications.send_waiting")

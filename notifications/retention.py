@@ -28,6 +28,7 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from events.models import Event
+from events.services.lifecycle import events_delete
 
 from .models import Delivery, DeliveryAttempt, Digest, Notification
 
@@ -65,19 +66,26 @@ class _Owner:
     column: str  # the notifications' and deliveries' column pointing to it
     held: Callable[[], object]  # an Exists: a delivery keeping the row (OuterRef("pk"))
     deliveries: str  # SQL on ``d``: its deliveries, with ``{ids}`` for the IN list
+    delete: Callable[[list], int]  # deletes the finished rows of ids no delivery points to
 
 
 EVENTS = _Owner(
     name="events", table="event", model=Event, busy_status=Event.Status.PENDING, column="event_id",
     held=lambda: Exists(Delivery.objects.filter(event=OuterRef("pk"), status__in=UNFINISHED)),
-    deliveries="d.event_id IN ({ids})")
+    deliveries="d.event_id IN ({ids})",
+    delete=lambda ids: events_delete(  # events' own service: the only writer of events
+        event_ids=ids, unless_referenced_by=[(Delivery._meta.db_table, "event_id")]))
 DIGESTS = _Owner(
     name="digests", table="digest", model=Digest, busy_status=Digest.Status.CLAIMED,
     column="digest_id",
     # Kept: a digest with a send still to go, or listing an event that is kept.
     held=lambda: Exists(Delivery.objects.filter(
         Q(status__in=UNFINISHED) | Q(kind=Delivery.Kind.EVENT), digest=OuterRef("pk"))),
-    deliveries="d.kind = 'digest' AND d.digest_id IN ({ids})")
+    deliveries="d.kind = 'digest' AND d.digest_id IN ({ids})",
+    delete=lambda ids: _execute(
+        f"DELETE FROM {{digest}} WHERE id IN ({_in(ids)}) AND status <> %s AND NOT EXISTS "
+        "(SELECT 1 FROM {delivery} d WHERE d.digest_id = {digest}.id)",
+        [*ids, Digest.Status.CLAIMED]))
 
 
 def retention_purge(*, days: int | None = None, chunk_size: int = 500) -> PurgeResult:
@@ -149,10 +157,7 @@ def _chunk_purge(owner: _Owner, cutoff, chunk_size: int) -> tuple[int, dict[str,
     with transaction.atomic():
         counts = _finished_deliveries_purge(owner.deliveries.format(ids=marks), ids)
         # Foreign keys are checked at commit: the row goes first, then what pointed to it.
-        counts[owner.name] = _execute(
-            f"DELETE FROM {table} WHERE id IN ({marks}) AND status <> %s AND NOT EXISTS "
-            f"(SELECT 1 FROM {{delivery}} d WHERE d.{column} = {table}.id)",
-            [*ids, owner.busy_status])
+        counts[owner.name] = owner.delete(ids)
         counts["notifications"] = _execute(
             f"DELETE FROM {{notification}} WHERE {column} IN ({marks}) AND NOT EXISTS "
             f"(SELECT 1 FROM {table} o WHERE o.id = {{notification}}.{column})", ids)

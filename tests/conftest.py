@@ -16,7 +16,7 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 
 from events.models import Membership, Workspace
-from events.services import catalog_sync
+from events.services.catalog import catalog_sync
 from tests.support import (
     ROOT,
     SESSION_MARKER,

@@ -194,7 +194,7 @@ def subprocess_env(**overrides) -> dict:
 def emit_and_route(event_type: str, workspace, **payload):
     """Emit, then route at once in this process, as the worker does after commit."""
     from events import emit
-    from notifications.services import event_route
+    from notifications.routing.route import event_route
 
     event = emit(event_type, workspace=workspace, payload=payload)
     event_route(event_id=event.pk)
@@ -244,7 +244,7 @@ def send_when_due(delivery_id) -> str:
     """Wait for the delivery's due time, as the countdown task would, then attempt it."""
     from django.utils import timezone
 
-    from notifications.delivery import delivery_send
+    from notifications.deliveries.send import delivery_send
     from notifications.models import Delivery
 
     row = Delivery.objects.get(pk=delivery_id)

@@ -12,7 +12,7 @@ from rest_framework.test import APIClient
 
 from events import emit
 from events.models import Event
-from events.services import outbox_sweep
+from events.services.outbox import outbox_sweep
 from notifications.models import Notification
 from tests.support import ROOT, subprocess_env, wait_until
 

@@ -1,7 +1,8 @@
 from rest_framework import serializers
 
-from channels_app.models import EmailSettings, WebhookEndpoint
 from events.models import Workspace
+
+from ..models import DigestSetting, EmailSettings, WebhookEndpoint
 
 
 class EmailSettingsSerializer(serializers.ModelSerializer):
@@ -88,3 +89,10 @@ class WebhookTestResultSerializer(serializers.Serializer):
     status_code = serializers.IntegerField(allow_null=True)
     error = serializers.CharField(allow_blank=True)
     duration_ms = serializers.IntegerField()
+
+
+class DigestSettingSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = DigestSetting
+        fields = ["channel", "digest_enabled"]
+        read_only_fields = ["channel"]

@@ -2,6 +2,7 @@ from django.urls import path
 from rest_framework.routers import SimpleRouter
 
 from .views import (
+    DigestSettingViewSet,
     EmailSendTestView,
     EmailSettingsView,
     EmailTestConnectionView,
@@ -10,6 +11,7 @@ from .views import (
 
 router = SimpleRouter()
 router.register("webhook-endpoints", WebhookEndpointViewSet, basename="webhook-endpoint")
+router.register("digest-settings", DigestSettingViewSet, basename="digest-setting")
 
 urlpatterns = [
     path("email-settings/", EmailSettingsView.as_view(), name="email-settings"),

@@ -4,12 +4,15 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from channels_app import services
-from channels_app.models import WebhookEndpoint
-from channels_app.transports import smtp
 from events.api.permissions import StaffModelPermissions, staff_with
 
+from ..models import WebhookEndpoint
+from ..services import digests as digest_services
+from ..services import email as services
+from ..services import webhooks as webhook_services
+from ..transports import smtp
 from .serializers import (
+    DigestSettingSerializer,
     EmailSettingsSerializer,
     EmailSettingsTestSerializer,
     SendTestEmailSerializer,
@@ -88,19 +91,50 @@ class WebhookEndpointViewSet(viewsets.ModelViewSet):
     queryset = WebhookEndpoint.objects.select_related("workspace").order_by("pk")
 
     def perform_create(self, serializer):
-        serializer.instance = services.webhook_endpoint_save(values=serializer.validated_data)
+        serializer.instance = webhook_services.webhook_endpoint_save(
+            values=serializer.validated_data)
 
     def perform_update(self, serializer):
-        serializer.instance = services.webhook_endpoint_save(
+        serializer.instance = webhook_services.webhook_endpoint_save(
             values=serializer.validated_data, endpoint=serializer.instance)
 
     def perform_destroy(self, instance):
-        services.webhook_endpoint_delete(endpoint=instance)
+        webhook_services.webhook_endpoint_delete(endpoint=instance)
 
     @extend_schema(request=None, responses=WebhookTestResultSerializer)
     @action(detail=True, methods=["post"], permission_classes=[
         staff_with(write=("channels_app.change_webhookendpoint",))])
     def test(self, request, pk=None):
         """Send a signed sample event to the endpoint now; always 200 with the outcome."""
-        result = services.webhook_endpoint_test(endpoint=self.get_object())
+        result = webhook_services.webhook_endpoint_test(endpoint=self.get_object())
         return Response(result.as_dict())
+
+
+class DigestSettingViewSet(viewsets.GenericViewSet):
+    """Per channel: batch medium, low and info into digests, or send at once (staff)."""
+
+    serializer_class = DigestSettingSerializer
+    permission_classes = [staff_with(read=("channels_app.view_digestsetting",),
+                                     write=("channels_app.change_digestsetting",))]
+    lookup_field = "channel"
+    pagination_class = None
+
+    def list(self, request):
+        return Response(self.get_serializer(digest_services.digest_settings_list(),
+                                            many=True).data)
+
+    def retrieve(self, request, channel=None):
+        return Response(self.get_serializer(
+            digest_services.digest_setting_get(channel=channel)).data)
+
+    @extend_schema(request=DigestSettingSerializer, responses=DigestSettingSerializer)
+    def partial_update(self, request, channel=None):
+        setting = digest_services.digest_setting_get(channel=channel)
+        serializer = self.get_serializer(setting, data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        setting = digest_services.digest_setting_set(
+            channel=setting.channel,
+            digest_enabled=serializer.validated_data.get("digest_enabled",
+                                                         setting.digest_enabled),
+        )
+        return Response(self.get_serializer(setting).data)

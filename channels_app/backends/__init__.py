@@ -1,25 +1,25 @@
-"""Channel backends, one class per channel behind one small interface, found by name.
+"""Channel backends: one module per channel behind one small interface, found by name.
 
-The built-in backends are registered here, when this package is first imported.
+Apps register their channels in ``AppConfig.ready()``: channels_app registers email and
+webhooks (``channels_app.apps``), notifications the in-app bell.
 """
 
 from .base import (
     ChannelBackend,
+    ChannelListError,
     Recipient,
     SendResult,
+    channel_names,
+    check_channel,
+    check_channel_list,
     get_backend,
+    member_fields,
     register,
     registered_backends,
     unregister,
+    user_choosable_backends,
 )
-from .email import EmailBackend
-from .in_app import InAppBackend
-from .webhook import EndpointTarget, WebhookBackend
 
-BUILTIN_BACKENDS = (InAppBackend, EmailBackend, WebhookBackend)
-for _backend in BUILTIN_BACKENDS:
-    register(_backend)
-
-__all__ = ["BUILTIN_BACKENDS", "ChannelBackend", "EmailBackend", "EndpointTarget", "InAppBackend",
-           "Recipient", "SendResult", "WebhookBackend", "get_backend", "register",
-           "registered_backends", "unregister"]
+__all__ = ["ChannelBackend", "ChannelListError", "Recipient", "SendResult", "channel_names",
+           "check_channel", "check_channel_list", "get_backend", "member_fields", "register",
+           "registered_backends", "unregister", "user_choosable_backends"]

@@ -1,38 +1,48 @@
 """The channel interface and the registry that finds a channel's backend by name.
 
-A backend knows its channel, not the rows that record it. Its interface has three parts:
+A channel is one module with one backend class that says everything about it: its name
+and label, the queues its sends use, whether users choose it per category, how it finds
+its targets in an event's audience, which settings it needs before it may send, and how
+it renders and sends. The rest of the code asks the registry; it never compares channel
+names. A Django app adds a channel by registering its backend in ``AppConfig.ready()``
+(README, "Adding a channel"); nothing else changes.
 
-- ``recipients``: who receives an event routed to the channel (pure, no database: the
-  caller passes the users, the rule's addresses and the active webhook endpoints).
-- ``render_event`` / ``render_digest``: the message for one recipient.
-- ``send``: send one rendered message; returns a ``SendResult`` or raises
-  ``channels_app.errors.TransientError`` (worth retrying) / ``PermanentError``.
+Two kinds of channel:
 
-``notifications`` asks a backend who receives, writes the deliveries itself, and drives
-each send (claim, attempt, retry). An in-app "send" is a notification row in the bell,
-which only ``notifications`` can write: the in-app backend renders the row's content and is
-``external = False`` (its ``send`` refuses).
+- **external** (email, webhooks): routing and flushes write a delivery per target; the
+  delivery pipeline (``notifications.deliveries``) claims each one after the transaction
+  commits and sends it with ``render_event`` / ``render_digest`` and ``send``, retrying
+  transient errors and recording every attempt.
+- **in-process** (``external = False``; the in-app bell): the backend writes its own rows in
+  the routing transaction (``write_now``) and in the flush that claims its digests
+  (``write_digests``), which is what makes it exactly-once without a task.
+
+A delivery stores what the backend needs to address its target as data: ``target`` (a
+string, e.g. an address or an endpoint id) and ``target_data`` (JSON, optional), with the
+audience member it is for (``user_id``, empty for a distribution list or an endpoint).
+Digests group a bucket's items by ``(channel, target)``.
 """
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar
+
+from core.errors import ApplicationError
 
 _registry: dict[str, "ChannelBackend"] = {}
 
 
-class UserLike(Protocol):
-    pk: int
-    email: str
-
-
 @dataclass(frozen=True)
 class Recipient:
-    """One receiver on one channel: a user, an address, or an endpoint."""
+    """One receiver on one channel: the backend's target, and the member it is for."""
 
+    target: str
     user_id: int | None = None
-    address: str = ""
-    endpoint_id: int | None = None
+    target_data: dict | None = None
+
+    @property
+    def key(self) -> tuple:
+        return (self.user_id, self.target)
 
 
 @dataclass(frozen=True)
@@ -51,36 +61,65 @@ class ChannelBackend:
     """One channel behind one small interface (see the module docstring)."""
 
     name: ClassVar[str]
-    #: Whether medium, low and info wait in digest buckets for a flush on this channel.
-    sends_digests: ClassVar[bool] = False
-    #: Whether ``send`` reaches a receiver over the network (retried on transient errors).
+    label: ClassVar[str]
+    #: Whether users switch this channel on or off per category (preferences page and API).
+    user_choosable: ClassVar[bool] = False
+    #: Whether medium, low and info wait in digest buckets on this channel (unless an admin
+    #: switches its digests off).
+    sends_digests: ClassVar[bool] = True
+    #: Whether the delivery pipeline sends this channel's deliveries over the network.
     external: ClassVar[bool] = True
+    #: The queue of immediate sends of critical and high events, and the queue of every
+    #: other send (digests, batched priorities sent at once): two lanes, so a backlog of
+    #: the second never delays the first. Both must be control-plane queues.
+    queue: ClassVar[str] = "deliveries"
+    batched_queue: ClassVar[str] = "digests"
+    #: Columns of the user model this channel reads of each audience member (e.g.
+    #: ``("email",)``); routing loads them with the audience, in the same query.
+    user_fields: ClassVar[tuple[str, ...]] = ()
     #: Attempts in all before a delivery on this channel fails.
     max_attempts: ClassVar[int] = 1
 
-    def recipients(self, *, users: Iterable[UserLike], extra_addresses: Iterable[str] = (),
-                   endpoints: Iterable[Any] = (), event: Any = None) -> list[Recipient]:
+    # --- routing --------------------------------------------------------------------------
+
+    def load_config(self) -> Any:
+        """What ``targets`` needs beyond the event and its audience (e.g. the active webhook
+        endpoints), read once and cached by routing until the routing configuration
+        changes (``notifications.routing.rules``). None by default."""
+        return None
+
+    def targets(self, *, event, members: Sequence, rule, config) -> list[Recipient]:
         """Who receives ``event`` routed to this channel, each once, in a stable order.
 
-        ``endpoints``: the active webhook endpoints (``EndpointTarget``), for channels
-        that send to endpoints rather than people.
+        ``members``: the audience, each with ``pk`` and this backend's ``user_fields``;
+        ``rule``: the routing rule that chose the channels (None for the priority
+        default), for options of its own (e.g. ``extra_emails``); ``config``: what
+        ``load_config`` returned. Pure: no database access.
         """
         raise NotImplementedError
+
+    # --- settings -------------------------------------------------------------------------
+
+    def configuration_problems(self) -> list[str]:
+        """What keeps this channel from sending now, in words (empty: ready). While there
+        is any, its deliveries wait as pending and are sent once it is resolved."""
+        return []
+
+    # --- the delivery log -----------------------------------------------------------------
+
+    def describe_target(self, target: str, target_data: dict | None) -> str:
+        """How the delivery log shows a target."""
+        return target
+
+    def target_fields(self, target: str, target_data: dict | None) -> dict:
+        """The channel's own fields of a delivery in the REST API (e.g. ``address``)."""
+        return {}
+
+    # --- sending (external channels) ------------------------------------------------------
 
     def max_attempts_for(self, recipient: Recipient) -> int:
         """Attempts in all before a delivery to ``recipient`` fails."""
         return self.max_attempts
-
-    def delivery_finished(self, *, recipient: Recipient, delivered: bool,
-                          status_code: int | None, error: str) -> None:
-        """Told once a delivery to ``recipient`` is delivered or has failed for good.
-
-        Called inside the transaction that records it. Nothing by default.
-        """
-
-    def is_enabled(self) -> bool:
-        """Whether sends may happen now; while not, deliveries wait as pending."""
-        return True
 
     def render_event(self, *, event, title: str, recipient: Recipient, delivery_id) -> Any:
         """The message telling ``recipient`` about one ``event`` (``title`` rendered).
@@ -96,13 +135,35 @@ class ChannelBackend:
         raise NotImplementedError
 
     def send(self, message: Any) -> SendResult:
-        """Send one rendered message. Raises TransientError or PermanentError; never runs
-        inside a database transaction (it may take up to the channel's timeout)."""
+        """Send one rendered message. Raises ``TransientError`` or ``PermanentError``; never
+        runs inside a database transaction (it may take up to the channel's timeout)."""
+        raise NotImplementedError
+
+    def delivery_finished(self, *, recipient: Recipient, delivered: bool,
+                          status_code: int | None, error: str) -> None:
+        """Told once a delivery to ``recipient`` is delivered or has failed for good, inside
+        the transaction that records it. Nothing by default."""
+
+    # --- in-process channels ----------------------------------------------------------------
+
+    def write_now(self, routes: Iterable) -> None:
+        """Write the rows of immediate routes (``notifications.routing.ChannelRoute``, with
+        the recipients to deliver to), inside the routing transaction."""
+        raise NotImplementedError
+
+    def write_digests(self, *, bucket: str) -> int:
+        """Write this channel's digests claimed in ``bucket``; returns how many were sent."""
         raise NotImplementedError
 
 
 def register(backend_class: type[ChannelBackend]) -> type[ChannelBackend]:
-    """Install ``backend_class`` for its channel, replacing any backend of that name."""
+    """Install ``backend_class`` for its channel, replacing any backend of that name.
+
+    Usable as a class decorator. Refuses a backend that lacks a name or a label.
+    """
+    for attribute in ("name", "label"):
+        if not getattr(backend_class, attribute, ""):
+            raise ValueError(f"{backend_class.__name__} needs a {attribute}")
     _registry[backend_class.name] = backend_class()
     return backend_class
 
@@ -117,3 +178,54 @@ def get_backend(name: str) -> ChannelBackend | None:
 
 def registered_backends() -> list[ChannelBackend]:
     return list(_registry.values())
+
+
+def channel_names() -> list[str]:
+    """Every registered channel's name, in registration order."""
+    return list(_registry)
+
+
+def user_choosable_backends() -> list[ChannelBackend]:
+    return [backend for backend in _registry.values() if backend.user_choosable]
+
+
+def member_fields() -> tuple[str, ...]:
+    """The user columns any registered channel reads of audience members, sorted."""
+    return tuple(sorted({f for backend in _registry.values() for f in backend.user_fields}))
+
+
+class ChannelListError(ApplicationError):
+    """A list of channels was refused; ``index`` is the offending item's, when one is."""
+
+    field = "channels"
+
+    def __init__(self, message: str, *, index: int | None = None):
+        super().__init__(message)
+        self.index = index
+
+
+def check_channel_list(value, *, names: Iterable[str] | None = None) -> list[str]:
+    """``value`` as a list of channel names: at least one, each registered (or in
+    ``names``), none twice. Raises ``ChannelListError``. The one check of a channel list:
+    routing rules, routing files, escalations."""
+    known = list(channel_names() if names is None else names)
+    if not isinstance(value, list) or not value:
+        raise ChannelListError("Choose at least one channel.")
+    for index, channel in enumerate(value):
+        if channel not in known:
+            shown = channel if isinstance(channel, str) and len(channel) <= 40 else "…"
+            raise ChannelListError(
+                f"Unknown channel {shown!r}; choose from {', '.join(known)}.", index=index)
+        if channel in value[:index]:
+            raise ChannelListError("A channel is listed twice.", index=index)
+    return list(value)
+
+
+def check_channel(value, *, field: str = "channel") -> "ChannelBackend":
+    """The backend of the channel named ``value``; raises ``ApplicationError`` naming
+    ``field`` for one that is not registered."""
+    backend = _registry.get(value) if isinstance(value, str) else None
+    if backend is None:
+        raise ApplicationError(
+            f"Unknown channel {value!r}; choose from {', '.join(channel_names())}.", field=field)
+    return backend

@@ -1,19 +1,21 @@
-"""Email: one message per distinct address, members' addresses and distribution lists.
+"""The email channel: one message per distinct address, to members and distribution lists.
 
-Messages are built by ``channels_app.emails`` with the sender from the email settings and
-sent over SMTP (``channels_app.transports.smtp``). While the settings are not enabled,
-``is_enabled`` is False and email deliveries wait as pending.
+Messages are built by ``channels_app.emails`` with the sender from the email settings
+(``channels_app.services.email``) and sent over SMTP (``channels_app.transports.smtp``).
+Until the settings are enabled and complete, email deliveries wait as pending.
+
+A delivery's target is the address, lower-cased; a member's own address keeps the member
+(their preferences and audience checks apply to that copy).
 """
 
 from email.message import EmailMessage
 
 from django.conf import settings
 
-from channels_app import emails
-from channels_app.models import Channel, EmailSettings
-from channels_app.services import email_smtp_config
-from channels_app.transports import smtp
-
+from .. import emails
+from ..models import EmailSettings
+from ..services.email import EMAIL_CHANNEL, email_smtp_config
+from ..transports import smtp
 from .base import RESPONSE_KEEP_CHARS, ChannelBackend, Recipient, SendResult
 
 #: The app's page where a signed-in user chooses what reaches them (the web app's URL).
@@ -28,37 +30,45 @@ def preferences_url(recipient: Recipient) -> str | None:
 
 
 class EmailBackend(ChannelBackend):
-    name = Channel.EMAIL
-    sends_digests = True
+    name = EMAIL_CHANNEL
+    label = "Email"
+    user_choosable = True
+    user_fields = ("email",)
+    queue = "deliveries"
+    batched_queue = "digests"
 
     @property
     def max_attempts(self) -> int:
         return settings.DATAFI_EMAIL_MAX_ATTEMPTS
 
-    def recipients(self, *, users, extra_addresses=(), endpoints=(), event=None
-                   ) -> list[Recipient]:
-        """Each address once, compared case-insensitively; a user without one is skipped.
+    def targets(self, *, event, members, rule, config) -> list[Recipient]:
+        """Each address once, compared case-insensitively; a member without one is skipped.
 
-        A user's own address comes first, so a list address that is also a member's keeps
-        the member (their preferences and audience checks apply).
+        Members' own addresses come first, then the rule's distribution lists
+        (``extra_emails``), so a list address that is also a member's keeps the member.
         """
         by_address: dict[str, int | None] = {}
-        for user in users:
-            if user.email:
-                by_address.setdefault(user.email.lower(), user.pk)
-        for address in extra_addresses:
+        for member in members:
+            if member.email:
+                by_address.setdefault(member.email.lower(), member.pk)
+        for address in getattr(rule, "extra_emails", None) or ():
             by_address.setdefault(address.lower(), None)
-        return [Recipient(user_id=user_id, address=address)
+        return [Recipient(target=address, user_id=user_id)
                 for address, user_id in by_address.items()]
 
-    def is_enabled(self) -> bool:
-        return EmailSettings.objects.filter(enabled=True).exists()
+    def configuration_problems(self) -> list[str]:
+        if not EmailSettings.objects.filter(enabled=True).exists():
+            return ["Email is not enabled: configure and save it in Email settings."]
+        return []
+
+    def target_fields(self, target, target_data) -> dict:
+        return {"address": target}
 
     def render_event(self, *, event, title, recipient, delivery_id) -> EmailMessage:
         """Raises ValueError for an address that is not one valid address."""
         sender = email_smtp_config()
         return emails.build_event_email(
-            event=event, title=title, to=recipient.address, from_email=sender.from_email,
+            event=event, title=title, to=recipient.target, from_email=sender.from_email,
             from_name=sender.from_name, app_url=settings.DATAFI_APP_URL,
             message_id=emails.make_message_id(delivery_id, sender.from_email),
             unsubscribe_url=preferences_url(recipient),
@@ -67,7 +77,7 @@ class EmailBackend(ChannelBackend):
     def render_digest(self, *, priority, events, recipient, delivery_id) -> EmailMessage:
         sender = email_smtp_config()
         return emails.build_digest_email(
-            bucket_priority=priority, events=list(events), to=recipient.address,
+            bucket_priority=priority, events=list(events), to=recipient.target,
             from_email=sender.from_email, from_name=sender.from_name,
             app_url=settings.DATAFI_APP_URL,
             message_id=emails.make_message_id(delivery_id, sender.from_email),

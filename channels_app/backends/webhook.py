@@ -1,26 +1,26 @@
-"""Webhook: one POST per matching active endpoint, signed, over the guarded HTTP transport.
+"""The webhook channel: one signed POST per matching active endpoint.
 
-Who receives is decided from plain data: the caller passes the active endpoints
-(``channels_app.selectors.webhook_endpoint_targets``) and the event; the backend keeps the
-ones whose filters match. Rendering loads the endpoint (its URL, format and secrets) and
-builds the body (``channels_app.webhooks.payloads``); ``send`` signs it afresh for each
+A delivery's target is the endpoint's id. Who receives is decided from plain data: routing
+caches the active endpoints' filters (``load_config``) and the backend keeps the ones
+whose filters match the event. Rendering loads the endpoint (its URL, format and secrets)
+and builds the body (``channels_app.webhooks.payloads``); ``send`` signs it afresh for each
 attempt and posts it (``channels_app.transports.http``). When a delivery is finished the
-endpoint's run of failures is kept (``delivery_finished``): 410 Gone, or
+endpoint's health is kept (``delivery_finished``): 410 Gone, or
 ``WEBHOOK_DISABLE_AFTER_FAILURES`` failed deliveries in a row, deactivate it.
 """
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.utils import timezone
 
-from channels_app.errors import PermanentError
-from channels_app.models import Channel, WebhookEndpoint
-from channels_app.services import webhook_endpoint_record_outcome
-from channels_app.webhooks import payloads
-from channels_app.webhooks.sending import WebhookMessage, post
-
+from ..errors import PermanentError
+from ..models import WebhookEndpoint
+from ..services.webhooks import webhook_endpoint_record_outcome
+from ..webhooks import payloads
+from ..webhooks.sending import WebhookMessage, post
 from .base import RESPONSE_KEEP_CHARS, ChannelBackend, Recipient, SendResult
+
+WEBHOOK_CHANNEL = "webhook"
 
 
 @dataclass(frozen=True)
@@ -40,32 +40,48 @@ class EndpointTarget:
         return not self.event_types or event.event_type.key in self.event_types
 
 
+def endpoint_targets() -> list[EndpointTarget]:
+    """The active webhook endpoints' filters, as plain data for routing. One query."""
+    rows = WebhookEndpoint.objects.filter(is_active=True).order_by("pk").values_list(
+        "pk", "categories", "event_types", "workspace_id")
+    return [EndpointTarget(id=pk, categories=tuple(categories or ()),
+                           event_types=tuple(event_types or ()), workspace_id=workspace_id)
+            for pk, categories, event_types, workspace_id in rows]
+
+
 class WebhookBackend(ChannelBackend):
-    name = Channel.WEBHOOK
-    sends_digests = True
+    name = WEBHOOK_CHANNEL
+    label = "Webhook"
+    queue = "webhooks"  # its own lane, immediate and digest alike: a slow receiver holds
+    batched_queue = "webhooks"  # up no email
 
-    def recipients(self, *, users=(), extra_addresses=(), endpoints: Iterable = (),
-                   event=None) -> list[Recipient]:
-        """Each given endpoint whose filters match ``event``, once, in the given order.
+    def load_config(self) -> list[EndpointTarget]:
+        return endpoint_targets()
 
-        ``endpoints`` are the active endpoints as ``EndpointTarget``; users and addresses
-        mean nothing here. Pure: ``event`` needs its event type and category loaded.
-        """
+    def targets(self, *, event, members=(), rule=None, config=()) -> list[Recipient]:
+        """Each active endpoint whose filters match ``event``, once, in id order; the
+        audience means nothing here. Pure: ``event`` needs its event type and category."""
         seen, result = set(), []
-        for target in endpoints:
-            if target.id in seen or (event is not None and not target.matches(event)):
+        for endpoint in config or ():
+            if endpoint.id in seen or not endpoint.matches(event):
                 continue
-            seen.add(target.id)
-            result.append(Recipient(endpoint_id=target.id))
+            seen.add(endpoint.id)
+            result.append(Recipient(target=str(endpoint.id)))
         return result
 
+    def describe_target(self, target, target_data) -> str:
+        return f"endpoint {target}"
+
+    def target_fields(self, target, target_data) -> dict:
+        return {"endpoint_id": int(target) if target.isdigit() else None}
+
     def max_attempts_for(self, recipient: Recipient) -> int:
-        retries = (WebhookEndpoint.objects.filter(pk=recipient.endpoint_id)
+        retries = (WebhookEndpoint.objects.filter(pk=_endpoint_id(recipient))
                    .values_list("max_retries", flat=True).first())
         return 1 + (3 if retries is None else retries)
 
     def _endpoint(self, recipient: Recipient) -> WebhookEndpoint:
-        endpoint = WebhookEndpoint.objects.filter(pk=recipient.endpoint_id).first()
+        endpoint = WebhookEndpoint.objects.filter(pk=_endpoint_id(recipient)).first()
         if endpoint is None:
             raise PermanentError("The webhook endpoint was deleted.", kind="no_endpoint")
         if not endpoint.is_active:
@@ -98,5 +114,10 @@ class WebhookBackend(ChannelBackend):
                           response=response.text[:RESPONSE_KEEP_CHARS])
 
     def delivery_finished(self, *, recipient, delivered, status_code, error) -> None:
-        webhook_endpoint_record_outcome(endpoint_id=recipient.endpoint_id, delivered=delivered,
-                                        status_code=status_code, error=error)
+        webhook_endpoint_record_outcome(endpoint_id=_endpoint_id(recipient),
+                                        delivered=delivered, status_code=status_code,
+                                        error=error)
+
+
+def _endpoint_id(recipient: Recipient) -> int | None:
+    return int(recipient.target) if recipient.target.isdigit() else None

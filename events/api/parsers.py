@@ -7,7 +7,7 @@ from rest_framework import parsers
 from rest_framework.exceptions import ParseError
 from rest_framework.utils import json
 
-from events.services import MAX_INTEGER_DIGITS
+from events.services.emit import MAX_INTEGER_DIGITS
 
 
 class _TooManyDigits(ValueError):

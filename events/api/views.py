@@ -5,7 +5,7 @@ from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from events.services import event_emit
+from events.services.emit import event_emit
 
 from .parsers import EmitJSONParser
 from .serializers import EmitSerializer, EventSerializer

@@ -8,7 +8,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from events.models import Membership, Workspace
-from events.services import (
+from events.services.workspaces import (
     membership_add,
     membership_remove,
     workspace_create,

@@ -2,7 +2,7 @@ from django.db import migrations
 
 
 def seed_catalog(apps, schema_editor):
-    from events.services import catalog_sync
+    from events.services.catalog import catalog_sync
 
     catalog_sync(
         category_model=apps.get_model("events", "Category"),

@@ -3,7 +3,7 @@ from django.db import migrations
 
 def sync_catalog(apps, schema_editor):
     """Add system.webhook_endpoint_disabled to an existing catalog (keeps admin choices)."""
-    from events.services import catalog_sync
+    from events.services.catalog import catalog_sync
 
     catalog_sync(
         category_model=apps.get_model("events", "Category"),

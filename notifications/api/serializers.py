@@ -1,51 +1,13 @@
-from django.conf import settings
 from rest_framework import serializers
 from rest_framework.validators import UniqueValidator
 
-from channels_app.models import Channel, DigestSetting
+from channels_app.backends import channel_names, get_backend
 from events.api.serializers import StrictFieldsMixin
 from events.catalog import Priority
 from events.models import Category, EventType
-from notifications.models import Bucket, Delivery, DeliveryAttempt, Notification, RoutingRule
 
-
-class EventTypeSerializer(serializers.ModelSerializer):
-    """An event type of the catalog, with the channels it reaches and where they come from."""
-
-    category = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    effective_priority = serializers.CharField(read_only=True)
-    priority_override = serializers.ChoiceField(
-        choices=[("", "No override"), *Priority.CHOICES], required=False, allow_blank=True
-    )
-    effective_channels = serializers.SerializerMethodField()
-    channels_source = serializers.SerializerMethodField()
-
-    class Meta:
-        model = EventType
-        fields = [
-            "key", "category", "name", "label", "description", "title_template",
-            "default_priority", "priority_override", "effective_priority", "enabled",
-            "effective_channels", "channels_source",
-        ]
-        read_only_fields = [
-            "key", "name", "label", "description", "title_template", "default_priority",
-        ]
-
-    def _routing(self, event_type):
-        return self.context["routing_rules"].resolve(event_type)
-
-    def get_effective_channels(self, event_type) -> list[str]:
-        return self._routing(event_type).channels
-
-    def get_channels_source(self, event_type) -> str:
-        return self._routing(event_type).source
-
-
-class EventTypeUpdateSerializer(serializers.Serializer):
-    enabled = serializers.BooleanField(required=False)
-    priority_override = serializers.ChoiceField(
-        choices=[("", "No override"), *Priority.CHOICES], required=False, allow_blank=True
-    )
+from ..models import Bucket, Delivery, DeliveryAttempt, Notification, RoutingRule
+from ..routing.files import routing_file_read
 
 
 class NotificationSerializer(serializers.ModelSerializer):
@@ -155,10 +117,18 @@ class ChannelChoicesField(serializers.DictField):
         return super().to_internal_value(data)
 
 
+class ChannelSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    label = serializers.CharField()
+
+
 class PreferencesSerializer(serializers.Serializer):
     """PUT replaces the categories given; a channel left out of one goes back to on."""
 
     categories = serializers.DictField(child=ChannelChoicesField())
+    channels = ChannelSerializer(
+        many=True, read_only=True,
+        help_text="The channels users choose from, in the order pages show them.")
     critical_always_delivered = serializers.BooleanField(
         read_only=True, default=True,
         help_text="Critical events are delivered whatever the preferences say.")
@@ -188,13 +158,8 @@ class RoutingImportSerializer(StrictFieldsMixin, serializers.Serializer):
     replace = serializers.BooleanField(default=False)
 
     def validate(self, attrs):
-        if "file" in attrs:
-            upload, limit = attrs.pop("file"), settings.DATAFI_MAX_ROUTING_FILE_BYTES
-            if upload.size > limit:
-                raise serializers.ValidationError(
-                    {"file": [f"larger than the limit of {limit // 1024} KiB"]}
-                )
-            attrs["yaml"] = upload.read()  # bytes: the import checks they are UTF-8
+        if "file" in attrs:  # bytes: the import checks their size and that they are UTF-8
+            attrs["yaml"] = routing_file_read(attrs.pop("file"))
         if not attrs.get("yaml"):
             raise serializers.ValidationError(
                 {"yaml": ["send the routing file as 'yaml' or 'file'"]}
@@ -209,20 +174,39 @@ class RoutingImportResultSerializer(serializers.Serializer):
 
 
 class DeliverySerializer(serializers.ModelSerializer):
+    """A delivery; ``target`` is its channel's (an address, an endpoint id, a user id), and
+    ``address`` / ``endpoint_id`` say it for email and webhooks (null otherwise)."""
+
     event_type = serializers.SerializerMethodField()
-    target = serializers.CharField(read_only=True)
+    address = serializers.SerializerMethodField()
+    endpoint_id = serializers.SerializerMethodField()
 
     class Meta:
         model = Delivery
         fields = ["id", "kind", "event_id", "event_type", "channel", "target", "user_id",
                   "address", "endpoint_id", "priority", "bucket", "digest_id", "status",
-                  "attempts", "last_error", "last_status_code", "next_attempt_at",
-                  "created_at", "updated_at", "delivered_at"]
+                  "decision", "reason", "release_at", "attempts", "last_error",
+                  "last_status_code", "next_attempt_at", "created_at", "updated_at",
+                  "delivered_at"]
         read_only_fields = fields
 
     def get_event_type(self, delivery) -> str:
         """The event's type key, or ``"digest"`` for a digest's delivery."""
         return delivery.event.event_type.key if delivery.event_id else "digest"
+
+    def _channel_fields(self, delivery) -> dict:
+        backend = get_backend(delivery.channel)
+        if backend is None:
+            return {}
+        return backend.target_fields(delivery.target, delivery.target_data)
+
+    def get_address(self, delivery) -> str | None:
+        """The email address of an email delivery."""
+        return self._channel_fields(delivery).get("address")
+
+    def get_endpoint_id(self, delivery) -> int | None:
+        """The webhook endpoint of a webhook delivery."""
+        return self._channel_fields(delivery).get("endpoint_id")
 
 
 class DeliveryAttemptSerializer(serializers.ModelSerializer):
@@ -234,11 +218,15 @@ class DeliveryAttemptSerializer(serializers.ModelSerializer):
 
 
 class DeliveryFilterSerializer(serializers.Serializer):
-    channel = serializers.ChoiceField(choices=Channel.values, required=False)
+    channel = serializers.ChoiceField(choices=(), required=False)
     status = serializers.ChoiceField(choices=Delivery.Status.values, required=False)
     bucket = serializers.ChoiceField(choices=Bucket.values, required=False)
     event_type = serializers.CharField(required=False)
-    endpoint = serializers.IntegerField(required=False)
+    endpoint = serializers.IntegerField(required=False, help_text="A webhook endpoint's id.")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["channel"].choices = channel_names()  # the installed channels
 
 
 class DigestFlushSerializer(serializers.Serializer):
@@ -248,10 +236,3 @@ class DigestFlushSerializer(serializers.Serializer):
 class DigestFlushQueuedSerializer(serializers.Serializer):
     bucket = serializers.CharField()
     queued = serializers.BooleanField()
-
-
-class DigestSettingSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = DigestSetting
-        fields = ["channel", "digest_enabled"]
-        read_only_fields = ["channel"]

@@ -5,8 +5,6 @@ from .views import (
     DeliveryViewSet,
     DigestFlushView,
     DigestPendingView,
-    DigestSettingViewSet,
-    EventTypeViewSet,
     NotificationViewSet,
     PreferencesView,
     RoutingExportView,
@@ -15,11 +13,9 @@ from .views import (
 )
 
 router = SimpleRouter()
-router.register("event-types", EventTypeViewSet, basename="event-type")
 router.register("notifications", NotificationViewSet, basename="notification")
 router.register("routing-rules", RoutingRuleViewSet, basename="routing-rule")
 router.register("deliveries", DeliveryViewSet, basename="delivery")
-router.register("digest-settings", DigestSettingViewSet, basename="digest-setting")
 
 urlpatterns = [
     path("routing/export/", RoutingExportView.as_view(), name="routing-export"),

@@ -8,16 +8,18 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from channels_app.models import DigestSetting
+from channels_app.backends.webhook import WEBHOOK_CHANNEL
 from events.api.parsers import JSONParser
 from events.api.permissions import StaffModelPermissions, staff_with
-from events.models import EventType
-from events.services import event_type_update
-from notifications import selectors, services
-from notifications.delivery import DeliveryNotRetryable, delivery_replay, delivery_retry
-from notifications.models import RoutingRule
-from notifications.routing_files import routing_export, routing_import
 
+from ..deliveries.manual import delivery_replay, delivery_retry
+from ..models import RoutingRule
+from ..routing.files import routing_export, routing_import
+from ..selectors import bell, deliveries, digests, preferences
+from ..services import reading
+from ..services.digests import digest_flush_enqueue
+from ..services.preferences import preferences_set
+from ..services.rules import routing_rule_delete, routing_rule_set
 from .etag import etag_matches, not_modified, notification_etag, with_etag
 from .serializers import (
     DeliveryAttemptSerializer,
@@ -25,9 +27,6 @@ from .serializers import (
     DeliverySerializer,
     DigestFlushQueuedSerializer,
     DigestFlushSerializer,
-    DigestSettingSerializer,
-    EventTypeSerializer,
-    EventTypeUpdateSerializer,
     MarkedSerializer,
     NotificationFilterSerializer,
     NotificationIdsSerializer,
@@ -38,34 +37,6 @@ from .serializers import (
     RoutingRuleSerializer,
     UnreadCountSerializer,
 )
-
-
-class EventTypeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """The event catalog with effective priority and channels. Staff may PATCH."""
-
-    serializer_class = EventTypeSerializer
-    permission_classes = [staff_with(write=("events.change_eventtype",), public_read=True)]
-    lookup_field = "key"
-    lookup_value_regex = r"[^/]+"
-    pagination_class = None
-
-    def get_queryset(self):
-        event_types = EventType.objects.select_related("category")
-        category = self.request.query_params.get("category")
-        if category:
-            event_types = event_types.filter(category__slug=category)
-        return event_types
-
-    def get_serializer_context(self):
-        return {**super().get_serializer_context(), "routing_rules": selectors.RoutingRules()}
-
-    @extend_schema(request=EventTypeUpdateSerializer, responses=EventTypeSerializer)
-    def partial_update(self, request, key=None):
-        event_type = self.get_object()
-        update = EventTypeUpdateSerializer(data=request.data)
-        update.is_valid(raise_exception=True)
-        event_type_update(event_type=event_type, **update.validated_data)
-        return Response(self.get_serializer(event_type).data)
 
 
 class NotificationPagination(CursorPagination):
@@ -107,28 +78,28 @@ class NotificationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
 
     def get_queryset(self):
         if self.action != "list":
-            return selectors.notification_list(user=self.request.user)
+            return bell.notification_list(user=self.request.user)
         filters = NotificationFilterSerializer(data=self.request.query_params)
         filters.is_valid(raise_exception=True)
-        return selectors.notification_list(user=self.request.user, **filters.validated_data)
+        return bell.notification_list(user=self.request.user, **filters.validated_data)
 
     @extend_schema(request=None, responses=NotificationSerializer, parameters=[NOTIFICATION_ID])
     @action(detail=True, methods=["post"])
     def read(self, request, pk=None):
-        notification = services.notification_mark_read(notification=self.get_object())
+        notification = reading.notification_mark_read(notification=self.get_object())
         return Response(self.get_serializer(notification).data)
 
     @extend_schema(request=None, responses=NotificationSerializer, parameters=[NOTIFICATION_ID])
     @action(detail=True, methods=["post"])
     def unread(self, request, pk=None):
-        notification = services.notification_mark_unread(notification=self.get_object())
+        notification = reading.notification_mark_unread(notification=self.get_object())
         return Response(self.get_serializer(notification).data)
 
     @extend_schema(request=None, responses={200: {"type": "object",
                                                   "properties": {"marked": {"type": "integer"}}}})
     @action(detail=False, methods=["post"], url_path="read-all")
     def read_all(self, request):
-        return Response({"marked": services.notification_mark_all_read(user=request.user)})
+        return Response({"marked": reading.notification_mark_all_read(user=request.user)})
 
     @extend_schema(request=NotificationIdsSerializer, responses=MarkedSerializer)
     @action(detail=False, methods=["post"], url_path="read")
@@ -136,7 +107,7 @@ class NotificationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
         """Mark several of your notifications read; ids that are not yours are ignored."""
         serializer = NotificationIdsSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        marked = services.notifications_mark_read(user=request.user,
+        marked = reading.notifications_mark_read(user=request.user,
                                                   ids=serializer.validated_data["ids"])
         return Response(MarkedSerializer({"marked": marked}).data)
 
@@ -145,7 +116,7 @@ class NotificationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
     def unread_count(self, request):
         # Polled by the bell: never cached, but a repeated poll with the ETag is a cheap 304.
         # One query gives both the version (the ETag) and the counts.
-        state = selectors.notification_bell_state(user=request.user)
+        state = bell.notification_bell_state(user=request.user)
         etag = notification_etag(request, version=state.version)
         if etag_matches(request, etag):
             return not_modified(etag)
@@ -163,14 +134,16 @@ class PreferencesView(APIView):
     def put(self, request):
         serializer = PreferencesSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        services.preferences_set(user=request.user,
+        preferences_set(user=request.user,
                                  categories=serializer.validated_data["categories"])
         return Response(self._answer(request.user))
 
     @staticmethod
     def _answer(user) -> dict:
-        return PreferencesSerializer({"categories": selectors.preferences_get(user=user),
-                                      "critical_always_delivered": True}).data
+        return PreferencesSerializer({
+            "categories": preferences.preferences_get(user=user),
+            "channels": preferences.preference_channels(),
+            "critical_always_delivered": True}).data
 
 
 class RoutingRuleViewSet(viewsets.ModelViewSet):
@@ -181,11 +154,11 @@ class RoutingRuleViewSet(viewsets.ModelViewSet):
     queryset = RoutingRule.objects.select_related("category", "event_type")
 
     def perform_create(self, serializer):
-        serializer.instance = services.routing_rule_set(**serializer.validated_data)
+        serializer.instance = routing_rule_set(**serializer.validated_data)
 
     def perform_update(self, serializer):
         rule, data = serializer.instance, serializer.validated_data
-        serializer.instance = services.routing_rule_set(
+        serializer.instance = routing_rule_set(
             rule=rule,
             category=data.get("category", rule.category),
             event_type=data.get("event_type", rule.event_type),
@@ -194,7 +167,7 @@ class RoutingRuleViewSet(viewsets.ModelViewSet):
         )
 
     def perform_destroy(self, instance):
-        services.routing_rule_delete(rule=instance)
+        routing_rule_delete(rule=instance)
 
 
 ROUTING_READ = ("notifications.view_routingrule",)
@@ -245,17 +218,21 @@ class DeliveryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
 
     def get_queryset(self):
         if self.action != "list":
-            return selectors.delivery_list()
+            return deliveries.delivery_list()
         filters = DeliveryFilterSerializer(data=self.request.query_params)
         filters.is_valid(raise_exception=True)
-        return selectors.delivery_list(**filters.validated_data)
+        wanted = dict(filters.validated_data)
+        endpoint = wanted.pop("endpoint", None)
+        if endpoint is not None:  # a webhook endpoint: the target of its channel's sends
+            wanted.update(channel=WEBHOOK_CHANNEL, target=str(endpoint))
+        return deliveries.delivery_list(**wanted)
 
     @extend_schema(responses=DeliveryAttemptSerializer(many=True))
     @action(detail=True, methods=["get"], pagination_class=None)
     def attempts(self, request, pk=None):
         """Each attempt of this delivery, first to last."""
         delivery = self.get_object()
-        return Response(DeliveryAttemptSerializer(selectors.delivery_attempt_list(
+        return Response(DeliveryAttemptSerializer(deliveries.delivery_attempt_list(
             delivery=delivery), many=True).data)
 
     @extend_schema(request=None, responses={200: DeliverySerializer, 409: OpenApiTypes.OBJECT})
@@ -263,11 +240,7 @@ class DeliveryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
             permission_classes=[staff_with(write=("notifications.change_delivery",))])
     def retry(self, request, pk=None):
         """Send a failed delivery again under the same id (409 when it is not failed)."""
-        delivery = self.get_object()
-        try:
-            delivery = delivery_retry(delivery_id=delivery.pk)
-        except DeliveryNotRetryable as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        delivery = delivery_retry(delivery_id=self.get_object().pk)
         return Response(self.get_serializer(delivery).data)
 
     @extend_schema(request=None, responses={200: DeliverySerializer, 409: OpenApiTypes.OBJECT})
@@ -275,11 +248,7 @@ class DeliveryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
             permission_classes=[staff_with(write=("notifications.change_delivery",))])
     def replay(self, request, pk=None):
         """Send a delivered or failed delivery again under the same id (409 otherwise)."""
-        delivery = self.get_object()
-        try:
-            delivery = delivery_replay(delivery_id=delivery.pk)
-        except DeliveryNotRetryable as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        delivery = delivery_replay(delivery_id=self.get_object().pk)
         return Response(self.get_serializer(delivery).data)
 
 
@@ -291,7 +260,7 @@ class DigestPendingView(APIView):
     @extend_schema(responses={200: {"type": "object", "additionalProperties": {
         "type": "object", "additionalProperties": {"type": "integer"}}}})
     def get(self, request):
-        return Response(selectors.pending_digest_table())
+        return Response(digests.pending_digest_table())
 
 
 class DigestFlushView(APIView):
@@ -304,30 +273,6 @@ class DigestFlushView(APIView):
         serializer = DigestFlushSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         bucket = serializer.validated_data["bucket"]
-        services.digest_flush_enqueue(bucket=bucket)
+        digest_flush_enqueue(bucket=bucket)
         return Response(DigestFlushQueuedSerializer({"bucket": bucket, "queued": True}).data,
                         status=status.HTTP_202_ACCEPTED)
-
-
-class DigestSettingViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
-                           viewsets.GenericViewSet):
-    """Per channel: batch medium, low and info into digests, or send at once (staff)."""
-
-    serializer_class = DigestSettingSerializer
-    permission_classes = [staff_with(read=("channels_app.view_digestsetting",),
-                                     write=("channels_app.change_digestsetting",))]
-    queryset = DigestSetting.objects.all()
-    lookup_field = "channel"
-    pagination_class = None
-
-    @extend_schema(request=DigestSettingSerializer, responses=DigestSettingSerializer)
-    def partial_update(self, request, channel=None):
-        setting = self.get_object()
-        serializer = self.get_serializer(setting, data=request.data, partial=True)
-        serializer.is_valid(raise_exception=True)
-        setting = services.digest_setting_set(
-            channel=setting.channel,
-            digest_enabled=serializer.validated_data.get("digest_enabled",
-                                                         setting.digest_enabled),
-        )
-        return Response(self.get_serializer(setting).data)

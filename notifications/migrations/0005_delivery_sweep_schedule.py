@@ -1,28 +1,11 @@
-"""The delivery sweep runs every 30 s (editable in the admin, like the digest flushes)."""
+"""The delivery sweep's periodic task: now written by sync_schedule.
 
-import json
+Beat's schedule is no longer written by migrations: ``manage.py sync_schedule`` writes it
+from the control plane (``config/control_plane.py``) and adopts the entries this migration
+created on installs that ran it, by name. Kept, empty, so the migration graph stays whole.
+"""
 
 from django.db import migrations
-from django.utils import timezone
-
-NAME = "Sweep lost and interrupted deliveries"
-
-
-def create_schedule(apps, schema_editor):
-    IntervalSchedule = apps.get_model("django_celery_beat", "IntervalSchedule")
-    PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
-    PeriodicTasks = apps.get_model("django_celery_beat", "PeriodicTasks")
-    interval, _ = IntervalSchedule.objects.get_or_create(every=30, period="seconds")
-    PeriodicTask.objects.get_or_create(
-        name=NAME,
-        defaults={"task": "notifications.delivery_sweep", "interval": interval,
-                  "kwargs": json.dumps({}), "enabled": True},
-    )
-    PeriodicTasks.objects.update_or_create(ident=1, defaults={"last_update": timezone.now()})
-
-
-def remove_schedule(apps, schema_editor):
-    apps.get_model("django_celery_beat", "PeriodicTask").objects.filter(name=NAME).delete()
 
 
 class Migration(migrations.Migration):
@@ -31,4 +14,4 @@ class Migration(migrations.Migration):
         ("django_celery_beat", "0019_alter_periodictasks_options"),
     ]
 
-    operations = [migrations.RunPython(create_schedule, remove_schedule)]
+    operations = []

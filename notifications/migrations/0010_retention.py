@@ -1,27 +1,7 @@
-"""Retention: an index to find old digests, and the hourly purge in beat's schedule."""
-
-import json
+"""Retention: an index to find old digests. (The hourly purge's periodic task was created here;
+``manage.py sync_schedule`` writes beat's schedule now, from ``config/control_plane.py``.)"""
 
 from django.db import migrations, models
-
-NAME = "Delete what is older than the retention window"
-
-
-def create_schedule(apps, schema_editor):
-    IntervalSchedule = apps.get_model("django_celery_beat", "IntervalSchedule")
-    PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
-    PeriodicTasks = apps.get_model("django_celery_beat", "PeriodicTasks")
-    interval, _ = IntervalSchedule.objects.get_or_create(every=1, period="hours")
-    PeriodicTask.objects.get_or_create(name=NAME, defaults={
-        "task": "notifications.retention_purge", "interval": interval, "kwargs": json.dumps({}),
-        "enabled": True})
-    from django.utils import timezone
-
-    PeriodicTasks.objects.update_or_create(ident=1, defaults={"last_update": timezone.now()})
-
-
-def remove_schedule(apps, schema_editor):
-    apps.get_model("django_celery_beat", "PeriodicTask").objects.filter(name=NAME).delete()
 
 
 class Migration(migrations.Migration):
@@ -35,5 +15,4 @@ class Migration(migrations.Migration):
             model_name="digest",
             index=models.Index(fields=["created_at"], name="digest_created_idx"),
         ),
-        migrations.RunPython(create_schedule, remove_schedule),
     ]

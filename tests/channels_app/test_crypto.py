@@ -14,7 +14,7 @@ from django.db import connection
 
 from channels_app.crypto import DecryptionError
 from channels_app.models import EmailSettings
-from channels_app.services import email_settings_update
+from channels_app.services.email import email_settings_update
 from tests.support import ROOT
 
 SECRET = "smtp-Secret-that-must-never-leak"

@@ -7,7 +7,7 @@ from django.contrib.auth.models import Permission
 from django.contrib.messages import get_messages
 
 from channels_app.models import EmailSettings
-from channels_app.services import email_settings_get, email_settings_update
+from channels_app.services.email import email_settings_get, email_settings_update
 from tests.support import api_client_for
 
 from .smtp_servers import HOST, PASSWORD, USERNAME

@@ -11,7 +11,8 @@ from django.urls import reverse
 
 from channels_app.crypto import decrypt
 from channels_app.models import WebhookEndpoint
-from channels_app.services import encrypted_secrets_rotate, webhook_endpoint_save
+from channels_app.services.secrets import encrypted_secrets_rotate
+from channels_app.services.webhooks import webhook_endpoint_save
 from notifications.models import Delivery, DeliveryAttempt
 from tests.support import api_client_for
 

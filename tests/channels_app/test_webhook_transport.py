@@ -16,9 +16,9 @@ from channels_app.errors import PermanentError, TransientError
 from channels_app.models import WebhookEndpoint
 from channels_app.transports import http
 from channels_app.webhooks.sending import WebhookMessage
-from notifications.delivery import Outcome, delivery_send
+from notifications.deliveries.send import delivery_send, Outcome
 from notifications.models import Delivery
-from notifications.services import event_route
+from notifications.routing.route import event_route
 from tests.support import api_client_for
 
 from .webhook_servers import Reply

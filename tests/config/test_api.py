@@ -4,7 +4,7 @@ import pytest
 
 from events.models import Event, EventType
 from notifications.models import RoutingRule
-from notifications.services import routing_rule_set
+from notifications.services.rules import routing_rule_set
 
 EVENTS_URL = "/api/events/"
 RULES_URL = "/api/routing-rules/"

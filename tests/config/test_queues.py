@@ -20,7 +20,8 @@ from django.db import connection, transaction
 from rest_framework.authtoken.models import Token
 
 from config.celery import app
-from events import emit, task_names
+from config import control_plane as task_names
+from events import emit
 from events.models import Event
 from notifications.models import Notification
 from tests.support import ROOT, stop_tree, subprocess_env, wait_until
@@ -216,7 +217,8 @@ def test_sends_of_batched_priorities_never_queue_with_critical_and_high_sends(
     from channels_app.models import Channel
     from events.models import EventType
     from notifications.models import Delivery, RoutingRule
-    from notifications.services import digest_setting_set, event_route
+    from channels_app.services.digests import digest_setting_set
+    from notifications.routing.route import event_route
 
     _, broker = private_broker
     workspace = make_workspace(members=2)
@@ -243,7 +245,7 @@ def test_a_large_audience_hands_publishing_its_sends_to_the_send_workers(
     """Routing a critical event for many people publishes a few messages, not one per
     recipient; the sender worker's ``deliveries_publish`` tasks publish the sends."""
     from notifications.models import Delivery
-    from notifications.services import event_route
+    from notifications.routing.route import event_route
     from notifications.tasks import deliveries_publish
 
     settings.DATAFI_SEND_FANOUT_CHUNK = 2

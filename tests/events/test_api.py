@@ -372,7 +372,7 @@ def test_an_unknown_field_is_refused_by_name_not_ignored(emitter_api, make_works
 
 
 def test_recipients_narrow_the_audience(emitter_api, make_workspace):
-    from notifications.services import event_route
+    from notifications.routing.route import event_route
 
     workspace = make_workspace(members=3)
     chosen = workspace.people[1]

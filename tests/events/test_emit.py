@@ -21,7 +21,7 @@ from events.exceptions import (
 )
 from events.models import Event, EventType, Membership, Workspace
 from notifications.models import Delivery, Notification
-from notifications.services import event_route
+from notifications.routing.route import event_route
 
 LIMIT = 64 * 1024
 
@@ -453,7 +453,7 @@ def test_occurred_at_in_another_timezone_is_the_same_instant(workspace):
 def test_sweep_enqueues_only_due_events_and_pushes_their_next_sweep_ahead(workspace, settings):
     from datetime import timedelta
 
-    from events.services import outbox_sweep
+    from events.services.outbox import outbox_sweep
 
     fresh = emit("query.query_failed", workspace=workspace)
     failed = emit("query.query_failed", workspace=workspace)
@@ -475,7 +475,7 @@ def test_sweep_enqueues_only_due_events_and_pushes_their_next_sweep_ahead(worksp
 def test_critical_and_high_events_are_swept_again_sooner_than_batched_ones(workspace, settings):
     from datetime import timedelta
 
-    from events.services import outbox_sweep
+    from events.services.outbox import outbox_sweep
 
     settings.DATAFI_OUTBOX_URGENT_STALE_SECONDS = 45
     settings.DATAFI_OUTBOX_STALE_SECONDS = 600

@@ -11,7 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from events import emit
 from events.exceptions import UnknownEventType, UnknownWorkspace
 from events.models import Event, EventType
-from events.services import event_type_update
+from events.services.catalog import event_type_update
 
 
 def emit_one(workspace, **kwargs):

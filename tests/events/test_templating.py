@@ -9,7 +9,7 @@ from events.catalog import EVENT_TYPES, register_event_type
 from events.models import Category, EventType
 from events.templating import render_title, validate_title_template
 from notifications.models import Notification
-from notifications.services import digest_flush
+from notifications.services.digests import digest_flush
 from tests.support import api_client_for, emit_and_route
 
 # Each made routing (or a digest flush) fail before: refused now when saved, and a label

@@ -13,7 +13,8 @@ from rest_framework.test import APIClient
 from events import emit
 from events.models import Event
 from notifications.models import Notification
-from notifications.services import digest_flush, event_route
+from notifications.routing.route import event_route
+from notifications.services.digests import digest_flush
 
 LIST_URL = "/api/notifications/"
 UNREAD_COUNT_URL = "/api/notifications/unread-count/"

@@ -12,18 +12,16 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from channels_app.models import WebhookEndpoint
-from events import emit, task_names
+from config import control_plane as task_names
+from events import emit
 from events.models import Category, Event, EventType
-from events.services import ROUTING_REQUESTED_KEY, outbox_sweep, routing_request_clear
+from events.services.outbox import ROUTING_REQUESTED_KEY, outbox_sweep, routing_request_clear
 from notifications import services
 from notifications import tasks as notification_tasks
 from notifications.models import Delivery, Notification, NotificationPreference
-from notifications.services import (
-    digest_setting_set,
-    event_route,
-    events_route_pending,
-    routing_rule_set,
-)
+from channels_app.services.digests import digest_setting_set
+from notifications.routing.route import event_route, events_route_pending
+from notifications.services.rules import routing_rule_set
 from tests.support import wait_until
 
 MEDIUM = "query.long_running_query"

@@ -7,7 +7,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from notifications.models import Notification
-from notifications.services import notification_mark_unread
+from notifications.services.reading import notification_mark_unread
 from tests.support import api_client_for, emit_and_route
 
 COUNT_URL = "/api/notifications/unread-count/"

@@ -2,11 +2,11 @@
 
 import pytest
 
-from channels_app.backends import ChannelBackend, Recipient, get_backend, register, unregister
+from channels_app.backends import ChannelBackend, get_backend, Recipient, register, unregister
 from events import emit
 from events.models import EventType
 from notifications.models import Delivery, RoutingRule
-from notifications.services import event_route
+from notifications.routing.route import event_route
 
 
 def test_email_plans_one_delivery_per_distinct_address(db, make_user, make_workspace):

@@ -16,9 +16,11 @@ from channels_app.emails import make_message_id
 from events import emit
 from events.models import EventType
 from notifications import delivery
-from notifications.delivery import Outcome, delivery_send, delivery_sweep, retry_delay
+from notifications.deliveries.send import delivery_send, Outcome, retry_delay
+from notifications.deliveries.sweep import delivery_sweep
 from notifications.models import Delivery, DeliveryAttempt, RoutingRule
-from notifications.services import digest_flush, event_route
+from notifications.routing.route import event_route
+from notifications.services.digests import digest_flush
 from tests.support import api_client_for, send_when_due
 
 from .conftest import SENDER

@@ -14,12 +14,13 @@ from celery import current_app
 from django.utils import timezone
 
 from channels_app.emails import make_message_id
-from channels_app.services import email_settings_update
-from events import emit, task_names
+from channels_app.services.email import email_settings_update
+from config import control_plane as task_names
+from events import emit
 from events.models import Event, EventType
-from notifications.delivery import delivery_sweep
+from notifications.deliveries.sweep import delivery_sweep
 from notifications.models import Delivery, DeliveryAttempt, RoutingRule
-from notifications.services import digest_flush
+from notifications.services.digests import digest_flush
 from tests.channels_app.smtp_servers import HOST, RecordingHandler, _LoopbackController
 from tests.support import ROOT, subprocess_env, wait_until
 

@@ -9,7 +9,7 @@ from django.urls import reverse
 
 from channels_app.models import Channel, DigestSetting
 from notifications.models import Delivery, Digest, Notification
-from notifications.services import digest_flush
+from notifications.services.digests import digest_flush
 from tests.support import emit_and_route
 
 MEDIUM = "query.long_running_query"

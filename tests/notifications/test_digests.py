@@ -15,10 +15,11 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 from rest_framework.test import APIClient
 
 from channels_app.models import Channel, DigestSetting
-from events import emit, task_names
+from config import control_plane as task_names
+from events import emit
 from events.models import Event
 from notifications.models import Delivery, Digest, Notification
-from notifications.services import digest_claim, digest_flush
+from notifications.services.digests import digest_claim, digest_flush
 from tests.support import (
     ROOT,
     emit_and_route,

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from events import emit
 from events.models import Event
-from events.services import outbox_sweep
+from events.services.outbox import outbox_sweep
 from notifications import services
 from notifications import tasks as notification_tasks
 from notifications.models import Delivery, Digest, Notification

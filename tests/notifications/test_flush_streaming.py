@@ -8,7 +8,7 @@ from django.db.models.signals import post_init
 from django.test.utils import CaptureQueriesContext
 
 from notifications.models import Delivery, Digest, Notification
-from notifications.services import digest_flush
+from notifications.services.digests import digest_flush
 from tests.support import emit_and_route
 
 MEDIUM = "query.long_running_query"

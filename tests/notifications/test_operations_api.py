@@ -7,7 +7,7 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from channels_app.models import DigestSetting
-from events import task_names
+from config import control_plane as task_names
 from notifications.models import Delivery, Digest, Notification, RoutingRule
 from tests.support import emit_and_route
 

@@ -6,13 +6,14 @@ to a real SMTP server on loopback; List-Unsubscribe points members at the prefer
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from notifications.deliveries.send import delivery_send, Outcome
 
 from events import emit
 from events.models import Category, EventType
-from events.services import event_type_update
-from notifications.delivery import Outcome, delivery_send
+from events.services.catalog import event_type_update
 from notifications.models import Delivery, Notification, NotificationPreference, RoutingRule
-from notifications.services import digest_flush, event_route
+from notifications.routing.route import event_route
+from notifications.services.digests import digest_flush
 from tests.support import api_client_for
 
 URL = "/api/preferences/"

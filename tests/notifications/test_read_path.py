@@ -9,8 +9,10 @@ from rest_framework import serializers
 from rest_framework.utils.encoders import JSONEncoder
 
 from notifications.api.serializers import NotificationSerializer
-from notifications.selectors import notification_list
-from notifications.services import digest_flush, event_route, notification_mark_read
+from notifications.selectors.bell import notification_list
+from notifications.routing.route import event_route
+from notifications.services.digests import digest_flush
+from notifications.services.reading import notification_mark_read
 from tests.support import api_client_for, emit_and_route
 
 LIST_URL = "/api/notifications/"

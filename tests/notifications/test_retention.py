@@ -12,11 +12,11 @@ from django.utils import timezone
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from config.celery import app
-from events import task_names
+from config import control_plane as task_names
 from events.models import Category, Event
 from notifications.models import Delivery, DeliveryAttempt, Digest, Notification, RoutingRule
 from notifications.retention import retention_purge
-from notifications.services import digest_flush
+from notifications.services.digests import digest_flush
 from tests.support import emit_and_route
 
 CRITICAL = "data_source.connection_lost"

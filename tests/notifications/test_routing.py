@@ -12,10 +12,11 @@ from django.test.utils import CaptureQueriesContext
 
 from events import emit
 from events.models import Category, Event, EventType
-from events.services import event_type_update
+from events.services.catalog import event_type_update
 from notifications.models import Delivery, Notification, RoutingRule
-from notifications.selectors import RoutingRules, routing_get
-from notifications.services import event_route, routing_rule_set
+from notifications.routing.rules import routing_get, RoutingRules
+from notifications.routing.route import event_route
+from notifications.services.rules import routing_rule_set
 
 ALL = ["in_app", "email", "webhook"]
 

@@ -11,13 +11,13 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from notifications.routing.files import routing_export, routing_import
 
 from events.models import Category, EventType
-from events.services import event_type_update
+from events.services.catalog import event_type_update
 from notifications.models import RoutingRule
-from notifications.routing_files import routing_export, routing_import
-from notifications.selectors import routing_get
-from notifications.services import routing_rule_set
+from notifications.routing.rules import routing_get
+from notifications.services.rules import routing_rule_set
 from tests.notifications.test_routing_files import RICH, SEED, SEED_OVERRIDES, SEED_RULES
 
 CHANGELIST = "/admin/notifications/routingrule/"

@@ -14,7 +14,7 @@ from django.core.management import CommandError, call_command
 
 from events.models import Category, EventType
 from notifications.models import RoutingRule
-from notifications.routing_files import RoutingFileError, routing_export, routing_import
+from notifications.routing.files import routing_export, routing_import, RoutingFileError
 
 # Verbatim from PRODUCT.md "Routing" (the seed's example, with its comment line).
 SEED = """\

@@ -16,18 +16,15 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from channels_app.models import WebhookEndpoint
-from channels_app.services import webhook_endpoint_save
+from channels_app.services.webhooks import webhook_endpoint_save
 from events import emit
 from events.models import Category, Event, EventType
-from notifications.delivery import (
-    DeliveryNotRetryable,
-    Outcome,
-    delivery_replay,
-    delivery_retry,
-    delivery_send,
-)
+from notifications.deliveries.manual import delivery_replay, delivery_retry, DeliveryNotRetryable
+from notifications.deliveries.send import delivery_send, Outcome
 from notifications.models import Delivery, DeliveryAttempt, Notification
-from notifications.services import digest_flush, event_route, routing_rule_set
+from notifications.routing.route import event_route
+from notifications.services.digests import digest_flush
+from notifications.services.rules import routing_rule_set
 from tests.channels_app.webhook_servers import Reply
 from tests.support import api_client_for, send_when_due
 

@@ -9,7 +9,7 @@ import sys
 import pytest
 from celery import current_app
 
-from channels_app.services import webhook_endpoint_save
+from channels_app.services.webhooks import webhook_endpoint_save
 from events import emit
 from notifications.models import Delivery, Notification
 from tests.channels_app.webhook_servers import Reply

@@ -13,7 +13,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from events.catalog import Priority
 from notifications.models import NotificationPreference
-from notifications.services import digest_flush
+from notifications.services.digests import digest_flush
 from tests.support import emit_and_route
 
 from .conftest import WAIT_SECONDS

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from channels_app.crypto import DecryptionError
-from channels_app.services import encrypted_secrets_rotate
+from channels_app.services.secrets import encrypted_secrets_rotate
 
 
 class Command(BaseCommand):

@@ -2,7 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from events.exceptions import WorkspaceError
 from events.models import Membership
-from events.services import membership_add
+from events.services.workspaces import membership_add
 
 
 class Command(BaseCommand):

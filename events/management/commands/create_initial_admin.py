@@ -6,7 +6,7 @@ from django.db import transaction
 
 from events.exceptions import WorkspaceError
 from events.models import Membership
-from events.services import workspace_create
+from events.services.workspaces import workspace_create
 
 
 class Command(BaseCommand):

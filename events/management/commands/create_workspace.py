@@ -2,7 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from events.exceptions import WorkspaceError
 from events.models import Membership
-from events.services import workspace_create
+from events.services.workspaces import workspace_create
 
 
 def member_spec(value: str) -> tuple[str, str]:

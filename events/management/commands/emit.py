@@ -4,7 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from events.exceptions import EmitError
-from events.services import event_emit
+from events.services.emit import event_emit
 
 
 class Command(BaseCommand):

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from events.services import outbox_sweep
+from events.services.outbox import outbox_sweep
 
 
 class Command(BaseCommand):

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from events.services import catalog_sync
+from events.services.catalog import catalog_sync
 
 
 class Command(BaseCommand):

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from notifications.routing_files import routing_export
+from notifications.routing.files import routing_export
 
 
 class Command(BaseCommand):

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand
 
 from notifications.models import Bucket
-from notifications.services import digest_flush
+from notifications.services.digests import digest_flush
 
 
 class Command(BaseCommand):

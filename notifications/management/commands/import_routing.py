@@ -1,10 +1,9 @@
 import sys
 from pathlib import Path
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from notifications.routing_files import RoutingFileError, routing_import
+from notifications.routing.files import RoutingFileError, routing_file_read, routing_import
 
 
 class Command(BaseCommand):
@@ -17,14 +16,12 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         name = options["file"]
-        # One byte past the limit is enough to refuse an oversized file without reading it all.
-        size = settings.DATAFI_MAX_ROUTING_FILE_BYTES + 1
         try:
             if name == "-":
-                text = getattr(sys.stdin, "buffer", sys.stdin).read(size)
+                text = routing_file_read(getattr(sys.stdin, "buffer", sys.stdin))
             else:
                 with Path(name).open("rb") as file:
-                    text = file.read(size)
+                    text = routing_file_read(file)
         except OSError as exc:
             raise CommandError(f"cannot read {name}: {exc.strerror}") from None
         try:

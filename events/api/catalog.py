@@ -1,0 +1,81 @@
+"""The event catalog over REST: event types with their effective priority and channels."""
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, serializers, viewsets
+from rest_framework.response import Response
+
+from ..catalog import Priority
+from ..models import EventType
+from ..routing_view import routing_describer
+from ..services.catalog import event_type_update
+from .permissions import staff_with
+
+
+class EventTypeSerializer(serializers.ModelSerializer):
+    """An event type of the catalog, with the channels it reaches and where they come from
+    (as the routing app describes them, ``events.routing_view``)."""
+
+    category = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    effective_priority = serializers.CharField(read_only=True)
+    priority_override = serializers.ChoiceField(
+        choices=[("", "No override"), *Priority.CHOICES], required=False, allow_blank=True
+    )
+    effective_channels = serializers.SerializerMethodField()
+    channels_source = serializers.SerializerMethodField()
+
+    class Meta:
+        model = EventType
+        fields = [
+            "key", "category", "name", "label", "description", "title_template",
+            "default_priority", "priority_override", "effective_priority", "enabled",
+            "effective_channels", "channels_source",
+        ]
+        read_only_fields = [
+            "key", "name", "label", "description", "title_template", "default_priority",
+        ]
+
+    def _routing(self, event_type):
+        return self.context["describe"](event_type)
+
+    def get_effective_channels(self, event_type) -> list[str]:
+        routing = self._routing(event_type)
+        return routing.channels if routing else []
+
+    def get_channels_source(self, event_type) -> str:
+        routing = self._routing(event_type)
+        return routing.source if routing else ""
+
+
+class EventTypeUpdateSerializer(serializers.Serializer):
+    enabled = serializers.BooleanField(required=False)
+    priority_override = serializers.ChoiceField(
+        choices=[("", "No override"), *Priority.CHOICES], required=False, allow_blank=True
+    )
+
+
+class EventTypeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """The event catalog with effective priority and channels. Staff may PATCH."""
+
+    serializer_class = EventTypeSerializer
+    permission_classes = [staff_with(write=("events.change_eventtype",), public_read=True)]
+    lookup_field = "key"
+    lookup_value_regex = r"[^/]+"
+    pagination_class = None
+
+    def get_queryset(self):
+        event_types = EventType.objects.select_related("category")
+        category = self.request.query_params.get("category")
+        if category:
+            event_types = event_types.filter(category__slug=category)
+        return event_types
+
+    def get_serializer_context(self):
+        return {**super().get_serializer_context(), "describe": routing_describer()}
+
+    @extend_schema(request=EventTypeUpdateSerializer, responses=EventTypeSerializer)
+    def partial_update(self, request, key=None):
+        event_type = self.get_object()
+        update = EventTypeUpdateSerializer(data=request.data)
+        update.is_valid(raise_exception=True)
+        event_type_update(event_type=event_type, **update.validated_data)
+        return Response(self.get_serializer(event_type).data)

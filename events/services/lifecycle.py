@@ -1,0 +1,106 @@
+"""An event's lifecycle after emit: the only code that writes ``Event.status``.
+
+pending -> routed (or the status a delivery policy gave the whole event, e.g. suppressed)
+        -> failed (routing gave up after its retries)
+and, once finished and older than the retention window, deleted.
+"""
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from django.db import connection
+from django.db.models import Case, CharField, JSONField, Value, When
+from django.utils import timezone
+
+from ..models import Event
+
+logger = logging.getLogger(__name__)
+
+#: What routing may leave an event as.
+ROUTED_STATUSES = frozenset({Event.Status.ROUTED, Event.Status.SUPPRESSED})
+
+
+@dataclass(frozen=True)
+class RoutingOutcome:
+    """What routing decided for one event: its status, and the channels and the rule
+    (``source``) that chose them, as routing describes them (explain reads them back)."""
+
+    event_id: object
+    status: str = Event.Status.ROUTED
+    channels: list[str] = field(default_factory=list)
+    source: str = ""
+
+
+def events_mark_routed(outcomes: Iterable[RoutingOutcome]) -> int:
+    """Record routing's outcome of pending events; one UPDATE for any number of them.
+
+    Must run in the transaction that routed them (which holds their locks). Returns how
+    many were marked.
+    """
+    outcomes = list(outcomes)
+    if not outcomes:
+        return 0
+    for outcome in outcomes:
+        if outcome.status not in ROUTED_STATUSES:
+            raise ValueError(f"routing cannot leave an event {outcome.status!r}")
+    values = {"routed_at": timezone.now(), "next_sweep_at": None, "last_error": ""}
+    for name, attribute, output in (("status", "status", CharField()),
+                                    ("routed_channels", "channels", JSONField()),
+                                    ("routing_source", "source", CharField())):
+        distinct = {_key(getattr(o, attribute)) for o in outcomes}
+        if len(distinct) == 1:
+            values[name] = _value(getattr(outcomes[0], attribute), output)
+        else:  # one statement still: a CASE over the ids
+            values[name] = Case(*(When(pk=o.event_id, then=_value(getattr(o, attribute),
+                                                                   output))
+                                  for o in outcomes), output_field=output)
+    return Event.objects.filter(pk__in=[o.event_id for o in outcomes],
+                                status=Event.Status.PENDING).update(**values)
+
+
+def _key(value):
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _value(value, output):
+    return Value(value, output_field=output) if isinstance(output, JSONField) else value
+
+
+def event_mark_failed(*, event_id, error: str) -> bool:
+    """Give up on routing a pending event: status ``failed`` with ``error``; idempotent.
+
+    For a routing task that failed for an unexpected reason after its bounded retries. The
+    outbox sweep only re-enqueues pending events, so a failed one is not retried forever.
+    Returns whether the event was marked (False: unknown, or no longer pending).
+    """
+    marked = Event.objects.filter(pk=event_id, status=Event.Status.PENDING).update(
+        status=Event.Status.FAILED, last_error=error[:2000], next_sweep_at=None
+    )
+    if marked:
+        logger.error("event %s: routing failed for good: %s", event_id, error[:500])
+    return bool(marked)
+
+
+def event_mark_route_error(*, event_id, error: str) -> None:
+    """Say why a pending event's routing failed while it is retried on its own; batched
+    routing does not claim an event with an error."""
+    Event.objects.filter(pk=event_id, status=Event.Status.PENDING).update(
+        last_error=error[:2000])
+
+
+def events_delete(*, event_ids: list, unless_referenced_by: Iterable[tuple[str, str]] = ()
+                  ) -> int:
+    """Delete the finished events among ``event_ids`` (never a pending one), except those a
+    row of the given ``(table, column)`` pairs still points to. For retention, inside its
+    chunk's transaction: the upper layers name the tables that refer to events."""
+    if not event_ids:
+        return 0
+    marks = ", ".join(["%s"] * len(event_ids))
+    table = Event._meta.db_table
+    kept = "".join(f" AND NOT EXISTS (SELECT 1 FROM {other} r WHERE r.{column} = {table}.id)"
+                   for other, column in unless_referenced_by)
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {table} WHERE id IN ({marks}) AND status <> %s{kept}",
+                       [*event_ids, Event.Status.PENDING])
+        return cursor.rowcount

@@ -1,0 +1,243 @@
+"""One attempt of one send: claim, render and send outside any transaction, record."""
+
+import logging
+import random
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from channels_app.backends import ChannelBackend, Recipient, get_backend
+from channels_app.errors import DeliveryError
+from events.models import Event
+
+from ..in_app import event_title
+from ..models import PRIORITY_BY_BUCKET, Delivery, DeliveryAttempt, Digest
+from ..routing.audience import AudienceCheck
+from .enqueue import deliveries_enqueue
+
+logger = logging.getLogger(__name__)
+
+#: A task may arrive this early for its due time (clocks of web and worker processes).
+DUE_TOLERANCE = timedelta(seconds=1)
+ERROR_KEEP_CHARS = 2000
+
+
+def retry_delay(attempt: int) -> float:
+    """Seconds before the attempt after failed attempt number ``attempt`` (1-based).
+
+    ``DATAFI_RETRY_BASE_SECONDS`` x 2^(attempt-1), within +-20% jitter so retries of many
+    deliveries spread out yet still grow, capped at ``DATAFI_RETRY_MAX_SECONDS``.
+    """
+    delay = settings.DATAFI_RETRY_BASE_SECONDS * 2 ** (attempt - 1) * random.uniform(0.8, 1.2)
+    return min(delay, settings.DATAFI_RETRY_MAX_SECONDS)
+
+
+class Outcome:
+    """What ``delivery_send`` did, for the task's log and the tests."""
+
+    SKIPPED = "skipped"  # vanished, not pending, not due, or not sent by itself
+    WAITING = "waiting"  # the channel is not ready: the delivery waits as pending
+    DELIVERED = "delivered"
+    RETRYING = "retrying"
+    FAILED = "failed"
+    CANCELLED = "cancelled"  # a digest whose every recipient item left the audience
+
+
+@dataclass
+class _Attempt:
+    delivery: Delivery
+    record: DeliveryAttempt
+
+
+def delivery_send(*, delivery_id) -> str:
+    """Make one attempt at sending one delivery (or digest delivery); idempotent.
+
+    Must not be called inside a transaction: the claim commits before the network call.
+    Returns an ``Outcome`` value.
+    """
+    delivery = Delivery.objects.filter(pk=delivery_id).first()
+    if delivery is None:
+        logger.info("delivery %s: not found, nothing to send", delivery_id)
+        return Outcome.SKIPPED
+    backend = get_backend(delivery.channel)
+    if backend is None or not backend.external or not delivery.is_sent_alone:
+        return Outcome.SKIPPED
+    if delivery.status != Delivery.Status.PENDING:
+        return Outcome.SKIPPED
+    if backend.configuration_problems():
+        # Waits with no due time: the channel becoming ready enqueues it (and the sweep).
+        Delivery.objects.filter(pk=delivery.pk, status=Delivery.Status.PENDING).update(
+            next_attempt_at=None)
+        return Outcome.WAITING
+    attempt = _claim(delivery)
+    if attempt is None:
+        return Outcome.SKIPPED
+
+    started = time.monotonic()
+    status_code, response = None, ""
+    try:
+        message = _render(attempt.delivery, backend)
+        if message is None:
+            return _record_cancelled(attempt)
+        result = backend.send(message)
+        status_code, response = result.status_code, result.response
+    except DeliveryError as error:
+        outcome = (DeliveryAttempt.Outcome.TRANSIENT if error.transient
+                   else DeliveryAttempt.Outcome.PERMANENT)
+        return _record(attempt, backend, outcome=outcome, status_code=error.code,
+                       error=error.detail, duration=time.monotonic() - started,
+                       retry_after=error.retry_after)
+    except ValueError as exc:  # the message cannot be built (e.g. not a valid address)
+        return _record(attempt, backend, outcome=DeliveryAttempt.Outcome.PERMANENT,
+                       status_code=None, error=f"The message cannot be built: {exc}",
+                       duration=time.monotonic() - started)
+    return _record(attempt, backend, outcome=DeliveryAttempt.Outcome.DELIVERED,
+                   status_code=status_code, response=response,
+                   duration=time.monotonic() - started)
+
+
+def _claim(delivery: Delivery) -> _Attempt | None:
+    """pending -> sending with the next attempt number, committed; None if not claimable."""
+    now = timezone.now()
+    with transaction.atomic():
+        claimed = Delivery.objects.filter(
+            Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now + DUE_TOLERANCE),
+            pk=delivery.pk, status=Delivery.Status.PENDING,
+        ).update(status=Delivery.Status.SENDING, attempts=F("attempts") + 1,
+                 sending_started_at=now, next_attempt_at=None, updated_at=now)
+        if not claimed:
+            return None
+        delivery.refresh_from_db()
+        record = DeliveryAttempt.objects.create(delivery=delivery, number=delivery.attempts,
+                                                started_at=now)
+    return _Attempt(delivery=delivery, record=record)
+
+
+def delivery_recipient(delivery: Delivery) -> Recipient:
+    """The backend's recipient of ``delivery``, as routing wrote it."""
+    return Recipient(target=delivery.target, user_id=delivery.user_id,
+                     target_data=delivery.target_data)
+
+
+def _render(delivery: Delivery, backend: ChannelBackend):
+    """The message of ``delivery``, or None for a digest left with nothing to send."""
+    recipient = delivery_recipient(delivery)
+    if delivery.kind == Delivery.Kind.EVENT:
+        event = Event.objects.select_related("event_type__category", "workspace").get(
+            pk=delivery.event_id)
+        return backend.render_event(event=event, title=event_title(event), recipient=recipient,
+                                    delivery_id=delivery.pk)
+    items = list(
+        Delivery.objects.filter(digest_id=delivery.digest_id, kind=Delivery.Kind.EVENT)
+        .exclude(status=Delivery.Status.CANCELLED)
+        .select_related("event__event_type__category", "event__workspace")
+        .order_by("event__occurred_at", "pk")
+    )
+    # Checked again at send time, as in the bell: a member who left is not told.
+    audience = AudienceCheck(user_ids={item.user_id for item in items if item.user_id})
+    gone = [item.pk for item in items
+            if item.user_id and not audience.allows(item.event, item.user_id)]
+    if gone:
+        Delivery.objects.filter(pk__in=gone).update(
+            status=Delivery.Status.CANCELLED, updated_at=timezone.now(),
+            last_error="The recipient is no longer in the event's audience.")
+    events = [(item.event, event_title(item.event)) for item in items if item.pk not in gone]
+    if not events:
+        return None
+    return backend.render_digest(priority=PRIORITY_BY_BUCKET[delivery.bucket], events=events,
+                                 recipient=recipient, delivery_id=delivery.pk)
+
+
+def _record(attempt: _Attempt, backend: ChannelBackend, *, outcome: str,
+            status_code: int | None, duration: float, error: str = "", response: str = "",
+            retry_after: float | None = None) -> str:
+    """Write the attempt's outcome and the delivery's next state, in one transaction."""
+    now = timezone.now()
+    delivery, number = attempt.delivery, attempt.record.number
+    error = error[:ERROR_KEEP_CHARS]
+    with transaction.atomic():
+        DeliveryAttempt.objects.filter(pk=attempt.record.pk).update(
+            outcome=outcome, status_code=status_code, error=error, response=response,
+            duration_ms=max(0, round(duration * 1000)))
+        current = Delivery.objects.select_for_update().filter(pk=delivery.pk).first()
+        if current is None:
+            return Outcome.SKIPPED
+        if outcome == DeliveryAttempt.Outcome.DELIVERED:
+            # Whatever the sweep thought meanwhile, the message is out: delivered wins.
+            delivery_finish(current, Delivery.Status.DELIVERED, now=now, status_code=status_code)
+            backend.delivery_finished(recipient=delivery_recipient(current), delivered=True,
+                                      status_code=status_code, error="")
+            return Outcome.DELIVERED
+        if current.status != Delivery.Status.SENDING or current.attempts != number:
+            return Outcome.SKIPPED  # the sweep gave the row to a newer attempt
+        current.last_error, current.last_status_code = error, status_code
+        if (outcome == DeliveryAttempt.Outcome.TRANSIENT
+                and number < backend.max_attempts_for(delivery_recipient(current))):
+            delay = retry_delay(number)
+            if retry_after:  # the receiver asked for a later retry: honour it, within the cap
+                delay = min(max(delay, retry_after), settings.DATAFI_RETRY_MAX_SECONDS)
+            current.status = Delivery.Status.PENDING
+            current.next_attempt_at = now + timedelta(seconds=delay)
+            current.sending_started_at = None
+            current.save(update_fields=["status", "next_attempt_at", "sending_started_at",
+                                        "last_error", "last_status_code", "updated_at"])
+            deliveries_enqueue([current], countdown=delay)
+            logger.info("delivery %s: attempt %d failed (%s), retry in %.1f s",
+                        delivery.pk, number, error, delay)
+            return Outcome.RETRYING
+        delivery_finish(current, Delivery.Status.FAILED, now=now, status_code=status_code,
+                        error=error)
+        backend.delivery_finished(recipient=delivery_recipient(current), delivered=False,
+                                  status_code=status_code, error=error)
+        logger.warning("delivery %s failed after %d attempt(s): %s", delivery.pk, number, error)
+        return Outcome.FAILED
+
+
+def _record_cancelled(attempt: _Attempt) -> str:
+    now = timezone.now()
+    with transaction.atomic():
+        DeliveryAttempt.objects.filter(pk=attempt.record.pk).delete()
+        Delivery.objects.filter(pk=attempt.delivery.pk).update(
+            status=Delivery.Status.CANCELLED, attempts=F("attempts") - 1,
+            sending_started_at=None, updated_at=now,
+            last_error="Every recipient of this digest left the events' audience.")
+        Digest.objects.filter(pk=attempt.delivery.digest_id).update(
+            status=Digest.Status.CANCELLED, sent_at=now)
+    return Outcome.CANCELLED
+
+
+def delivery_finish(delivery: Delivery, status: str, *, now, status_code: int | None,
+            error: str = "") -> None:
+    """Mark ``delivery`` delivered or failed; a digest's items and digest row follow it.
+
+    Must be called inside a transaction holding the delivery's row lock.
+    """
+    delivery.status = status
+    delivery.last_status_code = status_code
+    delivery.last_error = error
+    delivery.next_attempt_at = None
+    delivery.sending_started_at = None
+    fields = ["status", "last_status_code", "last_error", "next_attempt_at",
+              "sending_started_at", "updated_at"]
+    if status == Delivery.Status.DELIVERED:
+        delivery.delivered_at = now
+        fields.append("delivered_at")
+    delivery.save(update_fields=fields)
+    if delivery.kind == Delivery.Kind.DIGEST:
+        items = Delivery.objects.filter(digest_id=delivery.digest_id, kind=Delivery.Kind.EVENT,
+                                        status__in=[Delivery.Status.SENDING,
+                                                    Delivery.Status.FAILED])
+        if status == Delivery.Status.DELIVERED:
+            items.update(status=status, delivered_at=now, updated_at=now, last_error="")
+            Digest.objects.filter(pk=delivery.digest_id).update(
+                status=Digest.Status.DELIVERED, sent_at=now, attempts=delivery.attempts,
+                last_error="")
+        else:
+            items.update(status=status, updated_at=now, last_error=error)
+            Digest.objects.filter(pk=delivery.digest_id).update(
+                status=Digest.Status.FAILED, attempts=delivery.attempts, last_error=error)

@@ -1,0 +1,179 @@
+"""Routing events: lock them, plan, apply the delivery policies, record.
+
+``event_route`` routes one event (the priority lane, a batch's failed event, the outbox
+sweep); ``events_route_pending`` routes the batched priorities through the floor's
+routing-request protocol (``events.services.outbox.pending_events_drain``), which owns the
+loop and its correctness argument; this module supplies what routes one claimed batch.
+"""
+
+import logging
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import connection, transaction
+
+from events.catalog import Priority
+from events.models import Category, Event, EventType
+from events.services.outbox import DrainResult, pending_events_drain
+
+from ..deliveries.enqueue import deliveries_enqueue
+from ..policies import active_policies
+from .plan import RoutingPlan, plan_build
+from .record import plan_record
+from .rules import ROUTING_TOKEN_SQL, routing_config_get
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class RouteResult:
+    event_id: str
+    channels: dict[str, int] = field(default_factory=dict)  # channel -> recipients
+    skipped: bool = False
+
+
+def event_route(*, event_id) -> RouteResult:
+    """Route one event (``events_route`` for a batch of one); idempotent.
+
+    Locks the event row and only routes a pending event, so a duplicate task or the outbox
+    sweep re-enqueueing it routes it once.
+    """
+    with transaction.atomic():
+        pk = Event._meta.pk.get_db_prep_value(event_id, connection)
+        event = next(iter(events_lock(where="e.id = %s", params=[pk])), None)
+        if event is None or event.status != Event.Status.PENDING:
+            return RouteResult(event_id=str(event_id), skipped=True)
+        return events_route([event], token=event.routing_token)[0]
+
+
+def events_plan(events: list[Event], *, token: str | None) -> RoutingPlan:
+    """The decided plan of ``events`` (routing and every policy), nothing written."""
+    plan = plan_build(events, routing_config_get(token=token))
+    for policy in active_policies():
+        policy.apply(plan)
+    return plan
+
+
+def events_route(events: list[Event], *, token: str | None) -> list[RouteResult]:
+    """Plan, decide and record ``events``; their sends are enqueued once this commits.
+
+    The caller holds the events' row locks in its transaction and passes pending events
+    only, with their event type and category loaded, and ``token``: the routing version
+    read in the query that locked them (the configuration comes from the cache it
+    validates). On PostgreSQL the number of queries does not depend on the number of events
+    or recipients: the audiences (two at most), each policy's few, the inserts, one update
+    of the events.
+    """
+    if not events:
+        return []
+    plan = events_plan(events, token=token)
+    to_send = plan_record(plan, policies=active_policies())
+    deliveries_enqueue(to_send)  # after commit: rows first, network later
+    return [RouteResult(event_id=str(p.event.pk), skipped=p.verdict is not None,
+                        channels={r.channel: len(r.to_deliver()) for r in p.routes}
+                        if p.verdict is None else {})
+            for p in plan.events]
+
+
+BATCHED_PRIORITIES = [p for p in Priority.VALUES if p not in Priority.IMMEDIATE]
+
+
+def events_route_pending(*, batch_size: int | None = None) -> DrainResult:
+    """Route every pending medium, low and info event, in batches; safe to run concurrently
+    (see ``events.services.outbox.pending_events_drain`` for the protocol)."""
+    return pending_events_drain(route_batch=_route_batch, route_one=_route_one,
+                                batch_size=batch_size or settings.DATAFI_ROUTING_BATCH_SIZE)
+
+
+def _route_batch(*, batch_size: int, on_full_claim) -> list:
+    """Claim up to ``batch_size`` of the oldest pending batched events (SKIP LOCKED) and
+    route them in one transaction; returns the claimed ids. Calls ``on_full_claim`` right
+    after a full claim, before routing, so a helper can start on the next batch."""
+    with transaction.atomic():
+        claimed = events_lock(
+            where=f"e.status = %s AND e.last_error = %s AND e.priority IN "
+                  f"({', '.join(['%s'] * len(BATCHED_PRIORITIES))})",
+            params=[Event.Status.PENDING, "", *BATCHED_PRIORITIES],
+            tail=" ORDER BY e.created_at LIMIT %s", tail_params=[batch_size], skip_locked=True)
+        ids = [event.pk for event in claimed]
+        if len(claimed) == batch_size:
+            on_full_claim()
+        try:
+            events_route(claimed, token=claimed[0].routing_token if claimed else None)
+        except Exception as exc:
+            exc.claimed_ids = ids  # the drain routes them one by one
+            raise
+    return ids
+
+
+def _route_one(event_id) -> bool:
+    return not event_route(event_id=event_id).skipped
+
+
+# --- the lock query ---------------------------------------------------------------------------
+
+def events_lock(*, where: str, params: list, tail: str = "", tail_params=(),
+                skip_locked: bool = False) -> list[Event]:
+    """Lock the events ``where`` says (SQL on alias ``e``) and return them with their event
+    type and category loaded, and ``routing_token``: the routing version token, read in
+    the same query (so a warm cache costs no round trip).
+
+    Written by hand: this query is most of a route's fixed cost, and the ORM's version of
+    it costs three times as much in Python. Each value goes through the converters the ORM
+    would apply (JSON, and on SQLite dates, UUIDs and booleans). Must be called inside a
+    transaction; on SQLite, which has no row locks, the transaction's write lock serves.
+    """
+    lock = ""
+    if connection.features.has_select_for_update:
+        lock = " FOR UPDATE OF e" + (" SKIP LOCKED" if skip_locked else "")
+    with connection.cursor() as cursor:
+        cursor.execute(_LOCK_SQL.format(where=where, tail=tail, lock=lock),
+                       [*params, *tail_params])
+        rows = cursor.fetchall()
+    converters = _row_converters()
+    events = []
+    for row in rows:
+        values = []
+        for value, (column, steps) in zip(row, converters, strict=False):
+            for step in steps:
+                value = step(value, column, connection)
+            values.append(value)
+        event, event_type, category = (
+            model.from_db(connection.alias, None, values[start:stop])
+            for model, start, stop in _LOCK_SLICES)
+        event_type.category = category
+        event.event_type = event_type
+        event.routing_token = row[-1]
+        events.append(event)
+    return events
+
+
+_LOCK_MODELS = ((Event, "e"), (EventType, "t"), (Category, "c"))
+_LOCK_SLICES, _start = [], 0
+for _model, _ in _LOCK_MODELS:
+    _LOCK_SLICES.append((_model, _start, _start + len(_model._meta.concrete_fields)))
+    _start += len(_model._meta.concrete_fields)
+_LOCK_SQL = (
+    "SELECT "
+    + ", ".join(f'{alias}."{f.column}"' for model, alias in _LOCK_MODELS
+                for f in model._meta.concrete_fields)
+    + f", ({ROUTING_TOKEN_SQL}) FROM {Event._meta.db_table} e "
+    f"JOIN {EventType._meta.db_table} t ON t.id = e.event_type_id "
+    f"JOIN {Category._meta.db_table} c ON c.id = t.category_id "
+    "WHERE {where}{tail}{lock}"
+)
+_converters_by_vendor: dict[str, list] = {}
+
+
+def _row_converters() -> list[tuple]:
+    """(column, converters) of each selected field, as the ORM's compiler applies them."""
+    found = _converters_by_vendor.get(connection.vendor)
+    if found is None:
+        found = []
+        for model, alias in _LOCK_MODELS:
+            for f in model._meta.concrete_fields:
+                column = f.get_col(alias)
+                found.append((column, connection.ops.get_db_converters(column)
+                              + column.get_db_converters(connection)))
+        _converters_by_vendor[connection.vendor] = found
+    return found

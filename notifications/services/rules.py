@@ -1,0 +1,41 @@
+"""Routing rules: the one way they are written."""
+
+from core.errors import ApplicationError, full_clean
+from events.models import Category, EventType
+
+from ..models import RoutingRule
+
+
+def routing_rule_set(
+    *,
+    channels: list[str],
+    event_type: EventType | None = None,
+    category: Category | None = None,
+    extra_emails: list[str] | None = None,
+    rule: RoutingRule | None = None,
+) -> RoutingRule:
+    """Set the channels of one event type or one category (exactly one of them).
+
+    Changes ``rule`` (saved or not) when given, target included; otherwise replaces the
+    target's rule or creates it. ``extra_emails`` None keeps the rule's lists. Raises
+    ``ApplicationError`` naming the fields (unknown or missing channels, a bad address, a
+    target that already has another rule). The one way routing rules are written.
+    """
+    if (event_type is None) == (category is None):
+        raise ApplicationError("Choose exactly one target: a category or an event type.")
+    if rule is None:
+        rule = RoutingRule.objects.filter(event_type=event_type, category=category).first()
+    if rule is None:
+        rule = RoutingRule()
+    rule.event_type, rule.category = event_type, category
+    rule.channels = channels
+    if extra_emails is not None:
+        rule.extra_emails = extra_emails
+    full_clean(rule)
+    rule.save()
+    return rule
+
+
+def routing_rule_delete(*, rule: RoutingRule) -> None:
+    """Remove a rule: its target falls back to the category rule or the priority default."""
+    rule.delete()
