@@ -160,7 +160,7 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_FILTER_BACKENDS": [],
     # A service's ApplicationError or ValidationError answers 400 {field: [message]}.
-    "EXCEPTION_HANDLER": "config.api.exception_handler",
+    "EXCEPTION_HANDLER": "core.rest.exception_handler",
     "DEFAULT_PARSER_CLASSES": [  # DRF's, with JSON nested too deeply a 400, not a 500
         "events.api.parsers.JSONParser",
         "rest_framework.parsers.FormParser",
@@ -283,6 +283,14 @@ DATAFI_FLUSH_CHUNK_ITEMS = env.int("DATAFI_FLUSH_CHUNK_ITEMS", default=5000)
 # Events, notifications, deliveries and digests older than this many days are deleted once
 # nothing about them is still to be sent (notifications.retention, hourly); 0 keeps all.
 DATAFI_RETENTION_DAYS = env.int("DATAFI_RETENTION_DAYS", default=90)
+# The channels of an event no routing rule covers, by its effective priority (PRODUCT.md).
+DATAFI_DEFAULT_CHANNELS = {
+    "critical": ["in_app", "email", "webhook"],
+    "high": ["in_app", "email"],
+    "medium": ["in_app"],
+    "low": ["in_app"],
+    "info": ["in_app"],
+}
 # A digest that fails this many flushes is marked failed, its items too.
 DATAFI_DIGEST_MAX_ATTEMPTS = env.int("DATAFI_DIGEST_MAX_ATTEMPTS", default=3)
 # The delivery policies routing runs, in order, between "who is in the audience" and "write

@@ -2,7 +2,7 @@
 
 A service that refuses its input or an action raises an ``ApplicationError`` (or one of
 its kinds below); nothing has been written then. REST answers it once, in
-``config.api.exception_handler``; the admin once, in ``config.admin``. Transport outcomes
+``core.rest.exception_handler``; the admin once, in ``core.admin``. Transport outcomes
 of a send are not refusals: they are ``channels_app.errors.DeliveryError``.
 
 REST bodies: a 400 is ``{field: [message, ...], ...}`` (``non_field_errors`` when no field

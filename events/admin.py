@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.utils.html import format_html
 from rest_framework.authtoken.admin import TokenProxy
 
-from config.admin import ModelAdmin
+from core.admin import ModelAdmin
 
 from .catalog import Priority
 from .models import Category, Event, EventType, Membership, Workspace

@@ -8,7 +8,7 @@ from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect
 from django.urls import reverse
 
-from config.admin import ModelAdmin
+from core.admin import ModelAdmin
 
 from ..models import EmailSettings
 from ..services import email as services

@@ -9,7 +9,7 @@ from django.http import HttpResponseNotAllowed, HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from config.admin import ModelAdmin
+from core.admin import ModelAdmin
 from events.models import Category, EventType
 
 from ..backends.webhook import WEBHOOK_CHANNEL

@@ -209,7 +209,9 @@ def check_channel_list(value, *, names: Iterable[str] | None = None) -> list[str
     ``names``), none twice. Raises ``ChannelListError``. The one check of a channel list:
     routing rules, routing files, escalations."""
     known = list(channel_names() if names is None else names)
-    if not isinstance(value, list) or not value:
+    if not isinstance(value, list):
+        raise ChannelListError("Give a list of channels, e.g. [in_app, email].")
+    if not value:
         raise ChannelListError("Choose at least one channel.")
     for index, channel in enumerate(value):
         if channel not in known:

@@ -2,7 +2,7 @@
 
 from django.contrib import admin
 
-from config.admin import ModelAdmin
+from core.admin import ModelAdmin
 from events.admin import priority_badge
 
 from ..models import Notification, NotificationPreference

@@ -11,7 +11,7 @@ from django.template.response import TemplateResponse
 from django.urls import path
 
 from channels_app.backends import get_backend
-from config.admin import ApplicationErrors, ModelAdmin
+from core.admin import ApplicationErrors, ModelAdmin
 from events.admin import priority_badge
 
 from ..deliveries.manual import delivery_replay, delivery_retry

@@ -4,7 +4,7 @@ from django.contrib import admin, messages
 from django.http import HttpResponse, HttpResponseRedirect
 from django.urls import path, reverse
 
-from config.admin import ApplicationErrors, ModelAdmin
+from core.admin import ApplicationErrors, ModelAdmin
 
 from ..models import Bucket, Digest
 from ..selectors.digests import pending_digest_table

@@ -7,7 +7,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
 from channels_app.backends import registered_backends
-from config.admin import ModelAdmin
+from core.admin import ModelAdmin
 from core.errors import ApplicationError
 
 from ..models import RoutingRule

@@ -1,7 +1,7 @@
 """Conditional GETs for the bell: an idle poll answers 304 after one cheap query.
 
 The ETag of a response is derived from the user's notification version
-(``selectors.notification_version``) and the request's path and query, so it changes
+(``bell.notification_version``) and the request's path and query, so it changes
 whenever what the user would see changes, and differs between users and filters.
 """
 
@@ -12,14 +12,14 @@ from django.utils.http import parse_etags, quote_etag
 from rest_framework import status
 from rest_framework.response import Response
 
-from notifications import selectors
+from ..selectors import bell
 
 
 def notification_etag(request, *, version: str | None = None) -> str:
     """The quoted ETag of ``request``'s answer for the signed-in user (whose notification
     ``version`` is read when not given)."""
     if version is None:
-        version = selectors.notification_version(user=request.user)
+        version = bell.notification_version(user=request.user)
     digest = hashlib.sha256(f"{version}|{request.get_full_path()}".encode()).hexdigest()
     return quote_etag(digest[:32])
 

@@ -96,6 +96,13 @@ def delivery_send(*, delivery_id) -> str:
         return _record(attempt, backend, outcome=DeliveryAttempt.Outcome.PERMANENT,
                        status_code=None, error=f"The message cannot be built: {exc}",
                        duration=time.monotonic() - started)
+    except Exception as exc:  # a bug in a channel: recorded now, retried, never left sending
+        logger.exception("delivery %s: the %s channel failed unexpectedly", delivery_id,
+                         backend.name)
+        return _record(attempt, backend, outcome=DeliveryAttempt.Outcome.TRANSIENT,
+                       status_code=None, duration=time.monotonic() - started,
+                       error=f"Unexpected error in the {backend.label} channel: "
+                             f"{type(exc).__name__}: {exc}")
     return _record(attempt, backend, outcome=DeliveryAttempt.Outcome.DELIVERED,
                    status_code=status_code, response=response,
                    duration=time.monotonic() - started)

@@ -8,10 +8,10 @@ Webhook endpoints' delivery health moves onto the endpoint (channels_app 0005): 
 filled here from the deliveries of each endpoint, which only this app can read.
 """
 
-import notifications.models.routing
 from django.conf import settings
 from django.db import migrations, models
 
+import notifications.models.routing
 
 WEBHOOK_SENT = ("webhook",)
 RECENT = 100

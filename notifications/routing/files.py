@@ -54,9 +54,9 @@ class RoutingFileError(ApplicationError):
 
     field = "yaml"
 
-    def __init__(self, path: str, problem: str):
+    def __init__(self, path: str, problem: str, *, field: str | None = None):
         path, problem = _excerpt(path, 160), _excerpt(problem, 300)  # never the whole file
-        super().__init__(f"{path}: {problem}")
+        super().__init__(f"{path}: {problem}", field=field)
         self.path = path
         self.problem = problem
 
@@ -134,19 +134,26 @@ def routing_import(text: str | bytes, *, replace: bool = False) -> ImportResult:
                         removed=removed)
 
 
-def routing_file_read(upload) -> bytes:
-    """The bytes of an uploaded routing file, reading one byte past the size limit at most
-    (``routing_import`` refuses a larger file)."""
-    return upload.read(django_settings.DATAFI_MAX_ROUTING_FILE_BYTES + 1)
+def routing_file_read(upload, *, field: str | None = "file") -> bytes:
+    """The bytes of an uploaded routing file, reading one byte past the size limit at most;
+    raises ``RoutingFileError`` (naming ``field``) for a larger file."""
+    data = upload.read(django_settings.DATAFI_MAX_ROUTING_FILE_BYTES + 1)
+    _check_size(len(data), field=field)
+    return data
+
+
+def _check_size(size: int, *, field: str | None = None) -> None:
+    """The one check of a routing file's size (REST, the admin, the command)."""
+    limit = django_settings.DATAFI_MAX_ROUTING_FILE_BYTES
+    if size > limit:
+        raise RoutingFileError("(file)", f"larger than the limit of {limit // 1024} KiB",
+                               field=field)
 
 
 def _checked_text(text: str | bytes) -> str:
-    """The file's text: at most ``DATAFI_MAX_ROUTING_FILE_BYTES``, UTF-8. The one check of
-    a routing file's size and encoding (REST, the admin, the command)."""
-    limit = django_settings.DATAFI_MAX_ROUTING_FILE_BYTES
-    size = len(text) if isinstance(text, bytes) else len(text.encode("utf-8", "surrogatepass"))
-    if size > limit:
-        raise RoutingFileError("(file)", f"larger than the limit of {limit // 1024} KiB")
+    """The file's text: at most ``DATAFI_MAX_ROUTING_FILE_BYTES``, UTF-8."""
+    _check_size(len(text) if isinstance(text, bytes)
+                else len(text.encode("utf-8", "surrogatepass")))
     if isinstance(text, bytes):
         try:
             return text.decode()

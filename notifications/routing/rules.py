@@ -1,12 +1,13 @@
 """Which channels an event goes to, and the configuration routing reads (cached).
 
 The most specific rule wins: an event type's rule, else its category's, else the default
-channels of the event's priority (``DEFAULT_CHANNELS``).
+channels of the event's priority (the setting ``DATAFI_DEFAULT_CHANNELS``).
 """
 
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Q
 
 from channels_app.backends import registered_backends
@@ -16,15 +17,6 @@ from events.models import EventType
 from events.routing_view import EventTypeRouting
 
 from ..models import BUCKET_BY_PRIORITY, RoutingRule, RoutingVersion
-
-#: Default channels by effective priority, when no routing rule applies (PRODUCT.md).
-DEFAULT_CHANNELS = {
-    Priority.CRITICAL: ["in_app", "email", "webhook"],
-    Priority.HIGH: ["in_app", "email"],
-    Priority.MEDIUM: ["in_app"],
-    Priority.LOW: ["in_app"],
-    Priority.INFO: ["in_app"],
-}
 
 
 class RoutingSource:
@@ -66,7 +58,8 @@ class RoutingRules:
                 self.by_category[rule.category_id] = rule
 
     def resolve(self, event_type: EventType, *, priority: str | None = None) -> EffectiveRouting:
-        """Event type rule, else category rule, else the default of the effective priority."""
+        """Event type rule, else category rule, else the default of the effective priority
+    (``DATAFI_DEFAULT_CHANNELS``)."""
         priority = priority or event_type.effective_priority
         rule = self.by_event_type.get(event_type.pk)
         if rule is not None:
@@ -76,7 +69,7 @@ class RoutingRules:
         if rule is not None:
             return EffectiveRouting(priority, list(rule.channels), RoutingSource.CATEGORY_RULE,
                                     rule)
-        return EffectiveRouting(priority, list(DEFAULT_CHANNELS[priority]),
+        return EffectiveRouting(priority, list(settings.DATAFI_DEFAULT_CHANNELS[priority]),
                                 RoutingSource.PRIORITY_DEFAULT, None)
 
 

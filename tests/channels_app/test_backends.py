@@ -45,7 +45,7 @@ def test_a_channel_list_is_checked_against_the_registry_once_for_everyone():
     assert check_channel_list(["email", "in_app"]) == ["email", "in_app"]
     for value, message, index in (
             ([], "Choose at least one channel.", None),
-            ("email", "Choose at least one channel.", None),
+            ("email", "Give a list of channels, e.g. [in_app, email].", None),
             (["email", "sms"], "Unknown channel 'sms'; choose from in_app, email, webhook.", 1),
             (["email", "email"], "A channel is listed twice.", 1)):
         with pytest.raises(ChannelListError) as refused:

@@ -12,7 +12,7 @@ from django.urls import reverse
 from channels_app.crypto import decrypt
 from channels_app.models import WebhookEndpoint
 from channels_app.services.secrets import encrypted_secrets_rotate
-from channels_app.services.webhooks import webhook_endpoint_save
+from channels_app.services.webhooks import webhook_endpoint_record_outcome, webhook_endpoint_save
 from notifications.models import Delivery, DeliveryAttempt
 from tests.support import api_client_for
 
@@ -131,9 +131,16 @@ CHANGELIST = "/admin/channels_app/webhookendpoint/"
 
 
 def sends(endpoint, statuses):
+    """Deliveries to ``endpoint`` with these statuses; the finished ones recorded on the
+    endpoint as the delivery pipeline records them when a send finishes."""
     rows = Delivery.objects.bulk_create(
-        Delivery(kind="digest", channel="webhook", endpoint_id=endpoint.pk, priority="low",
+        Delivery(kind="digest", channel="webhook", target=str(endpoint.pk), priority="low",
                  bucket="15m", status=status) for status in statuses)
+    for status in statuses:
+        if status in ("delivered", "failed"):
+            webhook_endpoint_record_outcome(endpoint_id=endpoint.pk,
+                                            delivered=status == "delivered",
+                                            status_code=None, error="")
     return rows
 
 
@@ -195,7 +202,7 @@ def test_admin_log_filters_by_status_shows_attempts_and_retries_or_replays(admin
     failed, delivered = sends(endpoint, ["failed", "delivered"])
     DeliveryAttempt.objects.create(delivery=failed, number=1, started_at=failed.created_at,
                                    outcome="permanent", status_code=400, error="HTTP 400 nope")
-    log = reverse("admin:channels_app_webhookendpoint_deliveries", args=[endpoint.pk])
+    log = reverse("admin:notifications_delivery_target_log", args=["webhook", endpoint.pk])
 
     html = admin_client.get(log, {"status": "failed"}).content.decode()
 

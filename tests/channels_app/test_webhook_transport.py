@@ -16,7 +16,7 @@ from channels_app.errors import PermanentError, TransientError
 from channels_app.models import WebhookEndpoint
 from channels_app.transports import http
 from channels_app.webhooks.sending import WebhookMessage
-from notifications.deliveries.send import delivery_send, Outcome
+from notifications.deliveries.send import Outcome, delivery_send
 from notifications.models import Delivery
 from notifications.routing.route import event_route
 from tests.support import api_client_for

@@ -19,8 +19,8 @@ from celery import Celery
 from django.db import connection, transaction
 from rest_framework.authtoken.models import Token
 
-from config.celery import app
 from config import control_plane as task_names
+from config.celery import app
 from events import emit
 from events.models import Event
 from notifications.models import Notification
@@ -214,17 +214,16 @@ def test_sends_of_batched_priorities_never_queue_with_critical_and_high_sends(
         private_broker, make_workspace, django_capture_on_commit_callbacks):
     """With email digests switched off, medium emails are sent one by one: on the batched
     lane's send queue, so a medium backlog never delays a critical email."""
-    from channels_app.models import Channel
+    from channels_app.services.digests import digest_setting_set
     from events.models import EventType
     from notifications.models import Delivery, RoutingRule
-    from channels_app.services.digests import digest_setting_set
     from notifications.routing.route import event_route
 
     _, broker = private_broker
     workspace = make_workspace(members=2)
     RoutingRule.objects.create(event_type=EventType.objects.get(key="query.long_running_query"),
-                               channels=[Channel.IN_APP, Channel.EMAIL])
-    digest_setting_set(channel=Channel.EMAIL, digest_enabled=False)
+                               channels=["in_app", "email"])
+    digest_setting_set(channel="email", digest_enabled=False)
 
     with django_capture_on_commit_callbacks(execute=True):
         medium = emit("query.long_running_query", workspace=workspace,

@@ -12,14 +12,13 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from channels_app.models import WebhookEndpoint
-from config import control_plane as task_names
-from events import emit
+from channels_app.services.digests import digest_setting_set
+from events import dispatch, emit
 from events.models import Category, Event, EventType
 from events.services.outbox import ROUTING_REQUESTED_KEY, outbox_sweep, routing_request_clear
-from notifications import services
 from notifications import tasks as notification_tasks
 from notifications.models import Delivery, Notification, NotificationPreference
-from channels_app.services.digests import digest_setting_set
+from notifications.routing import plan
 from notifications.routing.route import event_route, events_route_pending
 from notifications.services.rules import routing_rule_set
 from tests.support import wait_until
@@ -30,11 +29,10 @@ CRITICAL = "data_source.connection_lost"
 
 @pytest.fixture
 def published(monkeypatch):
-    """The tasks published through the broker (names), instead of publishing them."""
-    names = []
-    monkeypatch.setattr("events.services.current_app.send_task",
-                        lambda name, **kwargs: names.append(name))
-    return names
+    """The routing jobs published through the broker, instead of publishing them."""
+    jobs = []
+    monkeypatch.setattr("events.dispatch.publish", lambda job, **kwargs: jobs.append(job))
+    return jobs
 
 
 def in_another_connection(change):
@@ -69,21 +67,21 @@ def test_a_transaction_of_batched_events_publishes_one_routing_task(
     with django_capture_on_commit_callbacks(execute=True):
         emit(CRITICAL, workspace=workspace)  # the priority lane: one message each
 
-    assert published == [task_names.EVENTS_ROUTE_PENDING, task_names.EVENT_ROUTE_URGENT]
+    assert published == [dispatch.ROUTE_PENDING, dispatch.ROUTE_URGENT]
 
     routing_request_clear()  # what the task does first
     with django_capture_on_commit_callbacks(execute=True):
         emit(MEDIUM, workspace=workspace)
-    assert published[-1] == task_names.EVENTS_ROUTE_PENDING
+    assert published[-1] == dispatch.ROUTE_PENDING
 
 
 def test_a_refused_request_forgets_the_flag_and_leaves_the_events_to_the_sweep(
         db, make_workspace, monkeypatch, django_capture_on_commit_callbacks):
-    def broker_down(name, **kwargs):
+    def broker_down(job, **kwargs):
         raise ConnectionError("broker down")
 
-    monkeypatch.setattr("events.services.current_app.send_task", broker_down)
-    monkeypatch.setattr("events.services._broker_down_until", 0.0)
+    monkeypatch.setattr("events.dispatch.publish", broker_down)
+    monkeypatch.setattr("events.services.outbox._broker_down_until", 0.0)
     workspace = make_workspace(members=1)
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -151,14 +149,14 @@ def test_one_bad_event_fails_alone_and_gets_a_task_of_its_own(
     events = [emit(MEDIUM, workspace=workspace, payload={"query_name": str(n)})
               for n in range(4)]
     bad = events[2].pk
-    real = services.audiences_get
+    real = plan.audiences_get
 
     def breaks_on_the_bad_one(batch):
         if any(event.pk == bad for event in batch):
             raise RuntimeError("audience lookup exploded")
         return real(batch)
 
-    monkeypatch.setattr(services, "audiences_get", breaks_on_the_bad_one)
+    monkeypatch.setattr(plan, "audiences_get", breaks_on_the_bad_one)
 
     result = events_route_pending()
 
@@ -166,7 +164,7 @@ def test_one_bad_event_fails_alone_and_gets_a_task_of_its_own(
     statuses = dict(Event.objects.values_list("pk", "status"))
     assert [statuses[e.pk] for e in events] == ["routed", "routed", "pending", "routed"]
     assert Event.objects.get(pk=bad).last_error.endswith("audience lookup exploded")
-    assert published == [task_names.EVENT_ROUTE]
+    assert published == [dispatch.ROUTE]
     assert events_route_pending().routed == 0  # not claimed again by a batch
 
     notification_tasks.event_route.apply(kwargs={"event_id": str(bad)})  # its own task

@@ -2,7 +2,7 @@
 
 import pytest
 
-from channels_app.backends import ChannelBackend, get_backend, Recipient, register, unregister
+from channels_app.backends import ChannelBackend, Recipient, get_backend, register, unregister
 from events import emit
 from events.models import EventType
 from notifications.models import Delivery, RoutingRule
@@ -22,7 +22,7 @@ def test_email_plans_one_delivery_per_distinct_address(db, make_user, make_works
     event = emit("query.query_failed", workspace=workspace, payload={"query_name": "q"})
     event_route(event_id=event.pk)
 
-    planned = sorted(Delivery.objects.filter(event=event).values_list("address", "user_id"))
+    planned = sorted(Delivery.objects.filter(event=event).values_list("target", "user_id"))
     member = workspace.people[2]
     assert planned == sorted([("dba@example.com", None), ("ops@example.com", shouting.pk),
                               (member.email, member.pk)])
@@ -35,12 +35,13 @@ def recording_webhook_backend():
 
     class RecordingWebhook(ChannelBackend):
         name = "webhook"
+        label = "Recording webhook"
         calls = []
 
-        def recipients(self, *, users, extra_addresses=(), endpoints=(), event=None):
-            users = list(users)
-            self.calls.append([u.pk for u in users])
-            return [Recipient(endpoint_id=100 + u.pk) for u in users]
+        def targets(self, *, event, members, rule, config):
+            members = list(members)
+            self.calls.append([m.pk for m in members])
+            return [Recipient(target=str(100 + m.pk)) for m in members]
 
     builtin = type(get_backend("webhook"))
     register(RecordingWebhook)
@@ -63,5 +64,5 @@ def test_a_registered_backend_decides_who_receives_its_channel(db, make_workspac
     assert result.channels == {"in_app": 2, "email": 2, "webhook": 2}
     assert recording_webhook_backend.calls == [[u.pk for u in workspace.people]]
     webhook = Delivery.objects.filter(event=critical, channel="webhook")
-    assert sorted(webhook.values_list("endpoint_id", "user_id", "bucket")) == sorted(
-        (100 + u.pk, None, "") for u in workspace.people)
+    assert sorted(webhook.values_list("target", "user_id", "bucket")) == sorted(
+        (str(100 + u.pk), None, "") for u in workspace.people)

@@ -15,8 +15,8 @@ from django.utils import timezone
 from channels_app.emails import make_message_id
 from events import emit
 from events.models import EventType
-from notifications import delivery
-from notifications.deliveries.send import delivery_send, Outcome, retry_delay
+from notifications.deliveries import enqueue as delivery
+from notifications.deliveries.send import Outcome, delivery_send, retry_delay
 from notifications.deliveries.sweep import delivery_sweep
 from notifications.models import Delivery, DeliveryAttempt, RoutingRule
 from notifications.routing.route import event_route
@@ -139,7 +139,7 @@ def test_550_fails_at_once_and_shows_in_admin_and_api_then_retry_sends_same_id(
     listed = api.get("/api/deliveries/", {"status": "failed"}).json()["results"]
     assert [(d["id"], d["channel"], d["status"], d["attempts"], d["last_status_code"],
              d["address"], d["event_type"]) for d in listed] == [
-        (str(row.pk), "email", "failed", 1, 550, row.address, CRITICAL)]
+        (str(row.pk), "email", "failed", 1, 550, row.target, CRITICAL)]
     attempts = api.get(f"/api/deliveries/{row.pk}/attempts/").json()
     assert [(a["number"], a["outcome"], a["status_code"]) for a in attempts] == [
         (1, "permanent", 550)]
@@ -147,7 +147,7 @@ def test_550_fails_at_once_and_shows_in_admin_and_api_then_retry_sends_same_id(
     client.force_login(staff)
     changelist = client.get(reverse("admin:notifications_delivery_changelist"),
                             {"status__exact": "failed"}).content.decode()
-    assert row.address in changelist and "failed" in changelist
+    assert row.target in changelist and "failed" in changelist
     assert "Retry the selected failed deliveries" in changelist
     change = client.get(reverse("admin:notifications_delivery_change", args=[row.pk]))
     page = change.content.decode()
@@ -167,7 +167,7 @@ def test_550_fails_at_once_and_shows_in_admin_and_api_then_retry_sends_same_id(
     again = api.post(f"/api/deliveries/{row.pk}/retry/")
     assert again.status_code == 409
     assert again.json() == {"detail": "Only a failed delivery can be retried; this one is "
-                                      "delivered."}
+                                      "delivered.", "code": "not_retryable"}
 
 
 def test_retry_needs_the_change_permission(make_workspace, smtp_server, email_on, email_rule,

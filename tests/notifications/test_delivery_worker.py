@@ -57,7 +57,7 @@ def test_a_critical_event_emails_each_member_once(live_db, celery_worker, make_w
     for member in workspace.people:
         received = by_address[member.email]
         message = received.message
-        row = Delivery.objects.get(event=event, address=member.email)
+        row = Delivery.objects.get(event=event, target=member.email)
         assert message["Subject"] == "[Critical] Connection lost: Production Snowflake"
         assert message["From"] == f"Datafi Alerts <{SENDER}>"
         assert message["To"] == member.email
@@ -218,7 +218,7 @@ def test_a_worker_killed_while_the_server_holds_data_is_finished_by_the_next(
         wait_until(lambda: Event.objects.get(pk=event.pk).status == "routed", timeout=60,
                    message="routing")
         row = Delivery.objects.create(event=event, channel="email", user=member,
-                                      address=member.email, priority="critical",
+                                      target=member.email, priority="critical",
                                       next_attempt_at=timezone.now())
         workers.append(start_worker(queue, tmp_path / "first.log"))
         current_app.send_task(task_names.DELIVERY_SEND, kwargs={"delivery_id": str(row.pk)},

@@ -7,7 +7,7 @@ from django.contrib.messages import get_messages
 from django.test import Client
 from django.urls import reverse
 
-from channels_app.models import Channel, DigestSetting
+from channels_app.models import DigestSetting
 from notifications.models import Delivery, Digest, Notification
 from notifications.services.digests import digest_flush
 from tests.support import emit_and_route
@@ -88,7 +88,7 @@ def test_flush_now_with_the_broker_down_says_so_and_loses_nothing(live_db, admin
     def broker_down(name, **options):
         raise OSError("Connection refused")
 
-    monkeypatch.setattr("notifications.services.current_app.send_task", broker_down)
+    monkeypatch.setattr("notifications.services.digests.current_app.send_task", broker_down)
     waiting = Delivery.objects.filter(bucket="5m", status="pending").count()
 
     response = admin_client.post(reverse("admin:notifications_digest_flush"), {"bucket": "5m"},
@@ -106,7 +106,7 @@ def test_flush_now_refuses_an_unknown_bucket_and_get(admin_client, pending):
 
     response = admin_client.post(url, {"bucket": "2m"}, follow=True)
 
-    assert "Unknown bucket &#x27;2m&#x27;." in response.content.decode()
+    assert "Unknown bucket &#x27;2m&#x27;; choose from 5m, 15m, 1h" in response.content.decode()
     assert admin_client.get(url).status_code == 405
     assert not Digest.objects.exists()
     assert Delivery.objects.filter(status="pending").count() == 8
@@ -168,7 +168,7 @@ def test_digest_setting_changelist_toggles_digests_with_one_save(admin_client, m
     }
     for index, form in enumerate(formset.forms):
         data[f"form-{index}-id"] = str(form.instance.pk)
-        if form.instance.channel != Channel.IN_APP:  # unchecked box: in-app off
+        if form.instance.channel != "in_app":  # unchecked box: in-app off
             data[f"form-{index}-digest_enabled"] = "on"
 
     response = admin_client.post(url, data)

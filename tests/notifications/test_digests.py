@@ -14,7 +14,7 @@ from django.test.utils import CaptureQueriesContext
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 from rest_framework.test import APIClient
 
-from channels_app.models import Channel, DigestSetting
+from channels_app.models import DigestSetting
 from config import control_plane as task_names
 from events import emit
 from events.models import Event
@@ -69,7 +69,7 @@ def test_critical_and_high_are_notifications_before_any_flush(db, make_workspace
     for member in workspace.people:
         assert delivered_event_ids(member) == [str(event.pk)]
         assert not digests_of(member)
-    assert not Delivery.objects.filter(channel=Channel.IN_APP).exists()
+    assert not Delivery.objects.filter(channel="in_app").exists()
 
 
 @pytest.mark.parametrize(
@@ -101,7 +101,7 @@ def test_batched_priority_waits_for_its_own_bucket(db, make_workspace, event_typ
 
 
 def test_digests_switched_off_send_medium_at_once_in_app(db, make_workspace):
-    DigestSetting.objects.update_or_create(channel=Channel.IN_APP,
+    DigestSetting.objects.update_or_create(channel="in_app",
                                            defaults={"digest_enabled": False})
     workspace = make_workspace(members=2)
 
@@ -112,12 +112,12 @@ def test_digests_switched_off_send_medium_at_once_in_app(db, make_workspace):
         assert sorted(delivered_event_ids(member)) == sorted([str(medium.pk), str(low.pk)])
         titles = set(Notification.objects.filter(user=member).values_list("title", flat=True))
         assert titles == {"Long-running query: slow report", "Policy created: PII"}
-    assert not Delivery.objects.filter(status="pending", channel=Channel.IN_APP).exists()
-    assert not Delivery.objects.filter(channel=Channel.IN_APP).exclude(bucket="").exists()
+    assert not Delivery.objects.filter(status="pending", channel="in_app").exists()
+    assert not Delivery.objects.filter(channel="in_app").exclude(bucket="").exists()
 
 
 def test_digests_on_keep_critical_and_high_immediate(db, make_workspace):
-    DigestSetting.objects.update_or_create(channel=Channel.IN_APP,
+    DigestSetting.objects.update_or_create(channel="in_app",
                                            defaults={"digest_enabled": True})
     workspace = make_workspace(members=1)
 
@@ -126,7 +126,7 @@ def test_digests_on_keep_critical_and_high_immediate(db, make_workspace):
 
     assert sorted(delivered_event_ids(workspace.people[0])) == sorted([str(critical.pk),
                                                                        str(high.pk)])
-    assert not Delivery.objects.filter(channel=Channel.IN_APP).exists()
+    assert not Delivery.objects.filter(channel="in_app").exists()
 
 
 def test_several_medium_events_become_one_digest_listing_them(db, make_workspace):
@@ -224,7 +224,7 @@ def test_flush_that_died_after_claiming_is_finished_with_the_same_digest(db, mak
 
 def assert_each_item_delivered_once(users, events):
     """Every delivery in exactly one sent digest; every user told of every event once."""
-    deliveries = list(Delivery.objects.filter(channel=Channel.IN_APP))
+    deliveries = list(Delivery.objects.filter(channel="in_app"))
     assert len(deliveries) == len(users) * len(events)
     assert all(d.digest_id is not None for d in deliveries)
     assert {d.status for d in deliveries} == {"delivered"}
@@ -342,9 +342,10 @@ def test_flush_queries_do_not_grow_with_the_number_of_items(db, make_workspace):
 
 # --- schedule and command -----------------------------------------------------------------
 
-def test_migration_schedules_the_flushes_and_the_outbox_sweep(db):
+def test_sync_schedule_writes_the_flushes_and_the_outbox_sweep(db):
     from config.celery import app
 
+    call_command("sync_schedule", stdout=StringIO())
     rows = {
         (task.task, json.loads(task.kwargs).get("bucket")): task
         for task in PeriodicTask.objects.select_related("interval")
@@ -372,6 +373,7 @@ def test_beat_reads_the_flush_intervals(db):
 
     from config.celery import app
 
+    call_command("sync_schedule", stdout=StringIO())
     every = {
         json.loads(task.kwargs).get("bucket"): ModelEntry(task, app=app).schedule.run_every
         for task in PeriodicTask.objects.filter(task=task_names.DIGEST_FLUSH)

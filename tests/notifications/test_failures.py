@@ -7,12 +7,14 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
+from config import control_plane
 from events import emit
 from events.models import Event
 from events.services.outbox import outbox_sweep
-from notifications import services
 from notifications import tasks as notification_tasks
 from notifications.models import Delivery, Digest, Notification
+from notifications.routing import plan
+from notifications.services.digests import digest_flush
 from tests.support import api_client_for, emit_and_route
 
 MEDIUM = "query.long_running_query"
@@ -27,7 +29,7 @@ def routing_breaks(monkeypatch):
         calls.append([event.pk for event in events])
         raise RuntimeError("audience lookup exploded")
 
-    monkeypatch.setattr(services, "audiences_get", broken)
+    monkeypatch.setattr(plan, "audiences_get", broken)
     return calls
 
 
@@ -39,7 +41,7 @@ def test_routing_that_keeps_failing_is_retried_then_marked_failed(
 
     notification_tasks.event_route.apply(kwargs={"event_id": str(event.pk)})
 
-    assert len(routing_breaks) == 1 + notification_tasks.MAX_RETRIES
+    assert len(routing_breaks) == 1 + control_plane.spec(control_plane.EVENT_ROUTE).retries
     event.refresh_from_db()
     assert event.status == Event.Status.FAILED
     assert event.last_error == "RuntimeError: audience lookup exploded"
@@ -51,8 +53,8 @@ def test_a_failed_event_is_not_enqueued_again_by_the_sweep(db, make_workspace, r
     event = emit("data_source.connection_lost", workspace=make_workspace(members=1))
     notification_tasks.event_route.apply(kwargs={"event_id": str(event.pk)})
     published = []
-    monkeypatch.setattr("events.services.current_app.send_task",
-                        lambda name, **kwargs: published.append(kwargs))
+    monkeypatch.setattr("events.dispatch.publish",
+                        lambda job, **kwargs: published.append(kwargs))
     Event.objects.filter(pk=event.pk).update(next_sweep_at=timezone.now() - timedelta(hours=1))
 
     assert outbox_sweep() == 0
@@ -60,7 +62,7 @@ def test_a_failed_event_is_not_enqueued_again_by_the_sweep(db, make_workspace, r
 
 
 def test_routing_that_recovers_on_a_retry_routes_the_event(db, make_workspace, monkeypatch):
-    real = services.audiences_get
+    real = plan.audiences_get
     failures = iter([RuntimeError("flaky")])
 
     def flaky(events):
@@ -68,7 +70,7 @@ def test_routing_that_recovers_on_a_retry_routes_the_event(db, make_workspace, m
             raise exc
         return real(events)
 
-    monkeypatch.setattr(services, "audiences_get", flaky)
+    monkeypatch.setattr(plan, "audiences_get", flaky)
     workspace = make_workspace(members=2)
     event = emit("data_source.connection_lost", workspace=workspace)
 
@@ -112,11 +114,11 @@ def test_a_flush_that_keeps_failing_is_retried_a_bounded_number_of_times(db, mon
         calls.append(bucket)
         raise RuntimeError("database went away")
 
-    monkeypatch.setattr(services, "digest_flush", broken)
+    monkeypatch.setattr(notification_tasks.digests, "digest_flush", broken)
 
     notification_tasks.digest_flush.apply(kwargs={"bucket": "5m"})
 
-    assert calls == ["5m"] * (1 + notification_tasks.MAX_RETRIES)
+    assert calls == ["5m"] * (1 + control_plane.spec(control_plane.DIGEST_FLUSH).retries)
 
 
 # --- one bad digest does not stop the others ----------------------------------------------
@@ -153,7 +155,7 @@ def test_one_digest_that_cannot_be_sent_does_not_stop_the_bucket(
         emit_and_route(MEDIUM, workspace, query_name=f"q{n}")
     broken_bell(unlucky)
 
-    assert services.digest_flush(bucket="5m").digests_sent == 2  # what the flush task runs
+    assert digest_flush(bucket="5m").digests_sent == 2  # what the flush task runs
     for person in others:
         assert Notification.objects.get(user=person).items[1]["title"] == (
             "Long-running query: q1")
@@ -163,7 +165,7 @@ def test_one_digest_that_cannot_be_sent_does_not_stop_the_bucket(
     assert "bell of user" in digest.last_error
 
     for _ in range(2):
-        assert services.digest_flush(bucket="5m").digests_sent == 0
+        assert digest_flush(bucket="5m").digests_sent == 0
 
     digest.refresh_from_db()
     assert digest.status == Digest.Status.FAILED

@@ -57,13 +57,14 @@ def test_flush_now_with_the_broker_down_answers_503_and_says_why(live_db, staff_
         assert name == task_names.DIGEST_FLUSH
         raise OSError("Connection refused")
 
-    monkeypatch.setattr("notifications.services.current_app.send_task", broker_down)
+    monkeypatch.setattr("notifications.services.digests.current_app.send_task", broker_down)
 
     response = staff_api.post("/api/digests/flush/", {"bucket": "5m"}, format="json")
 
     assert response.status_code == 503
-    [message] = response.json()["non_field_errors"]
-    assert "broker does not answer" in message and "5m" in message
+    body = response.json()
+    assert body["code"] == "broker_unavailable"
+    assert "broker does not answer" in body["detail"] and "5m" in body["detail"]
     assert staff_api.get("/api/digests/pending/").json()["5m"]["in_app"] == 4
 
 

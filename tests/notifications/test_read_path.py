@@ -9,8 +9,8 @@ from rest_framework import serializers
 from rest_framework.utils.encoders import JSONEncoder
 
 from notifications.api.serializers import NotificationSerializer
-from notifications.selectors.bell import notification_list
 from notifications.routing.route import event_route
+from notifications.selectors.bell import notification_list
 from notifications.services.digests import digest_flush
 from notifications.services.reading import notification_mark_read
 from tests.support import api_client_for, emit_and_route
@@ -85,7 +85,8 @@ def routing_queries(make_workspace, members: int) -> int:
 
 
 def test_routing_one_event_is_flat_in_the_audience(make_workspace):
-    assert routing_queries(make_workspace, 1) == routing_queries(make_workspace, 50)
+    # 40 members: within one insert on SQLite too (it splits an insert of over 999 values).
+    assert routing_queries(make_workspace, 1) == routing_queries(make_workspace, 40)
 
 
 def test_notifications_table_is_vacuumed_early(postgres, db):

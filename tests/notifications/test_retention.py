@@ -11,8 +11,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
-from config.celery import app
 from config import control_plane as task_names
+from config.celery import app
 from events.models import Category, Event
 from notifications.models import Delivery, DeliveryAttempt, Digest, Notification, RoutingRule
 from notifications.retention import retention_purge
@@ -120,7 +120,7 @@ def test_a_digest_listing_a_kept_event_stays_with_it(team, by_email):
     events = [emit_and_route(MEDIUM, team, query_name=f"q{n}") for n in range(2)]
     digest_flush(bucket="5m")
     kept = events[0]
-    Delivery.objects.create(event=kept, channel="email", address="ops@example.com",
+    Delivery.objects.create(event=kept, channel="email", target="ops@example.com",
                             priority="medium", status=Delivery.Status.PENDING)
     age(100, events=events, digests=Digest.objects.all())
 
@@ -183,6 +183,7 @@ def test_the_command_says_what_it_deleted(team, by_email, settings):
 
 
 def test_beat_runs_it_hourly_on_the_batched_lane(db):
+    call_command("sync_schedule", stdout=StringIO())
     task = PeriodicTask.objects.select_related("interval").get(task=task_names.RETENTION_PURGE)
     assert (task.interval.every, task.interval.period) == (1, IntervalSchedule.HOURS)
     assert task.enabled

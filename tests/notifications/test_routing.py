@@ -10,12 +10,13 @@ from django.core.exceptions import ValidationError
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from core.errors import ApplicationError
 from events import emit
 from events.models import Category, Event, EventType
 from events.services.catalog import event_type_update
 from notifications.models import Delivery, Notification, RoutingRule
-from notifications.routing.rules import routing_get, RoutingRules
 from notifications.routing.route import event_route
+from notifications.routing.rules import RoutingRules, routing_get
 from notifications.services.rules import routing_rule_set
 
 ALL = ["in_app", "email", "webhook"]
@@ -173,7 +174,7 @@ def test_rule_on_a_critical_type_notifies_in_app_and_plans_email_with_extra_addr
     notified = set(Notification.objects.filter(event=event).values_list("user_id", flat=True))
     assert notified == {member.pk for member in workspace.people}
     emails = Delivery.objects.filter(event=event, channel="email")
-    assert {d.address for d in emails} == {
+    assert {d.target for d in emails} == {
         *(member.email for member in workspace.people), "oncall@example.com"}
     assert {(d.status, d.bucket) for d in emails} == {("pending", "")}
     assert not Delivery.objects.filter(event=event).exclude(channel="email").exists()
@@ -201,7 +202,7 @@ def test_without_rules_a_critical_event_notifies_in_app_and_by_email(db, workspa
     event = route("policy.violation_detected", workspace)
 
     assert Notification.objects.filter(event=event).count() == 2
-    assert {d.address for d in Delivery.objects.filter(event=event, channel="email")} == {
+    assert {d.target for d in Delivery.objects.filter(event=event, channel="email")} == {
         member.email for member in workspace.people}
 
 
@@ -212,7 +213,7 @@ def test_category_rule_adds_email_to_a_medium_type_in_its_digest_bucket(db, work
     event = route("query.long_running_query", workspace)
 
     emails = Delivery.objects.filter(event=event, channel="email")
-    assert {d.address for d in emails} == {
+    assert {d.target for d in emails} == {
         *(member.email for member in workspace.people), "data-team@example.com"}
     # Medium is batched: the email waits in the 5 minute bucket like the in-app items.
     assert {d.bucket for d in emails} == {"5m"}
@@ -302,10 +303,10 @@ def test_model_full_clean_needs_exactly_one_target(db, targets):
 
 
 def test_service_refuses_an_unknown_channel_and_writes_nothing(db):
-    with pytest.raises(ValidationError) as caught:
+    with pytest.raises(ApplicationError) as caught:
         routing_rule_set(event_type=event_type("query.query_failed"), channels=["pager"])
 
-    assert "Unknown channel 'pager'" in caught.value.message_dict["channels"][0]
+    assert "Unknown channel 'pager'" in caught.value.errors["channels"][0]
     assert not RoutingRule.objects.exists()
 
 
@@ -313,10 +314,10 @@ def test_service_refuses_an_empty_channel_list_and_keeps_the_rule(db):
     failed = event_type("query.query_failed")
     routing_rule_set(event_type=failed, channels=["email"])
 
-    with pytest.raises(ValidationError) as caught:
+    with pytest.raises(ApplicationError) as caught:
         routing_rule_set(event_type=failed, channels=[])
 
-    assert caught.value.message_dict["channels"] == ["Choose at least one channel."]
+    assert caught.value.errors["channels"] == ["Choose at least one channel."]
     assert RoutingRule.objects.get(event_type=failed).channels == ["email"]
 
 
@@ -327,7 +328,7 @@ def test_service_needs_exactly_one_target(db, targets):
         kwargs = {"event_type": event_type("query.query_failed"),
                   "category": category("queries")}
 
-    with pytest.raises(ValidationError, match="exactly one target: a category or an event type"):
+    with pytest.raises(ApplicationError, match="exactly one target: a category or an event type"):
         routing_rule_set(channels=["email"], **kwargs)
 
     assert not RoutingRule.objects.exists()

@@ -11,11 +11,11 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
-from notifications.routing.files import routing_export, routing_import
 
 from events.models import Category, EventType
 from events.services.catalog import event_type_update
 from notifications.models import RoutingRule
+from notifications.routing.files import routing_export, routing_import
 from notifications.routing.rules import routing_get
 from notifications.services.rules import routing_rule_set
 from tests.notifications.test_routing_files import RICH, SEED, SEED_OVERRIDES, SEED_RULES

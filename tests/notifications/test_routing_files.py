@@ -14,7 +14,7 @@ from django.core.management import CommandError, call_command
 
 from events.models import Category, EventType
 from notifications.models import RoutingRule
-from notifications.routing.files import routing_export, routing_import, RoutingFileError
+from notifications.routing.files import RoutingFileError, routing_export, routing_import
 
 # Verbatim from PRODUCT.md "Routing" (the seed's example, with its comment line).
 SEED = """\
@@ -247,7 +247,7 @@ BAD_FILES = [
         "routing.data_sources.query_failed", "unknown event", id="event-of-another-category"),
     pytest.param(
         _event_entry("channels: [in_app, sms]"),
-        "routing.queries.query_failed.channels[1]", "unknown channel 'sms'",
+        "routing.queries.query_failed.channels[1]", "Unknown channel 'sms'",
         id="unknown-channel"),
     pytest.param(
         _event_entry("channels: [in_app]\npriority: urgent"),
@@ -258,13 +258,14 @@ BAD_FILES = [
         "routing.queries.query_failed.delay", "unknown setting", id="unknown-setting"),
     pytest.param(
         _event_entry("channels: []"),
-        "routing.queries.query_failed.channels", "non-empty list", id="empty-channels"),
+        "routing.queries.query_failed.channels", "Choose at least one channel",
+        id="empty-channels"),
     pytest.param(
         _event_entry("channels: in_app"),
-        "routing.queries.query_failed.channels", "list", id="channels-not-a-list"),
+        "routing.queries.query_failed.channels", "a list of channels", id="channels-not-a-list"),
     pytest.param(
         _event_entry("channels: [email, email]"),
-        "routing.queries.query_failed.channels", "twice", id="duplicate-channel"),
+        "routing.queries.query_failed.channels[1]", "twice", id="duplicate-channel"),
     pytest.param(
         _event_entry("channels: [email]\nemails: [not-an-address]"),
         "routing.queries.query_failed.emails", "not a valid email", id="bad-email"),
@@ -301,7 +302,7 @@ BAD_FILES = [
         # The seed's good entries come first; the bad last one refuses the whole file.
         SEED.replace("violation_detected:\n      channels: [in_app, email, webhook]",
                      "violation_detected:\n      channels: [in_app, email, pager]"),
-        "routing.policies.violation_detected.channels[2]", "unknown channel 'pager'",
+        "routing.policies.violation_detected.channels[2]", "Unknown channel 'pager'",
         id="good-entries-then-a-bad-one"),
 ]
 
@@ -483,7 +484,7 @@ HOSTILE_FILES = [
     pytest.param("routing: " + "{a: " * 40000 + "}" * 40000, "(yaml)", "nested deeper",
                  id="nested-40000-deep"),
     pytest.param("routing:\n  queries:\n    query_failed:\n      channels: [" + "x" * 200_000
-                 + "]\n", "routing.queries.query_failed.channels[0]", "unknown channel",
+                 + "]\n", "routing.queries.query_failed.channels[0]", "Unknown channel",
                  id="huge-value"),
     pytest.param("routing:\n  " + "q" * 1000 + ":\n    a: 1\n", "routing.qqqq",
                  "unknown category", id="huge-key"),

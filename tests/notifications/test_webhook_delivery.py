@@ -19,8 +19,8 @@ from channels_app.models import WebhookEndpoint
 from channels_app.services.webhooks import webhook_endpoint_save
 from events import emit
 from events.models import Category, Event, EventType
-from notifications.deliveries.manual import delivery_replay, delivery_retry, DeliveryNotRetryable
-from notifications.deliveries.send import delivery_send, Outcome
+from notifications.deliveries.manual import DeliveryNotRetryable, delivery_replay, delivery_retry
+from notifications.deliveries.send import Outcome, delivery_send
 from notifications.models import Delivery, DeliveryAttempt, Notification
 from notifications.routing.route import event_route
 from notifications.services.digests import digest_flush
@@ -51,7 +51,7 @@ def route(event_type=CRITICAL, workspace=None, occurred_at=None, **payload):
 def webhook_row(event, hook=None) -> Delivery:
     rows = Delivery.objects.filter(event=event, channel="webhook")
     if hook is not None:
-        rows = rows.filter(endpoint_id=hook.pk)
+        rows = rows.filter(target=str(hook.pk))
     return rows.get()
 
 
@@ -259,8 +259,8 @@ def test_an_endpoint_for_queries_in_one_workspace_gets_only_those_events(make_wo
         "mine_source": route(CRITICAL, mine, datasource_name="d"),
     }
 
-    reached = {name: set(Delivery.objects.filter(event=event, channel="webhook")
-                         .values_list("endpoint_id", flat=True))
+    reached = {name: {int(target) for target in Delivery.objects.filter(
+                   event=event, channel="webhook").values_list("target", flat=True)}
                for name, event in events.items()}
     assert reached == {
         "mine_failed": {scoped.pk, everything.pk, failed_only.pk},
@@ -268,7 +268,7 @@ def test_an_endpoint_for_queries_in_one_workspace_gets_only_those_events(make_wo
         "other_failed": {everything.pk, failed_only.pk},
         "mine_source": {everything.pk},
     }
-    for row in Delivery.objects.filter(channel="webhook", endpoint_id=scoped.pk):
+    for row in Delivery.objects.filter(channel="webhook", target=str(scoped.pk)):
         assert delivery_send(delivery_id=row.pk) == Outcome.DELIVERED
     bodies = [r.json() for r in server.received if r.path == "/scoped"]
     assert sorted(b["event_type"] for b in bodies) == ["query.query_failed",
@@ -290,7 +290,7 @@ def test_three_low_events_make_one_digest_post_per_endpoint_per_flush(make_works
 
     assert (first.claimed_items, first.digests_enqueued) == (3, 1)
     digest = Delivery.objects.get(channel="webhook", kind="digest")
-    assert digest.endpoint_id == hook.pk
+    assert digest.target == str(hook.pk)
     assert delivery_send(delivery_id=digest.pk) == Outcome.DELIVERED
     [request] = server.received
     body = request.json()

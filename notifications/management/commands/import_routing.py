@@ -22,10 +22,9 @@ class Command(BaseCommand):
             else:
                 with Path(name).open("rb") as file:
                     text = routing_file_read(file)
+            result = routing_import(text, replace=options["replace"])
         except OSError as exc:
             raise CommandError(f"cannot read {name}: {exc.strerror}") from None
-        try:
-            result = routing_import(text, replace=options["replace"])
         except RoutingFileError as exc:
             raise CommandError(f"{exc}. Nothing was changed.") from None
         self.stdout.write(self.style.SUCCESS(result.summary()))

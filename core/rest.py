@@ -1,4 +1,4 @@
-"""REST framework glue shared by every app's API: the one error family, mapped once."""
+"""The one error family, as REST answers it (``core.admin`` is the same for the admin)."""
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework.exceptions import ValidationError
