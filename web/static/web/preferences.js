@@ -1,9 +1,12 @@
-// Preferences: per category, in-app and email on or off (PUT /api/preferences/).
+// Preferences: per category, each channel users choose on or off (PUT /api/preferences/).
+// The channels come with the answer (its "channels": name and label), so a channel an app
+// adds shows here as a column of its own.
 import { api, categoryName, el } from "./api.js";
 
+const head = document.getElementById("prefs-head");
 const rows = document.getElementById("prefs-rows");
 const status = document.getElementById("prefs-status");
-const CHANNELS = [["in_app", "In-app"], ["email", "Email"]];
+let channels = [];
 let categories = {};
 
 function toggle(slug, channel, label) {
@@ -18,9 +21,11 @@ function toggle(slug, channel, label) {
 }
 
 function render() {
+  head.replaceChildren(el("th", { scope: "col" }, "Category"),
+    ...channels.map(({ label }) => el("th", { scope: "col" }, label)));
   rows.replaceChildren(...Object.keys(categories).map((slug) => el("tr", { dataset: { category: slug } },
     el("th", { scope: "row" }, categoryName(slug)),
-    ...CHANNELS.map(([channel, label]) => el("td", {}, toggle(slug, channel, label))))));
+    ...channels.map(({ name, label }) => el("td", {}, toggle(slug, name, label))))));
 }
 
 async function save(slug, channel, input) {
@@ -31,7 +36,8 @@ async function save(slug, channel, input) {
       method: "PUT", body: { categories: { [slug]: wanted } },
     });
     categories = data.categories;
-    status.textContent = `Saved: ${categoryName(slug)} ${channel === "email" ? "email" : "in-app"} ${input.checked ? "on" : "off"}.`;
+    const label = channels.find(({ name }) => name === channel)?.label ?? channel;
+    status.textContent = `Saved: ${categoryName(slug)} ${label.toLowerCase()} ${input.checked ? "on" : "off"}.`;
   } catch (error) {
     input.checked = !input.checked;
     status.textContent = "Not saved: " + (error.data ? JSON.stringify(error.data) : error.message);
@@ -41,6 +47,7 @@ async function save(slug, channel, input) {
 async function main() {
   const { data } = await api("/api/preferences/");
   categories = data.categories;
+  channels = data.channels;
   render();
   document.getElementById("prefs-table").dataset.loaded = "true";
 }
