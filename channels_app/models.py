@@ -6,7 +6,7 @@ from django.db import models
 from events.models import Category, EventType, Workspace
 
 from .fields import EncryptedTextField
-from .transports import http, smtp
+from .transports import smtp, url_guard
 from .webhooks import payloads
 
 
@@ -90,8 +90,8 @@ class EmailSettings(models.Model):
 def validate_webhook_url(value: str) -> None:
     """The SSRF guard at save time (``WEBHOOK_ALLOW_PRIVATE_NETWORKS`` lifts it)."""
     try:
-        http.url_check(value, allow_private=settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS)
-    except http.UrlRefused as exc:
+        url_guard.url_check(value, allow_private=settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS)
+    except url_guard.UrlRefused as exc:
         raise ValidationError(str(exc), code="refused") from None
 
 

@@ -1,13 +1,13 @@
 """HTTP transport: POST one body to one URL. Knows nothing of models or deliveries.
 
-- An SSRF guard: a URL must be ``https`` without credentials, and the host's every address
-  must be public. Addresses are checked when the connection is made, and the socket is
-  connected to the very address that was checked (``GuardedHTTPSConnection``), so a name
-  that resolves to a public address at save time and to an internal one later (DNS
-  rebinding) is refused at send time. TLS still verifies the certificate for the host name
-  (SNI and ``Host`` are the name, not the address). ``allow_private=True`` (the setting
-  ``WEBHOOK_ALLOW_PRIVATE_NETWORKS``, for local development and tests only) lifts the guard
-  and allows ``http``.
+- The SSRF guard (``url_guard``): a URL must be ``https`` without credentials, and the
+  host's every address must be public. Addresses are checked when the connection is made,
+  and the socket is connected to the very address that was checked
+  (``GuardedHTTPSConnection``), so a name that resolves to a public address at save time
+  and to an internal one later (DNS rebinding) is refused at send time. TLS still verifies
+  the certificate for the host name (SNI and ``Host`` are the name, not the address).
+  ``allow_private=True`` (the setting ``WEBHOOK_ALLOW_PRIVATE_NETWORKS``, for local
+  development and tests only) lifts the guard and allows ``http``.
 - One ``requests.Session`` per process (keep-alive), environment proxies ignored, connect
   and read timeouts, redirects never followed, at most ``max_response_bytes`` of an answer
   read.
@@ -19,14 +19,12 @@
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import socket
 import threading
 import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -35,6 +33,8 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 
 from channels_app.errors import PermanentError, TransientError
+
+from .url_guard import REFUSED_ADDRESS, UrlRefused, address_allowed, resolve_host, url_check
 
 # The kinds of failure a send or a test reports.
 UNREACHABLE = "unreachable"
@@ -45,83 +45,6 @@ REJECTED = "rejected"
 GONE = "gone"
 SERVER_ERROR = "server_error"
 RATE_LIMITED = "rate_limited"
-
-#: Cloud metadata services, refused whatever else the address looks like.
-METADATA_ADDRESSES = frozenset({ipaddress.ip_address("169.254.169.254"),
-                                ipaddress.ip_address("fd00:ec2::254")})
-LOCAL_NAMES = ("localhost", "localhost.localdomain")
-REFUSED_ADDRESS = ("The endpoint's host resolves to a loopback, private, link-local or other "
-                   "internal address, which webhooks may not reach.")
-
-
-class UrlRefused(ValueError):
-    """A webhook URL the guard refuses; the message says why (never a resolved address)."""
-
-
-# --- the guard ----------------------------------------------------------------------------
-
-def address_allowed(address: str) -> bool:
-    """Whether ``address`` (an IP literal) is a public unicast address webhooks may reach."""
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if ip.version == 6 and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    if ip in METADATA_ADDRESSES:
-        return False
-    return not (ip.is_loopback or ip.is_private or ip.is_link_local or ip.is_multicast
-                or ip.is_unspecified or ip.is_reserved or getattr(ip, "is_site_local", False)
-                or not ip.is_global)
-
-
-def url_check(url: str, *, allow_private: bool, resolve: bool = True) -> None:
-    """Raise ``UrlRefused`` for a URL webhooks may not be sent to.
-
-    Refused: a scheme other than https (http too with ``allow_private``), credentials in
-    the URL, no host, a bad port; unless ``allow_private``: a local name, an address
-    literal that is not public, or a name whose resolved addresses include one
-    (``resolve=False`` skips resolving; a name that does not resolve now is accepted, and
-    checked again at every send).
-    """
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        raise UrlRefused(f"Not a valid URL: {exc}.") from None
-    schemes = ("https", "http") if allow_private else ("https",)
-    if parts.scheme not in schemes:
-        raise UrlRefused("The URL must start with https://" if not allow_private
-                         else "The URL must start with https:// or http://")
-    if parts.username is not None or parts.password is not None:
-        raise UrlRefused("The URL must not contain a user name or password; use the "
-                         "endpoint's secret to authenticate requests.")
-    host = parts.hostname
-    if not host:
-        raise UrlRefused("The URL has no host.")
-    if allow_private:
-        return
-    if host.rstrip(".").lower() in LOCAL_NAMES or host.rstrip(".").lower().endswith(
-            ".localhost"):
-        raise UrlRefused(REFUSED_ADDRESS)
-    try:
-        literal = ipaddress.ip_address(host)
-    except ValueError:
-        literal = None
-    if literal is not None:
-        if not address_allowed(host):
-            raise UrlRefused(REFUSED_ADDRESS)
-        return
-    if resolve:
-        try:
-            addresses = _resolve(host, port or 443)
-        except OSError:
-            return  # not resolvable now: checked again at every send
-        if not all(address_allowed(address) for _, address in addresses):
-            raise UrlRefused(REFUSED_ADDRESS)
-
-
-def _resolve(host: str, port: int) -> list[tuple[int, str]]:
-    """Every (family, address) of ``host``; raises OSError (socket.gaierror) if none."""
-    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return list(dict.fromkeys((family, sockaddr[0]) for family, _, _, _, sockaddr in infos))
 
 
 class _GuardRefused(NewConnectionError):
@@ -135,7 +58,7 @@ class _GuardedMixin:
 
     def _new_conn(self) -> socket.socket:
         try:
-            addresses = _resolve(self._dns_host, self.port)
+            addresses = resolve_host(self._dns_host, self.port)
         except socket.gaierror as exc:
             raise NameResolutionError(self.host, self, exc) from exc
         if not self.allow_private and not all(address_allowed(a) for _, a in addresses):

@@ -1,6 +1,8 @@
 """SMTP servers for the email tests (see smtp_servers.py): plain, STARTTLS, implicit TLS,
 with and without AUTH, a silent one and a closed port, all on 127.0.0.1."""
 
+import socket
+
 import pytest
 
 from .smtp_servers import ClosedPort, SilentServer, SmtpServer, make_certificate
@@ -58,6 +60,21 @@ def closed_port():
 
 
 # --- webhook receivers (see webhook_servers.py) -----------------------------------------------
+
+@pytest.fixture
+def dns(monkeypatch):
+    """Map names to addresses for this test (every other name resolves as usual)."""
+    names = {}
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        if host in names:
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (names[host], port))]
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return names
+
 
 @pytest.fixture
 def private_networks(settings):
