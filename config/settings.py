@@ -9,6 +9,7 @@ import secrets
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 from kombu import Exchange, Queue
 
 from events import task_names
@@ -334,3 +335,8 @@ WEBHOOK_READ_TIMEOUT_SECONDS = env.float("WEBHOOK_READ_TIMEOUT_SECONDS", default
 WEBHOOK_MAX_RESPONSE_BYTES = env.int("WEBHOOK_MAX_RESPONSE_BYTES", default=4096)
 # This many failed deliveries in a row deactivate an endpoint (0: never) and tell staff.
 WEBHOOK_DISABLE_AFTER_FAILURES = env.int("WEBHOOK_DISABLE_AFTER_FAILURES", default=20)
+# The CAs (a PEM file) a receiver's certificate must chain to; empty: certifi's bundle
+# (Mozilla's). The transport ignores the environment, REQUESTS_CA_BUNDLE included.
+WEBHOOK_CA_BUNDLE = env.str("WEBHOOK_CA_BUNDLE", default="")
+if WEBHOOK_CA_BUNDLE and not Path(WEBHOOK_CA_BUNDLE).is_file():
+    raise ImproperlyConfigured(f"WEBHOOK_CA_BUNDLE: {WEBHOOK_CA_BUNDLE} is not a file.")

@@ -5,15 +5,19 @@
   and the socket is connected to the very address that was checked
   (``GuardedHTTPSConnection``), so a name that resolves to a public address at save time
   and to an internal one later (DNS rebinding) is refused at send time. TLS still verifies
-  the certificate for the host name (SNI and ``Host`` are the name, not the address).
+  the certificate for the host name (SNI and ``Host`` are the name, not the address),
+  against ``ca_bundle`` when given, else certifi's bundle (requests' default; the
+  environment's ``REQUESTS_CA_BUNDLE`` is ignored with the rest of it).
   ``allow_private=True`` (the setting ``WEBHOOK_ALLOW_PRIVATE_NETWORKS``, for local
   development and tests only) lifts the guard and allows ``http``.
 - One ``requests.Session`` per process (keep-alive), environment proxies ignored, connect
   and read timeouts, redirects never followed, at most ``max_response_bytes`` of an answer
   read.
 - Outcomes: 2xx returns a ``Response``; network errors, timeouts, 429 and 5xx raise
-  ``TransientError`` (with ``retry_after`` from a ``Retry-After`` header); 3xx and other
-  4xx raise ``PermanentError`` (410 with ``kind="gone"``); a refused address raises
+  ``TransientError`` (with ``retry_after`` from a ``Retry-After`` header); a certificate
+  that does not verify or a failed handshake raises ``TransientError(kind="tls_failed")``
+  saying which check failed (see ``tls_failure``); 3xx and other 4xx raise
+  ``PermanentError`` (410 with ``kind="gone"``); a refused address raises
   ``PermanentError(kind="forbidden_address")`` whose text never names the address.
 """
 
@@ -21,10 +25,12 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 import threading
 import time
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -45,6 +51,7 @@ REJECTED = "rejected"
 GONE = "gone"
 SERVER_ERROR = "server_error"
 RATE_LIMITED = "rate_limited"
+TLS_FAILED = "tls_failed"
 
 
 class _GuardRefused(NewConnectionError):
@@ -169,8 +176,12 @@ class Limits:
 
 
 def post(url: str, *, body: bytes, headers: dict[str, str], limits: Limits,
-         allow_private: bool) -> Response:
-    """POST ``body`` to ``url`` once; see the module docstring for what it raises."""
+         allow_private: bool, ca_bundle: str | None = None) -> Response:
+    """POST ``body`` to ``url`` once; see the module docstring for what it raises.
+
+    ``ca_bundle``: a PEM file of the CAs a receiver's certificate may chain to (None:
+    certifi's bundle).
+    """
     try:
         url_check(url, allow_private=allow_private, resolve=False)
     except UrlRefused as exc:
@@ -180,19 +191,9 @@ def post(url: str, *, body: bytes, headers: dict[str, str], limits: Limits,
     try:
         answer = session(allow_private=allow_private).post(
             url, data=body, headers=headers, allow_redirects=False, stream=True,
-            timeout=(limits.connect_timeout, limits.read_timeout))
-    except requests.exceptions.ConnectionError as exc:
-        if _caused_by(exc, _GuardRefused):
-            raise PermanentError(REFUSED_ADDRESS, kind=FORBIDDEN_ADDRESS) from None
-        if isinstance(exc, requests.exceptions.ConnectTimeout):
-            raise TransientError(f"No connection within {limits.connect_timeout:g} s.",
-                                 kind=TIMEOUT) from None
-        raise TransientError(f"Cannot connect: {_reason(exc)}", kind=UNREACHABLE) from None
-    except requests.exceptions.Timeout:
-        raise TransientError(f"No answer within {limits.read_timeout:g} s.",
-                             kind=TIMEOUT) from None
+            timeout=(limits.connect_timeout, limits.read_timeout), verify=ca_bundle or True)
     except requests.exceptions.RequestException as exc:
-        raise TransientError(f"The request failed: {_reason(exc)}", kind=UNREACHABLE) from None
+        raise _request_failure(exc, url=url, limits=limits) from None
     try:
         text = _read_capped(answer, limits.max_response_bytes, deadline)
     except (requests.exceptions.RequestException, OSError):
@@ -201,6 +202,24 @@ def post(url: str, *, body: bytes, headers: dict[str, str], limits: Limits,
         answer.close()
     duration_ms = round((time.monotonic() - started) * 1000)
     return _classify(answer, text, duration_ms)
+
+
+def _request_failure(exc: requests.exceptions.RequestException, *, url: str,
+                     limits: Limits) -> PermanentError | TransientError:
+    """The error a request that got no answer means (nothing was received, or not all)."""
+    if _cause_of(exc, _GuardRefused):
+        return PermanentError(REFUSED_ADDRESS, kind=FORBIDDEN_ADDRESS)
+    tls = tls_failure(exc, host=urlsplit(url).hostname or "")
+    if tls:
+        return TransientError(tls, kind=TLS_FAILED)
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return TransientError(f"No connection within {limits.connect_timeout:g} s.",
+                              kind=TIMEOUT)
+    if isinstance(exc, requests.exceptions.Timeout):
+        return TransientError(f"No answer within {limits.read_timeout:g} s.", kind=TIMEOUT)
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        return TransientError(f"Cannot connect: {_reason(exc)}", kind=UNREACHABLE)
+    return TransientError(f"The request failed: {_reason(exc)}", kind=UNREACHABLE)
 
 
 def _classify(answer: requests.Response, text: str, duration_ms: int) -> Response:
@@ -247,34 +266,83 @@ def retry_after_seconds(value: str | None, *, now: float | None = None) -> float
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
-def _caused_by(exc: BaseException, kind: type) -> bool:
+def _cause_of(exc: BaseException, kind: type) -> BaseException | None:
+    """The first exception of type ``kind`` in ``exc`` or what it wraps, or None.
+
+    Follows ``__cause__``, ``__context__``, exception ``args`` and urllib3's ``reason``,
+    only through exceptions: a ``reason`` or an arg may be a plain string (``ssl.SSLError``
+    keeps OpenSSL's reason code there).
+    """
     seen = set()
     stack = [exc]
     while stack:
         current = stack.pop()
-        if current is None or id(current) in seen:
+        if id(current) in seen:
             continue
         seen.add(id(current))
         if isinstance(current, kind):
-            return True
-        stack.extend([current.__cause__, current.__context__,
-                      *(arg for arg in getattr(current, "args", ())
-                        if isinstance(arg, BaseException)),
-                      getattr(current, "reason", None)])
-    return False
+            return current
+        linked = (current.__cause__, current.__context__, *current.args,
+                  getattr(current, "reason", None))
+        stack.extend(item for item in linked if isinstance(item, BaseException))
+    return None
+
+
+# OpenSSL's X509_V_ERR_* codes, by the check that failed.
+_EXPIRED = {9: "is not valid yet (its start date is in the future; check the receiver's "
+               "clock too)",
+            10: "has expired; the receiver's operator must renew it"}
+_UNKNOWN_ISSUER = ("is signed by an unknown issuer (not a trusted CA, or the receiver sends "
+                   "an incomplete chain)")
+_UNTRUSTED = {18: "is self-signed, which no trusted CA vouches for",
+              19: "chains to a self-signed root that is not a trusted CA",
+              2: _UNKNOWN_ISSUER, 20: _UNKNOWN_ISSUER, 21: _UNKNOWN_ISSUER}
+_WRONG_HOST = (62, 64)  # host name mismatch, IP address mismatch
+
+
+def tls_failure(exc: BaseException, *, host: str) -> str:
+    """Which TLS check a failed request failed, as a sentence; "" when TLS was not the cause.
+
+    A certificate problem is a ``TransientError``, retried with the usual backoff: the
+    certificate belongs to the receiver, and what goes wrong with one (a renewal that did
+    not run, a certificate deployed for another name or with half its chain, a proxy
+    switched to a self-signed default) is nearly always an operational slip that its
+    operator fixes within hours, not a sign that the endpoint is gone: the kind of gap
+    a webhook sender's retries are there to bridge. Nothing is ever sent over a connection
+    that did not verify, a delivery still failing after the endpoint's retries fails, and
+    its failures count toward deactivating the endpoint like any others. (The SMTP
+    transport calls a TLS failure permanent instead: that server is ours to configure, and
+    Test Connection shows the problem at once.)
+    """
+    error = _cause_of(exc, ssl.SSLCertVerificationError)
+    if error is not None:
+        code = error.verify_code
+        if code in _WRONG_HOST:
+            what = f"is not valid for the host name {host}"
+        else:
+            what = (_EXPIRED.get(code) or _UNTRUSTED.get(code)
+                    or f"did not verify: {error.verify_message}")
+        advice = ("; if the receiver uses a private CA on purpose, add that CA to "
+                  "WEBHOOK_CA_BUNDLE" if code in _UNTRUSTED else "")
+        return f"TLS certificate check failed: the receiver's certificate {what}{advice}."
+    error = _cause_of(exc, ssl.SSLError)
+    if error is not None:
+        if error.reason == "WRONG_VERSION_NUMBER":
+            return ("The TLS handshake failed: the receiver did not answer in TLS (is the "
+                    "port serving plain HTTP?).")
+        return f"The TLS handshake failed: {error.reason or error}."
+    return ""
 
 
 def _reason(exc: BaseException) -> str:
     """A short reason, without the URL's query (which might carry a token)."""
     for kind, text in ((NameResolutionError, "the host name does not resolve"),
                        (ConnectTimeoutError, "timed out")):
-        if _caused_by(exc, kind):
+        if _cause_of(exc, kind):
             return text
     message = str(exc)
     if "Connection refused" in message:
         return "connection refused"
     if "Connection reset" in message or "RemoteDisconnected" in message:
         return "the connection was closed without an answer"
-    if "SSL" in message or "certificate" in message:
-        return "TLS failed (certificate or protocol)"
     return type(exc).__name__

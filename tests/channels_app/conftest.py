@@ -84,13 +84,14 @@ def private_networks(settings):
 
 @pytest.fixture
 def receiver():
-    """Start receivers: ``receiver(replies=[Reply(500), Reply(200)])``; all stop after."""
+    """Start receivers: ``receiver(replies=[Reply(500), Reply(200)])``, over HTTPS with
+    ``certificate=``; all stop after."""
     from .webhook_servers import Receiver
 
     started = []
 
-    def start(replies=()):
-        server = Receiver(replies)
+    def start(replies=(), certificate=None):
+        server = Receiver(replies, certificate)
         started.append(server)
         return server
 
