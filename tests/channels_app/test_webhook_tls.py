@@ -9,6 +9,8 @@ with it, and a delivery records it on its attempt at once (nothing is ever sent)
 """
 
 import datetime
+import subprocess
+import sys
 
 import pytest
 from django.urls import reverse
@@ -21,7 +23,7 @@ from events import emit
 from notifications.delivery import Outcome, delivery_send
 from notifications.models import Delivery, DeliveryAttempt
 from notifications.services import event_route
-from tests.support import api_client_for, wait_until
+from tests.support import ROOT, api_client_for, subprocess_env, wait_until
 
 from .certificates import TestCA
 from .smtp_servers import make_certificate
@@ -183,3 +185,12 @@ def test_a_delivery_records_the_tls_failure_on_its_attempt_at_once(
     assert attempt.outcome == DeliveryAttempt.Outcome.TRANSIENT
     assert attempt.error.startswith(EXPIRED) and attempt.duration_ms is not None
     assert expired_receiver.received == []
+
+
+def test_a_ca_bundle_that_is_not_a_file_stops_the_start(db, tmp_path):
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=ROOT, capture_output=True, text=True,
+        timeout=60, env=subprocess_env(WEBHOOK_CA_BUNDLE=str(tmp_path / "missing.pem")))
+
+    assert result.returncode != 0
+    assert f"WEBHOOK_CA_BUNDLE: {tmp_path / 'missing.pem'} is not a file." in result.stderr
