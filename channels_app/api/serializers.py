@@ -1,10 +1,11 @@
 from rest_framework import serializers
 
 from channels_app.models import EmailSettings, WebhookEndpoint
+from events.api.serializers import StrictFieldsMixin
 from events.models import Workspace
 
 
-class EmailSettingsSerializer(serializers.ModelSerializer):
+class EmailSettingsSerializer(StrictFieldsMixin, serializers.ModelSerializer):
     """The email settings; ``password`` is write-only (empty or absent keeps the stored one)."""
 
     password = serializers.CharField(
@@ -49,7 +50,7 @@ class TestResultSerializer(serializers.Serializer):
     detail = serializers.CharField(required=False, help_text="A human sentence.")
 
 
-class WebhookEndpointSerializer(serializers.ModelSerializer):
+class WebhookEndpointSerializer(StrictFieldsMixin, serializers.ModelSerializer):
     """A webhook endpoint. ``secret`` and ``routing_key`` are write-only: absent or "" keeps
     the stored value, null removes it. ``workspace_id`` is the workspace's public id."""
 

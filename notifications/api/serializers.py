@@ -9,8 +9,11 @@ from events.models import Category, EventType
 from notifications.models import Bucket, Delivery, DeliveryAttempt, Notification, RoutingRule
 
 
-class EventTypeSerializer(serializers.ModelSerializer):
-    """An event type of the catalog, with the channels it reaches and where they come from."""
+class EventTypeSerializer(StrictFieldsMixin, serializers.ModelSerializer):
+    """An event type of the catalog, with the channels it reaches and where they come from.
+
+    A PATCH sets ``enabled`` and ``priority_override``; the rest is read-only here.
+    """
 
     category = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     effective_priority = serializers.CharField(read_only=True)
@@ -39,13 +42,6 @@ class EventTypeSerializer(serializers.ModelSerializer):
 
     def get_channels_source(self, event_type) -> str:
         return self._routing(event_type).source
-
-
-class EventTypeUpdateSerializer(serializers.Serializer):
-    enabled = serializers.BooleanField(required=False)
-    priority_override = serializers.ChoiceField(
-        choices=[("", "No override"), *Priority.CHOICES], required=False, allow_blank=True
-    )
 
 
 class NotificationSerializer(serializers.ModelSerializer):
@@ -132,7 +128,7 @@ class UnreadCountSerializer(serializers.Serializer):
     by_priority = serializers.DictField(child=serializers.IntegerField())
 
 
-class NotificationIdsSerializer(serializers.Serializer):
+class NotificationIdsSerializer(StrictFieldsMixin, serializers.Serializer):
     ids = serializers.ListField(child=serializers.IntegerField(min_value=1), allow_empty=False,
                                 max_length=1000, help_text="Ids of your own notifications.")
 
@@ -155,7 +151,7 @@ class ChannelChoicesField(serializers.DictField):
         return super().to_internal_value(data)
 
 
-class PreferencesSerializer(serializers.Serializer):
+class PreferencesSerializer(StrictFieldsMixin, serializers.Serializer):
     """PUT replaces the categories given; a channel left out of one goes back to on."""
 
     categories = serializers.DictField(child=ChannelChoicesField())
@@ -164,7 +160,7 @@ class PreferencesSerializer(serializers.Serializer):
         help_text="Critical events are delivered whatever the preferences say.")
 
 
-class RoutingRuleSerializer(serializers.ModelSerializer):
+class RoutingRuleSerializer(StrictFieldsMixin, serializers.ModelSerializer):
     category = serializers.SlugRelatedField(
         slug_field="slug", queryset=Category.objects.all(), required=False, allow_null=True,
         validators=[UniqueValidator(RoutingRule.objects.all(),
@@ -241,7 +237,7 @@ class DeliveryFilterSerializer(serializers.Serializer):
     endpoint = serializers.IntegerField(required=False)
 
 
-class DigestFlushSerializer(serializers.Serializer):
+class DigestFlushSerializer(StrictFieldsMixin, serializers.Serializer):
     bucket = serializers.ChoiceField(choices=Bucket.values)
 
 
@@ -250,7 +246,7 @@ class DigestFlushQueuedSerializer(serializers.Serializer):
     queued = serializers.BooleanField()
 
 
-class DigestSettingSerializer(serializers.ModelSerializer):
+class DigestSettingSerializer(StrictFieldsMixin, serializers.ModelSerializer):
     class Meta:
         model = DigestSetting
         fields = ["channel", "digest_enabled"]
