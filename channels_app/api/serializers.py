@@ -1,7 +1,7 @@
 from rest_framework import serializers
 
 from channels_app.models import EmailSettings, WebhookEndpoint
-from events.api.serializers import StrictFieldsMixin
+from events.api.serializers import BoundedListField, StrictFieldsMixin
 from events.models import Workspace
 
 
@@ -50,6 +50,10 @@ class TestResultSerializer(serializers.Serializer):
     detail = serializers.CharField(required=False, help_text="A human sentence.")
 
 
+#: The most category slugs or event type keys one endpoint's filter lists.
+FILTER_MAX_ITEMS = 1000
+
+
 class WebhookEndpointSerializer(StrictFieldsMixin, serializers.ModelSerializer):
     """A webhook endpoint. ``secret`` and ``routing_key`` are write-only: absent or "" keeps
     the stored value, null removes it. ``workspace_id`` is the workspace's public id."""
@@ -65,10 +69,13 @@ class WebhookEndpointSerializer(StrictFieldsMixin, serializers.ModelSerializer):
     workspace_id = serializers.SlugRelatedField(
         source="workspace", slug_field="public_id", queryset=Workspace.objects.all(),
         required=False, allow_null=True, help_text="Only this workspace's events; null: all.")
-    categories = serializers.ListField(child=serializers.CharField(), required=False,
-                                       help_text="Category slugs; empty: every category.")
-    event_types = serializers.ListField(child=serializers.CharField(), required=False,
-                                        help_text="Event type keys; empty: every event type.")
+    # Bounded before the catalog is asked: each item must be a known, distinct slug or key.
+    categories = BoundedListField(child=serializers.CharField(max_length=50), required=False,
+                                  max_length=FILTER_MAX_ITEMS,
+                                  help_text="Category slugs; empty: every category.")
+    event_types = BoundedListField(child=serializers.CharField(max_length=120),
+                                   required=False, max_length=FILTER_MAX_ITEMS,
+                                   help_text="Event type keys; empty: every event type.")
     url = serializers.CharField(max_length=2000, help_text="https only.")
 
     class Meta:

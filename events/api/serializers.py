@@ -2,6 +2,7 @@ from rest_framework import serializers
 from rest_framework.settings import api_settings
 
 from events.models import Event
+from events.services import MAX_RECIPIENTS
 
 
 class StrictFieldsMixin:
@@ -52,6 +53,26 @@ def refuse_fields(data) -> None:
     NoFieldsSerializer(data=data).is_valid(raise_exception=True)
 
 
+class BoundedListField(serializers.ListField):
+    """A list of at most ``max_length`` items, counted before any item is checked, so a
+    long list costs nothing to refuse; an error names the field and never echoes the list
+    (of the items' own errors, the first few are given)."""
+
+    ITEM_ERRORS_SHOWN = 5
+
+    def to_internal_value(self, data):
+        if (isinstance(data, list) and self.max_length is not None
+                and len(data) > self.max_length):
+            self.fail("max_length", max_length=self.max_length)
+        try:
+            return super().to_internal_value(data)
+        except serializers.ValidationError as exc:
+            if isinstance(exc.detail, dict) and len(exc.detail) > self.ITEM_ERRORS_SHOWN:
+                raise serializers.ValidationError(
+                    dict(list(exc.detail.items())[:self.ITEM_ERRORS_SHOWN])) from None
+            raise
+
+
 class PayloadField(serializers.JSONField):
     """A JSON object, passed on as it is: ``emit()`` checks it (depth, text, size) without
     recursion, where DRF's JSONField would re-encode it and fail on deep nesting."""
@@ -66,9 +87,13 @@ class EmitSerializer(StrictFieldsMixin, serializers.Serializer):
     event_type = serializers.CharField()
     workspace_id = serializers.CharField(required=False, allow_null=True, allow_blank=False)
     payload = PayloadField(required=False, default=dict)
-    recipients = serializers.ListField(
+    recipients = BoundedListField(
         child=serializers.IntegerField(), required=False, allow_null=True,
-        help_text="User ids: narrows the audience (they must be members of the workspace).",
+        max_length=MAX_RECIPIENTS,
+        error_messages={"max_length": "at most {max_length} user ids; leave it out to notify "
+                                      "the whole workspace"},
+        help_text=f"User ids, at most {MAX_RECIPIENTS}: narrows the audience (they must be "
+                  "members of the workspace).",
     )
     dedupe_key = serializers.CharField(required=False, allow_null=True, max_length=200)
     occurred_at = serializers.DateTimeField(required=False, allow_null=True)

@@ -3,7 +3,7 @@ from rest_framework import serializers
 from rest_framework.validators import UniqueValidator
 
 from channels_app.models import Channel, DigestSetting
-from events.api.serializers import StrictFieldsMixin
+from events.api.serializers import BoundedListField, StrictFieldsMixin
 from events.catalog import Priority
 from events.models import Category, EventType
 from notifications.models import Bucket, Delivery, DeliveryAttempt, Notification, RoutingRule
@@ -129,8 +129,9 @@ class UnreadCountSerializer(serializers.Serializer):
 
 
 class NotificationIdsSerializer(StrictFieldsMixin, serializers.Serializer):
-    ids = serializers.ListField(child=serializers.IntegerField(min_value=1), allow_empty=False,
-                                max_length=1000, help_text="Ids of your own notifications.")
+    ids = BoundedListField(  # an id is a positive 64-bit integer (the table's bigint)
+        child=serializers.IntegerField(min_value=1, max_value=2**63 - 1), allow_empty=False,
+        max_length=1000, help_text="Ids of your own notifications, at most 1000.")
 
 
 class MarkedSerializer(serializers.Serializer):
