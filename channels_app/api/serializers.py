@@ -1,16 +1,25 @@
 from rest_framework import serializers
 
-from channels_app.models import EmailSettings, WebhookEndpoint
+from channels_app.models import (
+    ROUTING_KEY_MAX_LENGTH,
+    SECRET_MAX_LENGTH,
+    EmailSettings,
+    WebhookEndpoint,
+)
 from events.api.serializers import BoundedListField, StrictFieldsMixin
 from events.models import Workspace
 
 
 class EmailSettingsSerializer(StrictFieldsMixin, serializers.ModelSerializer):
-    """The email settings; ``password`` is write-only (empty or absent keeps the stored one)."""
+    """The email settings; ``password`` is write-only (empty or absent keeps the stored one).
+
+    Saving checks the whole record (``EmailSettings.clean``): ``enabled`` needs a host, a
+    port and a from address.
+    """
 
     password = serializers.CharField(
         write_only=True, required=False, allow_blank=True, trim_whitespace=False,
-        style={"input_type": "password"},
+        max_length=SECRET_MAX_LENGTH, style={"input_type": "password"},
         help_text="Write-only. Empty or absent keeps the stored password.")
     password_set = serializers.SerializerMethodField(help_text="Whether a password is stored.")
 
@@ -60,11 +69,12 @@ class WebhookEndpointSerializer(StrictFieldsMixin, serializers.ModelSerializer):
 
     secret = serializers.CharField(
         write_only=True, required=False, allow_blank=True, allow_null=True,
-        trim_whitespace=False, style={"input_type": "password"},
+        trim_whitespace=False, max_length=SECRET_MAX_LENGTH, style={"input_type": "password"},
         help_text="Write-only. Absent or empty keeps the stored secret; null removes it.")
     secret_set = serializers.SerializerMethodField(help_text="Whether a secret is stored.")
     routing_key = serializers.CharField(
         write_only=True, required=False, allow_blank=True, allow_null=True,
+        max_length=ROUTING_KEY_MAX_LENGTH,
         help_text="PagerDuty routing key. Write-only, like secret.")
     workspace_id = serializers.SlugRelatedField(
         source="workspace", slug_field="public_id", queryset=Workspace.objects.all(),
