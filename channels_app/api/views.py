@@ -8,6 +8,7 @@ from channels_app import services
 from channels_app.models import WebhookEndpoint
 from channels_app.transports import smtp
 from events.api.permissions import StaffModelPermissions, staff_with
+from events.api.serializers import refuse_fields
 
 from .serializers import (
     EmailSettingsSerializer,
@@ -102,5 +103,6 @@ class WebhookEndpointViewSet(viewsets.ModelViewSet):
         staff_with(write=("channels_app.change_webhookendpoint",))])
     def test(self, request, pk=None):
         """Send a signed sample event to the endpoint now; always 200 with the outcome."""
+        refuse_fields(request.data)
         result = services.webhook_endpoint_test(endpoint=self.get_object())
         return Response(result.as_dict())

@@ -1,8 +1,8 @@
 """Email: one message per distinct address, members' addresses and distribution lists.
 
 Messages are built by ``channels_app.emails`` with the sender from the email settings and
-sent over SMTP (``channels_app.transports.smtp``). While the settings are not enabled,
-``is_enabled`` is False and email deliveries wait as pending.
+sent over SMTP (``channels_app.transports.smtp``). While the settings are not enabled, or
+are enabled but incomplete, ``is_enabled`` is False and email deliveries wait as pending.
 """
 
 from email.message import EmailMessage
@@ -52,7 +52,13 @@ class EmailBackend(ChannelBackend):
                 for address, user_id in by_address.items()]
 
     def is_enabled(self) -> bool:
-        return EmailSettings.objects.filter(enabled=True).exists()
+        """Enabled and complete. Saving refuses ``enabled`` without a host, a port or a from
+        address, but a row written otherwise (an older version, SQL by hand) may lack one:
+        then nothing is attempted and deliveries wait, as while email is off. Reads only
+        the fields it checks (not the encrypted password)."""
+        stored = (EmailSettings.objects.filter(enabled=True)
+                  .values(*smtp.REQUIRED).first())
+        return stored is not None and smtp.SmtpConfig(**stored).is_configured
 
     def render_event(self, *, event, title, recipient, delivery_id) -> EmailMessage:
         """Raises ValueError for an address that is not one valid address."""

@@ -3,14 +3,17 @@ from rest_framework import serializers
 from rest_framework.validators import UniqueValidator
 
 from channels_app.models import Channel, DigestSetting
-from events.api.serializers import StrictFieldsMixin
+from events.api.serializers import BoundedListField, StrictFieldsMixin
 from events.catalog import Priority
 from events.models import Category, EventType
 from notifications.models import Bucket, Delivery, DeliveryAttempt, Notification, RoutingRule
 
 
-class EventTypeSerializer(serializers.ModelSerializer):
-    """An event type of the catalog, with the channels it reaches and where they come from."""
+class EventTypeSerializer(StrictFieldsMixin, serializers.ModelSerializer):
+    """An event type of the catalog, with the channels it reaches and where they come from.
+
+    A PATCH sets ``enabled`` and ``priority_override``; the rest is read-only here.
+    """
 
     category = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     effective_priority = serializers.CharField(read_only=True)
@@ -39,13 +42,6 @@ class EventTypeSerializer(serializers.ModelSerializer):
 
     def get_channels_source(self, event_type) -> str:
         return self._routing(event_type).source
-
-
-class EventTypeUpdateSerializer(serializers.Serializer):
-    enabled = serializers.BooleanField(required=False)
-    priority_override = serializers.ChoiceField(
-        choices=[("", "No override"), *Priority.CHOICES], required=False, allow_blank=True
-    )
 
 
 class NotificationSerializer(serializers.ModelSerializer):
@@ -132,9 +128,10 @@ class UnreadCountSerializer(serializers.Serializer):
     by_priority = serializers.DictField(child=serializers.IntegerField())
 
 
-class NotificationIdsSerializer(serializers.Serializer):
-    ids = serializers.ListField(child=serializers.IntegerField(min_value=1), allow_empty=False,
-                                max_length=1000, help_text="Ids of your own notifications.")
+class NotificationIdsSerializer(StrictFieldsMixin, serializers.Serializer):
+    ids = BoundedListField(  # an id is a positive 64-bit integer (the table's bigint)
+        child=serializers.IntegerField(min_value=1, max_value=2**63 - 1), allow_empty=False,
+        max_length=1000, help_text="Ids of your own notifications, at most 1000.")
 
 
 class MarkedSerializer(serializers.Serializer):
@@ -155,7 +152,7 @@ class ChannelChoicesField(serializers.DictField):
         return super().to_internal_value(data)
 
 
-class PreferencesSerializer(serializers.Serializer):
+class PreferencesSerializer(StrictFieldsMixin, serializers.Serializer):
     """PUT replaces the categories given; a channel left out of one goes back to on."""
 
     categories = serializers.DictField(child=ChannelChoicesField())
@@ -164,7 +161,7 @@ class PreferencesSerializer(serializers.Serializer):
         help_text="Critical events are delivered whatever the preferences say.")
 
 
-class RoutingRuleSerializer(serializers.ModelSerializer):
+class RoutingRuleSerializer(StrictFieldsMixin, serializers.ModelSerializer):
     category = serializers.SlugRelatedField(
         slug_field="slug", queryset=Category.objects.all(), required=False, allow_null=True,
         validators=[UniqueValidator(RoutingRule.objects.all(),
@@ -241,7 +238,7 @@ class DeliveryFilterSerializer(serializers.Serializer):
     endpoint = serializers.IntegerField(required=False)
 
 
-class DigestFlushSerializer(serializers.Serializer):
+class DigestFlushSerializer(StrictFieldsMixin, serializers.Serializer):
     bucket = serializers.ChoiceField(choices=Bucket.values)
 
 
@@ -250,7 +247,7 @@ class DigestFlushQueuedSerializer(serializers.Serializer):
     queued = serializers.BooleanField()
 
 
-class DigestSettingSerializer(serializers.ModelSerializer):
+class DigestSettingSerializer(StrictFieldsMixin, serializers.ModelSerializer):
     class Meta:
         model = DigestSetting
         fields = ["channel", "digest_enabled"]

@@ -11,6 +11,7 @@ from rest_framework.views import APIView
 from channels_app.models import DigestSetting
 from events.api.parsers import JSONParser
 from events.api.permissions import StaffModelPermissions, staff_with
+from events.api.serializers import refuse_fields
 from events.models import EventType
 from events.services import event_type_update
 from notifications import selectors, services
@@ -27,7 +28,6 @@ from .serializers import (
     DigestFlushSerializer,
     DigestSettingSerializer,
     EventTypeSerializer,
-    EventTypeUpdateSerializer,
     MarkedSerializer,
     NotificationFilterSerializer,
     NotificationIdsSerializer,
@@ -59,10 +59,10 @@ class EventTypeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
     def get_serializer_context(self):
         return {**super().get_serializer_context(), "routing_rules": selectors.RoutingRules()}
 
-    @extend_schema(request=EventTypeUpdateSerializer, responses=EventTypeSerializer)
     def partial_update(self, request, key=None):
+        """Set ``enabled`` or ``priority_override``; any other field is refused."""
         event_type = self.get_object()
-        update = EventTypeUpdateSerializer(data=request.data)
+        update = self.get_serializer(event_type, data=request.data, partial=True)
         update.is_valid(raise_exception=True)
         event_type_update(event_type=event_type, **update.validated_data)
         return Response(self.get_serializer(event_type).data)
@@ -115,12 +115,14 @@ class NotificationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
     @extend_schema(request=None, responses=NotificationSerializer, parameters=[NOTIFICATION_ID])
     @action(detail=True, methods=["post"])
     def read(self, request, pk=None):
+        refuse_fields(request.data)
         notification = services.notification_mark_read(notification=self.get_object())
         return Response(self.get_serializer(notification).data)
 
     @extend_schema(request=None, responses=NotificationSerializer, parameters=[NOTIFICATION_ID])
     @action(detail=True, methods=["post"])
     def unread(self, request, pk=None):
+        refuse_fields(request.data)
         notification = services.notification_mark_unread(notification=self.get_object())
         return Response(self.get_serializer(notification).data)
 
@@ -128,6 +130,7 @@ class NotificationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
                                                   "properties": {"marked": {"type": "integer"}}}})
     @action(detail=False, methods=["post"], url_path="read-all")
     def read_all(self, request):
+        refuse_fields(request.data)
         return Response({"marked": services.notification_mark_all_read(user=request.user)})
 
     @extend_schema(request=NotificationIdsSerializer, responses=MarkedSerializer)
@@ -263,6 +266,7 @@ class DeliveryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
             permission_classes=[staff_with(write=("notifications.change_delivery",))])
     def retry(self, request, pk=None):
         """Send a failed delivery again under the same id (409 when it is not failed)."""
+        refuse_fields(request.data)
         delivery = self.get_object()
         try:
             delivery = delivery_retry(delivery_id=delivery.pk)
@@ -275,6 +279,7 @@ class DeliveryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
             permission_classes=[staff_with(write=("notifications.change_delivery",))])
     def replay(self, request, pk=None):
         """Send a delivered or failed delivery again under the same id (409 otherwise)."""
+        refuse_fields(request.data)
         delivery = self.get_object()
         try:
             delivery = delivery_replay(delivery_id=delivery.pk)
