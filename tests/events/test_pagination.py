@@ -147,7 +147,7 @@ CURSORS = st.one_of(
 
 
 @pytest.mark.parametrize("route", sorted(PAGINATED))
-@settings(max_examples=60, deadline=None, database=None,
+@settings(max_examples=150, deadline=None, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(cursor=CURSORS)
 def test_any_cursor_is_a_page_or_a_400_naming_cursor(rows, route, cursor):
