@@ -12,14 +12,16 @@ from events.exceptions import ApplicationError
 
 def exception_handler(exc, context):
     """DRF's handler, plus: a service's refusal is a 400 ``{field: [message]}``
-    (or the error's own ``status_code``, e.g. 503 when the broker does not answer).
+    (or the error's own ``status_code``, e.g. 503 when the broker does not answer, 429 with
+    ``Retry-After`` after too many sign-in attempts).
 
     Services raise ``ApplicationError`` (or Django's ``ValidationError`` from a model's
     ``full_clean``); views don't catch them.
     """
     if isinstance(exc, ApplicationError):
         if exc.status_code != 400:
-            return Response(exc.as_data(), status=exc.status_code)
+            headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
+            return Response(exc.as_data(), status=exc.status_code, headers=headers)
         exc = ValidationError(exc.as_data())
     elif isinstance(exc, DjangoValidationError):
         exc = ValidationError(_django_error_data(exc))

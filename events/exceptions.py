@@ -11,6 +11,8 @@ class ApplicationError(ValueError):
     field = "non_field_errors"
     #: How the API answers it: 400, unless the refusal is about the service, not the input.
     status_code = 400
+    #: Seconds after which asking again may succeed (the API's ``Retry-After``), if known.
+    retry_after: int | None = None
 
     def __init__(self, message: str, *, field: str | None = None):
         super().__init__(message)
@@ -72,3 +74,15 @@ class BrokerUnavailable(ApplicationError):
     """A task could not be queued now because the broker does not answer (a 503)."""
 
     status_code = 503
+
+
+class SigninThrottled(ApplicationError):
+    """Too many failed sign-in attempts from the client's address or for the username
+    (``events.signin``); the password was not checked. A 429 with ``Retry-After``."""
+
+    status_code = 429
+
+    def __init__(self, *, retry_after: int):
+        unit = "second" if retry_after == 1 else "seconds"
+        super().__init__(f"Too many sign-in attempts; try again in {retry_after} {unit}.")
+        self.retry_after = retry_after

@@ -1,8 +1,10 @@
 from rest_framework import serializers
+from rest_framework.authtoken.serializers import AuthTokenSerializer
 from rest_framework.settings import api_settings
 
 from events.models import Event
 from events.services import MAX_RECIPIENTS
+from events.signin import signin_attempt
 
 
 class StrictFieldsMixin:
@@ -110,3 +112,15 @@ class EventSerializer(serializers.ModelSerializer):
         fields = ["id", "event_type", "priority", "workspace_id", "payload", "dedupe_key",
                   "occurred_at", "created_at", "status", "last_error"]
         read_only_fields = fields
+
+
+class SigninTokenSerializer(AuthTokenSerializer):
+    """DRF's username and password check, under the sign-in limit (``events.signin``):
+    over it ``SigninThrottled`` (a 429 with ``Retry-After``) and the password is not checked."""
+
+    def validate(self, attrs):
+        username, password = attrs.get("username"), attrs.get("password")
+        if not (username and password):
+            return super().validate(attrs)  # refused: nothing to check a password against
+        with signin_attempt(request=self.context["request"], username=username):
+            return super().validate(attrs)

@@ -3,12 +3,12 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from channels_app.models import DigestSetting
+from events.api.pagination import CursorPagination
 from events.api.parsers import JSONParser
 from events.api.permissions import StaffModelPermissions, staff_with
 from events.api.serializers import refuse_fields
