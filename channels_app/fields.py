@@ -1,5 +1,6 @@
 """Model fields whose values are encrypted at rest (see ``channels_app.crypto``)."""
 
+from django.core.validators import MaxLengthValidator
 from django.db import models
 
 from . import crypto
@@ -11,13 +12,19 @@ TOKEN_PREFIX = "fernet:"
 class EncryptedTextField(models.TextField):
     """Text stored as a Fernet token; the model attribute holds the plaintext.
 
-    "" stays "" (no secret). Reading a row whose token no key opens raises
-    ``crypto.DecryptionError``, never an empty value. Serializers (dumpdata) see the token,
-    prefixed with ``fernet:``, so a dump never carries the plaintext and loaddata restores
-    it. The column cannot be filtered on: every save writes a fresh token.
+    "" stays "" (no secret). ``max_length`` limits the plaintext, as on a CharField.
+    Reading a row whose token no key opens raises ``crypto.DecryptionError``, never an empty
+    value. Serializers (dumpdata) see the token, prefixed with ``fernet:``, so a dump never
+    carries the plaintext and loaddata restores it. The column cannot be filtered on: every
+    save writes a fresh token.
     """
 
     description = "Text encrypted with FIELD_ENCRYPTION_KEY"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.max_length is not None:  # of the plaintext, checked like a CharField's
+            self.validators.append(MaxLengthValidator(self.max_length))
 
     def _label(self) -> str:
         return f"{self.model._meta.label}.{self.name}"

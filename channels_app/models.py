@@ -4,10 +4,16 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from events.models import Category, EventType, Workspace
+from events.validators import validate_single_line
 
 from .fields import EncryptedTextField
-from .transports import http, smtp
+from .transports import smtp, url_guard
 from .webhooks import payloads
+
+#: The longest password or signing secret stored (characters).
+SECRET_MAX_LENGTH = 1024
+#: The longest PagerDuty routing key stored: PagerDuty's are 32 characters.
+ROUTING_KEY_MAX_LENGTH = 64
 
 
 class DigestSetting(models.Model):
@@ -34,8 +40,9 @@ class DigestSetting(models.Model):
 class EmailSettings(models.Model):
     """The one SMTP configuration of the email channel (row id 1).
 
-    Read and written through ``channels_app.services``. While ``enabled`` is false, email
-    deliveries wait as pending.
+    Read and written through ``channels_app.services``. While ``enabled`` is false, or the
+    configuration is incomplete (``missing_settings``), email deliveries wait as pending.
+    Validation (``full_clean``) refuses ``enabled`` with a setting missing.
     """
 
     class Encryption(models.TextChoices):
@@ -45,23 +52,27 @@ class EmailSettings(models.Model):
 
     SINGLETON_ID = 1
 
-    host = models.CharField(max_length=255, blank=True, help_text="SMTP server host name.")
+    host = models.CharField(max_length=255, blank=True, validators=[validate_single_line],
+                            help_text="SMTP server host name.")
     port = models.PositiveIntegerField(
         default=587, validators=[MinValueValidator(1), MaxValueValidator(65535)],
         help_text="587 for STARTTLS, 465 for SSL/TLS, 25 without encryption.")
     encryption = models.CharField(max_length=10, choices=Encryption.choices,
                                   default=Encryption.STARTTLS)
-    username = models.CharField(max_length=255, blank=True,
+    username = models.CharField(max_length=255, blank=True, validators=[validate_single_line],
                                 help_text="Leave empty for a server that needs no login.")
-    password = EncryptedTextField(blank=True, help_text="Stored encrypted, never shown back.")
+    password = EncryptedTextField(blank=True, max_length=SECRET_MAX_LENGTH,
+                                  help_text="Stored encrypted, never shown back.")
     from_email = models.EmailField("from address", blank=True)
-    from_name = models.CharField(max_length=255, blank=True, default="Datafi")
+    from_name = models.CharField(max_length=255, blank=True, default="Datafi",
+                                 validators=[validate_single_line])
     timeout = models.PositiveSmallIntegerField(
         default=10, validators=[MinValueValidator(1), MaxValueValidator(300)],
         help_text="Seconds a connection, a test or a send may take in all.")
     enabled = models.BooleanField(
         default=False,
-        help_text="Save with this on to send email; while off, email deliveries wait as pending.")
+        help_text="Save with this on to send email (host, port and from address are needed "
+                  "then); while off, email deliveries wait as pending.")
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -81,12 +92,24 @@ class EmailSettings(models.Model):
             from_name=self.from_name, timeout=self.timeout,
         )
 
+    @property
+    def missing_settings(self) -> tuple[str, ...]:
+        """The fields email cannot be sent without that are empty (``SmtpConfig.missing``)."""
+        return self.smtp_config().missing
+
+    def clean(self):
+        """Email is enabled only with a complete configuration: each missing field named."""
+        if self.enabled and self.missing_settings:
+            raise ValidationError({name: ValidationError(
+                "Required while email is enabled.", code="required_to_enable")
+                for name in self.missing_settings})
+
 
 def validate_webhook_url(value: str) -> None:
     """The SSRF guard at save time (``WEBHOOK_ALLOW_PRIVATE_NETWORKS`` lifts it)."""
     try:
-        http.url_check(value, allow_private=settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS)
-    except http.UrlRefused as exc:
+        url_guard.url_check(value, allow_private=settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS)
+    except url_guard.UrlRefused as exc:
         raise ValidationError(str(exc), code="refused") from None
 
 
@@ -110,13 +133,14 @@ class WebhookEndpoint(models.Model):
         SLACK = payloads.SLACK, "Slack incoming webhook"
         PAGERDUTY = payloads.PAGERDUTY, "PagerDuty Events API v2"
 
-    name = models.CharField(max_length=100)
+    name = models.CharField(max_length=100, validators=[validate_single_line])
     url = models.URLField(
         "URL", max_length=2000, validators=[validate_webhook_url],
         help_text="https only; private and internal addresses are refused.")
     secret = EncryptedTextField(
-        blank=True, help_text="Signs every request (X-Datafi-Signature, webhook-signature). "
-                              "Stored encrypted, never shown back.")
+        blank=True, max_length=SECRET_MAX_LENGTH,
+        help_text="Signs every request (X-Datafi-Signature, webhook-signature). Stored "
+                  "encrypted, never shown back.")
     max_retries = models.PositiveSmallIntegerField(
         default=3, validators=[MaxValueValidator(10)],
         help_text="Retries after a failed attempt (so at most this + 1 attempts).")
@@ -130,8 +154,9 @@ class WebhookEndpoint(models.Model):
         help_text="Only this workspace's events; empty: every workspace (and none).")
     format = models.CharField(max_length=10, choices=Format.choices, default=Format.DATAFI)
     routing_key = EncryptedTextField(
-        blank=True, help_text="PagerDuty integration key (PagerDuty format only). Stored "
-                              "encrypted, never shown back.")
+        blank=True, max_length=ROUTING_KEY_MAX_LENGTH,
+        help_text="PagerDuty integration key (PagerDuty format only). Stored encrypted, never "
+                  "shown back.")
     consecutive_failures = models.PositiveIntegerField(
         default=0, editable=False, help_text="Failed deliveries since the last delivered one.")
     last_delivery_status = models.CharField(max_length=10, blank=True, editable=False)

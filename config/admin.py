@@ -2,10 +2,20 @@
 
 from django.contrib import admin
 
+from events.forms import AdminSigninForm, signin_page_response
+
 
 class DatafiAdminSite(admin.AdminSite):
     """A ModelAdmin with ``admin_section = "<app_label>"`` is listed in that app's section
-    of the index (e.g. the email settings of ``channels_app`` under "Events")."""
+    of the index (e.g. the email settings of ``channels_app`` under "Events").
+
+    Its sign-in page is under the sign-in limit (``events.signin``), like the app's.
+    """
+
+    login_form = AdminSigninForm
+
+    def login(self, request, extra_context=None):
+        return signin_page_response(super().login(request, extra_context))
 
     def get_app_list(self, request, app_label=None):
         app_dict = self._build_app_dict(request)

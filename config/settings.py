@@ -9,6 +9,7 @@ import secrets
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 from kombu import Exchange, Queue
 
 from config import control_plane
@@ -166,12 +167,9 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
-    # POST /api/auth/token/ (password guessing): per client address, see DATAFI_NUM_PROXIES.
-    "DEFAULT_THROTTLE_RATES": {
-        "auth-token": env.str("DATAFI_TOKEN_THROTTLE_RATE", default="10/min"),
-    },
-    # The client address is REMOTE_ADDR unless this many proxies in front of gunicorn set
-    # X-Forwarded-For; trusting the header blindly would let a client pick its own address.
+    # The client address (of throttles, and of the sign-in limit below) is REMOTE_ADDR unless
+    # this many proxies in front of gunicorn set X-Forwarded-For; trusting the header blindly
+    # would let a client pick its own address.
     "NUM_PROXIES": env.int("DATAFI_NUM_PROXIES", default=0),
 }
 SPECTACULAR_SETTINGS = {
@@ -255,6 +253,12 @@ else:  # one machine: a directory every process of it shares
 CACHES["default"].setdefault("KEY_PREFIX", "datafi")
 
 # --- Product settings ---------------------------------------------------------------------
+# Password guessing (events.signin): at most this many failed sign-in attempts per client
+# address and, separately, per username, over every way to sign in (token endpoint, the
+# app's and the admin's sign-in pages), counted in the shared cache. DRF's rate syntax.
+# DATAFI_TOKEN_THROTTLE_RATE is its former name (the token endpoint's alone), still read.
+DATAFI_SIGNIN_THROTTLE_RATE = env.str(
+    "DATAFI_SIGNIN_THROTTLE_RATE", default=env.str("DATAFI_TOKEN_THROTTLE_RATE", default="10/min"))
 DATAFI_MAX_PAYLOAD_BYTES = 64 * 1024
 DATAFI_MAX_PAYLOAD_DEPTH = env.int("DATAFI_MAX_PAYLOAD_DEPTH", default=32)
 DATAFI_MAX_ROUTING_FILE_BYTES = env.int("DATAFI_MAX_ROUTING_FILE_BYTES", default=256 * 1024)
@@ -334,3 +338,8 @@ WEBHOOK_READ_TIMEOUT_SECONDS = env.float("WEBHOOK_READ_TIMEOUT_SECONDS", default
 WEBHOOK_MAX_RESPONSE_BYTES = env.int("WEBHOOK_MAX_RESPONSE_BYTES", default=4096)
 # This many failed deliveries in a row deactivate an endpoint (0: never) and tell staff.
 WEBHOOK_DISABLE_AFTER_FAILURES = env.int("WEBHOOK_DISABLE_AFTER_FAILURES", default=20)
+# The CAs (a PEM file) a receiver's certificate must chain to; empty: certifi's bundle
+# (Mozilla's). The transport ignores the environment, REQUESTS_CA_BUNDLE included.
+WEBHOOK_CA_BUNDLE = env.str("WEBHOOK_CA_BUNDLE", default="")
+if WEBHOOK_CA_BUNDLE and not Path(WEBHOOK_CA_BUNDLE).is_file():
+    raise ImproperlyConfigured(f"WEBHOOK_CA_BUNDLE: {WEBHOOK_CA_BUNDLE} is not a file.")

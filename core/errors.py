@@ -6,8 +6,9 @@ its kinds below); nothing has been written then. REST answers it once, in
 of a send are not refusals: they are ``channels_app.errors.DeliveryError``.
 
 REST bodies: a 400 is ``{field: [message, ...], ...}`` (``non_field_errors`` when no field
-is named), as DRF's own validation answers; 404, 409 and 503 are
-``{"detail": message, "code": code}`` plus ``field`` when one is named.
+is named), as DRF's own validation answers; 404, 409, 429 and 503 are
+``{"detail": message, "code": code}`` plus ``field`` when one is named (and a 429 has
+``Retry-After``).
 """
 
 from collections.abc import Mapping
@@ -27,6 +28,8 @@ class ApplicationError(ValueError):
     status_code = 400
     code = "invalid"
     field: str | None = None
+    #: Seconds after which asking again may succeed (REST's ``Retry-After``), if known.
+    retry_after: int | None = None
 
     def __init__(self, message: str = "", *, field: str | None = None, code: str | None = None,
                  errors: Mapping[str, list[str]] | None = None):
@@ -64,6 +67,13 @@ class Conflict(ApplicationError):
 
     status_code = 409
     code = "conflict"
+
+
+class TooManyRequests(ApplicationError):
+    """The caller asked too often; ``retry_after`` says when it may ask again (a 429)."""
+
+    status_code = 429
+    code = "throttled"
 
 
 class Unavailable(ApplicationError):

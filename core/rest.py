@@ -10,8 +10,8 @@ from core.errors import ApplicationError, from_validation_error
 
 def exception_handler(exc, context):
     """DRF's handler, plus the application's refusals (``core.errors``): a 400 is
-    ``{field: [message]}`` like DRF's own validation; 404, 409 and 503 are
-    ``{"detail", "code"}`` (and ``field`` when one is named).
+    ``{field: [message]}`` like DRF's own validation; 404, 409, 429 and 503 are
+    ``{"detail", "code"}`` (and ``field`` when one is named; a 429 has ``Retry-After``).
 
     Services raise ``ApplicationError`` (a model's validation through
     ``core.errors.full_clean``); views don't catch them. A Django ``ValidationError`` that
@@ -23,5 +23,6 @@ def exception_handler(exc, context):
         if exc.status_code == 400:
             exc = ValidationError(exc.as_data())
         else:
-            return Response(exc.as_data(), status=exc.status_code)
+            headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
+            return Response(exc.as_data(), status=exc.status_code, headers=headers)
     return drf_exception_handler(exc, context)

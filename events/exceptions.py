@@ -2,7 +2,7 @@
 family (``core.errors.ApplicationError``), each naming the input it came from.
 """
 
-from core.errors import ApplicationError, Unavailable
+from core.errors import ApplicationError, TooManyRequests, Unavailable
 
 
 class EmitError(ApplicationError):
@@ -54,3 +54,13 @@ class BrokerUnavailable(Unavailable):
     """A task could not be queued now because the broker does not answer (a 503)."""
 
     code = "broker_unavailable"
+
+
+class SigninThrottled(TooManyRequests):
+    """Too many failed sign-in attempts from the client's address or for the username
+    (``events.signin``); the password was not checked. A 429 with ``Retry-After``."""
+
+    def __init__(self, *, retry_after: int):
+        unit = "second" if retry_after == 1 else "seconds"
+        super().__init__(f"Too many sign-in attempts; try again in {retry_after} {unit}.")
+        self.retry_after = retry_after

@@ -7,6 +7,7 @@ from django.db.models import Q
 
 from .catalog import Priority
 from .templating import validate_title_template
+from .validators import validate_single_line
 
 
 class Category(models.Model):
@@ -29,7 +30,7 @@ class EventType(models.Model):
     key = models.CharField(max_length=120, unique=True, help_text="<category prefix>.<name>")
     category = models.ForeignKey(Category, on_delete=models.PROTECT, related_name="event_types")
     name = models.SlugField(max_length=80)
-    label = models.CharField(max_length=150)
+    label = models.CharField(max_length=150, validators=[validate_single_line])
     description = models.TextField(blank=True)
     title_template = models.CharField(
         max_length=300, validators=[validate_title_template],
@@ -73,7 +74,7 @@ def _workspace_public_id() -> str:
 
 class Workspace(models.Model):
     public_id = models.CharField(max_length=40, unique=True, default=_workspace_public_id)
-    name = models.CharField(max_length=150)
+    name = models.CharField(max_length=150, validators=[validate_single_line])
     created_at = models.DateTimeField(auto_now_add=True)
     members = models.ManyToManyField(
         settings.AUTH_USER_MODEL, through="Membership", related_name="workspaces"

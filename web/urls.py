@@ -9,7 +9,6 @@ urlpatterns = [
     path("notifications/<int:pk>/", views.NotificationDetailView.as_view(),
          name="notification-detail"),
     path("preferences/", views.PreferencesView.as_view(), name="preferences-page"),
-    path("accounts/login/", auth_views.LoginView.as_view(redirect_authenticated_user=True),
-         name="login"),
+    path("accounts/login/", views.SigninView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
 ]

@@ -5,9 +5,11 @@ The pages only carry reference data: priority colors and labels, category names.
 
 from django.conf import settings
 from django.contrib.auth.mixins import LoginRequiredMixin
+from django.contrib.auth.views import LoginView
 from django.views.generic import RedirectView, TemplateView
 
 from events.catalog import Priority
+from events.forms import SigninForm, signin_page_response
 from events.models import Category
 
 
@@ -45,3 +47,13 @@ class NotificationDetailView(AppPage):
 
 class PreferencesView(AppPage):
     template_name = "web/preferences.html"
+
+
+class SigninView(LoginView):
+    """The app's sign-in page, under the sign-in limit: over it a 429 with the message."""
+
+    authentication_form = SigninForm
+    redirect_authenticated_user = True
+
+    def form_invalid(self, form):
+        return signin_page_response(super().form_invalid(form))

@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from core.admin import ModelAdmin
 
-from ..models import EmailSettings
+from ..models import SECRET_MAX_LENGTH, EmailSettings
 from ..services import email as services
 
 
@@ -24,7 +24,10 @@ class NewPasswordField(forms.CharField):
 
 
 class EmailSettingsForm(forms.ModelForm):
-    password = NewPasswordField(required=False, strip=False)
+    """The model's validation applies as it is (``EmailSettings.clean``: enabling needs a
+    host, a port and a from address, each named on its field)."""
+
+    password = NewPasswordField(required=False, strip=False, max_length=SECRET_MAX_LENGTH)
 
     class Meta:
         model = EmailSettings
@@ -65,13 +68,18 @@ class EmailSettingsAdmin(ModelAdmin):
         return form
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
-        services.email_settings_get()
+        stored = services.email_settings_get()
         extra_context = {**(extra_context or {}), "title": "Email settings"}
         action = next((a for a in self.TEST_ACTIONS if a in request.POST), None)
         if request.method == "POST" and action and object_id:
             return self._test_view(request, object_id, action, extra_context)
-        if request.method == "GET" and not EmailSettings.objects.filter(enabled=True).exists():
-            extra_context["email_disabled"] = True
+        if request.method == "GET":
+            if not stored.enabled:
+                extra_context["email_disabled"] = True
+            elif stored.missing_settings:
+                extra_context["email_incomplete"] = ", ".join(
+                    str(EmailSettings._meta.get_field(name).verbose_name)
+                    for name in stored.missing_settings)
         return super().changeform_view(request, object_id, form_url, extra_context)
 
     def save_model(self, request, obj, form, change):

@@ -13,7 +13,7 @@ from core.admin import ModelAdmin
 from events.models import Category, EventType
 
 from ..backends.webhook import WEBHOOK_CHANNEL
-from ..models import WebhookEndpoint
+from ..models import ROUTING_KEY_MAX_LENGTH, SECRET_MAX_LENGTH, WebhookEndpoint
 from ..services.webhooks import (
     webhook_endpoint_delete,
     webhook_endpoint_save,
@@ -29,13 +29,14 @@ class WebhookEndpointForm(forms.ModelForm):
     url = forms.URLField(label="URL", max_length=2000, assume_scheme="https",
                          help_text="https only; private and internal addresses are refused.")
     secret = NewPasswordField(
-        required=False, strip=False,
+        required=False, strip=False, max_length=SECRET_MAX_LENGTH,
         help_text="Signs every request. Stored encrypted and never shown; leave empty to keep "
                   "it, type a new one to replace it.")
     clear_secret = forms.BooleanField(required=False, label="Remove the secret")
     routing_key = NewPasswordField(
-        required=False, help_text="PagerDuty integration key (PagerDuty format only). Leave "
-                                  "empty to keep the stored one.")
+        required=False, max_length=ROUTING_KEY_MAX_LENGTH,
+        help_text="PagerDuty integration key (PagerDuty format only). Leave empty to keep the "
+                  "stored one.")
     categories = forms.MultipleChoiceField(
         required=False, widget=forms.CheckboxSelectMultiple,
         help_text="None ticked: every category.")

@@ -1,16 +1,27 @@
 from rest_framework import serializers
 
+from events.api.serializers import BoundedListField, StrictFieldsMixin
 from events.models import Workspace
 
-from ..models import DigestSetting, EmailSettings, WebhookEndpoint
+from ..models import (
+    ROUTING_KEY_MAX_LENGTH,
+    SECRET_MAX_LENGTH,
+    DigestSetting,
+    EmailSettings,
+    WebhookEndpoint,
+)
 
 
-class EmailSettingsSerializer(serializers.ModelSerializer):
-    """The email settings; ``password`` is write-only (empty or absent keeps the stored one)."""
+class EmailSettingsSerializer(StrictFieldsMixin, serializers.ModelSerializer):
+    """The email settings; ``password`` is write-only (empty or absent keeps the stored one).
+
+    Saving checks the whole record (``EmailSettings.clean``): ``enabled`` needs a host, a
+    port and a from address.
+    """
 
     password = serializers.CharField(
         write_only=True, required=False, allow_blank=True, trim_whitespace=False,
-        style={"input_type": "password"},
+        max_length=SECRET_MAX_LENGTH, style={"input_type": "password"},
         help_text="Write-only. Empty or absent keeps the stored password.")
     password_set = serializers.SerializerMethodField(help_text="Whether a password is stored.")
 
@@ -50,25 +61,33 @@ class TestResultSerializer(serializers.Serializer):
     detail = serializers.CharField(required=False, help_text="A human sentence.")
 
 
-class WebhookEndpointSerializer(serializers.ModelSerializer):
+#: The most category slugs or event type keys one endpoint's filter lists.
+FILTER_MAX_ITEMS = 1000
+
+
+class WebhookEndpointSerializer(StrictFieldsMixin, serializers.ModelSerializer):
     """A webhook endpoint. ``secret`` and ``routing_key`` are write-only: absent or "" keeps
     the stored value, null removes it. ``workspace_id`` is the workspace's public id."""
 
     secret = serializers.CharField(
         write_only=True, required=False, allow_blank=True, allow_null=True,
-        trim_whitespace=False, style={"input_type": "password"},
+        trim_whitespace=False, max_length=SECRET_MAX_LENGTH, style={"input_type": "password"},
         help_text="Write-only. Absent or empty keeps the stored secret; null removes it.")
     secret_set = serializers.SerializerMethodField(help_text="Whether a secret is stored.")
     routing_key = serializers.CharField(
         write_only=True, required=False, allow_blank=True, allow_null=True,
+        max_length=ROUTING_KEY_MAX_LENGTH,
         help_text="PagerDuty routing key. Write-only, like secret.")
     workspace_id = serializers.SlugRelatedField(
         source="workspace", slug_field="public_id", queryset=Workspace.objects.all(),
         required=False, allow_null=True, help_text="Only this workspace's events; null: all.")
-    categories = serializers.ListField(child=serializers.CharField(), required=False,
-                                       help_text="Category slugs; empty: every category.")
-    event_types = serializers.ListField(child=serializers.CharField(), required=False,
-                                        help_text="Event type keys; empty: every event type.")
+    # Bounded before the catalog is asked: each item must be a known, distinct slug or key.
+    categories = BoundedListField(child=serializers.CharField(max_length=50), required=False,
+                                  max_length=FILTER_MAX_ITEMS,
+                                  help_text="Category slugs; empty: every category.")
+    event_types = BoundedListField(child=serializers.CharField(max_length=120),
+                                   required=False, max_length=FILTER_MAX_ITEMS,
+                                   help_text="Event type keys; empty: every event type.")
     url = serializers.CharField(max_length=2000, help_text="https only.")
 
     class Meta:
@@ -91,7 +110,7 @@ class WebhookTestResultSerializer(serializers.Serializer):
     duration_ms = serializers.IntegerField()
 
 
-class DigestSettingSerializer(serializers.ModelSerializer):
+class DigestSettingSerializer(StrictFieldsMixin, serializers.ModelSerializer):
     class Meta:
         model = DigestSetting
         fields = ["channel", "digest_enabled"]

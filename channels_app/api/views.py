@@ -5,6 +5,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from events.api.permissions import StaffModelPermissions, staff_with
+from events.api.serializers import refuse_fields
 
 from ..models import WebhookEndpoint
 from ..services import digests as digest_services
@@ -106,6 +107,7 @@ class WebhookEndpointViewSet(viewsets.ModelViewSet):
         staff_with(write=("channels_app.change_webhookendpoint",))])
     def test(self, request, pk=None):
         """Send a signed sample event to the endpoint now; always 200 with the outcome."""
+        refuse_fields(request.data)
         result = webhook_services.webhook_endpoint_test(endpoint=self.get_object())
         return Response(result.as_dict())
 

@@ -57,8 +57,16 @@ class EmailBackend(ChannelBackend):
                 for address, user_id in by_address.items()]
 
     def configuration_problems(self) -> list[str]:
-        if not EmailSettings.objects.filter(enabled=True).exists():
+        """Enabled and complete, or what is missing. Saving refuses ``enabled`` without a
+        host, a port or a from address, but a row written otherwise (an older version, SQL
+        by hand) may lack one: then nothing is attempted and deliveries wait, as while email
+        is off. Reads only the fields it checks (not the encrypted password)."""
+        stored = EmailSettings.objects.filter(enabled=True).values(*smtp.REQUIRED).first()
+        if stored is None:
             return ["Email is not enabled: configure and save it in Email settings."]
+        missing = smtp.SmtpConfig(**stored).missing
+        if missing:
+            return [f"Email settings lack {', '.join(missing)}: complete and save them."]
         return []
 
     def target_fields(self, target, target_data) -> dict:

@@ -30,8 +30,9 @@ def email_settings_get() -> EmailSettings:
 def email_settings_update(*, values: Mapping[str, Any]) -> EmailSettings:
     """Apply ``values`` (any of EMAIL_SETTINGS_FIELDS) and save.
 
-    An empty or absent ``password`` keeps the stored one. Raises ValidationError for
-    invalid values, saving nothing.
+    An empty or absent ``password`` keeps the stored one. Raises ``ApplicationError`` naming
+    each field it refuses, saving nothing: an invalid value, or ``enabled`` with a host, a
+    port or a from address missing (``EmailSettings.clean``).
     """
     with transaction.atomic():
         email_settings_get()  # the row exists before it is locked

@@ -1,27 +1,31 @@
 """HTTP transport: POST one body to one URL. Knows nothing of models or deliveries.
 
-- An SSRF guard: a URL must be ``https`` without credentials, and the host's every address
-  must be public. Addresses are checked when the connection is made, and the socket is
-  connected to the very address that was checked (``GuardedHTTPSConnection``), so a name
-  that resolves to a public address at save time and to an internal one later (DNS
-  rebinding) is refused at send time. TLS still verifies the certificate for the host name
-  (SNI and ``Host`` are the name, not the address). ``allow_private=True`` (the setting
-  ``WEBHOOK_ALLOW_PRIVATE_NETWORKS``, for local development and tests only) lifts the guard
-  and allows ``http``.
+- The SSRF guard (``url_guard``): a URL must be ``https`` without credentials, and the
+  host's every address must be public. Addresses are checked when the connection is made,
+  and the socket is connected to the very address that was checked
+  (``GuardedHTTPSConnection``), so a name that resolves to a public address at save time
+  and to an internal one later (DNS rebinding) is refused at send time. TLS still verifies
+  the certificate for the host name (SNI and ``Host`` are the name, not the address),
+  against ``ca_bundle`` when given, else certifi's bundle (requests' default; the
+  environment's ``REQUESTS_CA_BUNDLE`` is ignored with the rest of it).
+  ``allow_private=True`` (the setting ``WEBHOOK_ALLOW_PRIVATE_NETWORKS``, for local
+  development and tests only) lifts the guard and allows ``http``.
 - One ``requests.Session`` per process (keep-alive), environment proxies ignored, connect
   and read timeouts, redirects never followed, at most ``max_response_bytes`` of an answer
   read.
 - Outcomes: 2xx returns a ``Response``; network errors, timeouts, 429 and 5xx raise
-  ``TransientError`` (with ``retry_after`` from a ``Retry-After`` header); 3xx and other
-  4xx raise ``PermanentError`` (410 with ``kind="gone"``); a refused address raises
+  ``TransientError`` (with ``retry_after`` from a ``Retry-After`` header); a certificate
+  that does not verify or a failed handshake raises ``TransientError(kind="tls_failed")``
+  saying which check failed (see ``tls_failure``); 3xx and other 4xx raise
+  ``PermanentError`` (410 with ``kind="gone"``); a refused address raises
   ``PermanentError(kind="forbidden_address")`` whose text never names the address.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import socket
+import ssl
 import threading
 import time
 from dataclasses import dataclass
@@ -36,6 +40,8 @@ from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConn
 
 from channels_app.errors import PermanentError, TransientError
 
+from .url_guard import REFUSED_ADDRESS, UrlRefused, address_allowed, resolve_host, url_check
+
 # The kinds of failure a send or a test reports.
 UNREACHABLE = "unreachable"
 TIMEOUT = "timeout"
@@ -45,83 +51,7 @@ REJECTED = "rejected"
 GONE = "gone"
 SERVER_ERROR = "server_error"
 RATE_LIMITED = "rate_limited"
-
-#: Cloud metadata services, refused whatever else the address looks like.
-METADATA_ADDRESSES = frozenset({ipaddress.ip_address("169.254.169.254"),
-                                ipaddress.ip_address("fd00:ec2::254")})
-LOCAL_NAMES = ("localhost", "localhost.localdomain")
-REFUSED_ADDRESS = ("The endpoint's host resolves to a loopback, private, link-local or other "
-                   "internal address, which webhooks may not reach.")
-
-
-class UrlRefused(ValueError):
-    """A webhook URL the guard refuses; the message says why (never a resolved address)."""
-
-
-# --- the guard ----------------------------------------------------------------------------
-
-def address_allowed(address: str) -> bool:
-    """Whether ``address`` (an IP literal) is a public unicast address webhooks may reach."""
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if ip.version == 6 and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    if ip in METADATA_ADDRESSES:
-        return False
-    return not (ip.is_loopback or ip.is_private or ip.is_link_local or ip.is_multicast
-                or ip.is_unspecified or ip.is_reserved or getattr(ip, "is_site_local", False)
-                or not ip.is_global)
-
-
-def url_check(url: str, *, allow_private: bool, resolve: bool = True) -> None:
-    """Raise ``UrlRefused`` for a URL webhooks may not be sent to.
-
-    Refused: a scheme other than https (http too with ``allow_private``), credentials in
-    the URL, no host, a bad port; unless ``allow_private``: a local name, an address
-    literal that is not public, or a name whose resolved addresses include one
-    (``resolve=False`` skips resolving; a name that does not resolve now is accepted, and
-    checked again at every send).
-    """
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        raise UrlRefused(f"Not a valid URL: {exc}.") from None
-    schemes = ("https", "http") if allow_private else ("https",)
-    if parts.scheme not in schemes:
-        raise UrlRefused("The URL must start with https://" if not allow_private
-                         else "The URL must start with https:// or http://")
-    if parts.username is not None or parts.password is not None:
-        raise UrlRefused("The URL must not contain a user name or password; use the "
-                         "endpoint's secret to authenticate requests.")
-    host = parts.hostname
-    if not host:
-        raise UrlRefused("The URL has no host.")
-    if allow_private:
-        return
-    if host.rstrip(".").lower() in LOCAL_NAMES or host.rstrip(".").lower().endswith(
-            ".localhost"):
-        raise UrlRefused(REFUSED_ADDRESS)
-    try:
-        literal = ipaddress.ip_address(host)
-    except ValueError:
-        literal = None
-    if literal is not None:
-        if not address_allowed(host):
-            raise UrlRefused(REFUSED_ADDRESS)
-        return
-    if resolve:
-        try:
-            addresses = _resolve(host, port or 443)
-        except OSError:
-            return  # not resolvable now: checked again at every send
-        if not all(address_allowed(address) for _, address in addresses):
-            raise UrlRefused(REFUSED_ADDRESS)
-
-
-def _resolve(host: str, port: int) -> list[tuple[int, str]]:
-    """Every (family, address) of ``host``; raises OSError (socket.gaierror) if none."""
-    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return list(dict.fromkeys((family, sockaddr[0]) for family, _, _, _, sockaddr in infos))
+TLS_FAILED = "tls_failed"
 
 
 class _GuardRefused(NewConnectionError):
@@ -135,7 +65,7 @@ class _GuardedMixin:
 
     def _new_conn(self) -> socket.socket:
         try:
-            addresses = _resolve(self._dns_host, self.port)
+            addresses = resolve_host(self._dns_host, self.port)
         except socket.gaierror as exc:
             raise NameResolutionError(self.host, self, exc) from exc
         if not self.allow_private and not all(address_allowed(a) for _, a in addresses):
@@ -246,8 +176,12 @@ class Limits:
 
 
 def post(url: str, *, body: bytes, headers: dict[str, str], limits: Limits,
-         allow_private: bool) -> Response:
-    """POST ``body`` to ``url`` once; see the module docstring for what it raises."""
+         allow_private: bool, ca_bundle: str | None = None) -> Response:
+    """POST ``body`` to ``url`` once; see the module docstring for what it raises.
+
+    ``ca_bundle``: a PEM file of the CAs a receiver's certificate may chain to (None:
+    certifi's bundle).
+    """
     try:
         url_check(url, allow_private=allow_private, resolve=False)
     except UrlRefused as exc:
@@ -257,19 +191,9 @@ def post(url: str, *, body: bytes, headers: dict[str, str], limits: Limits,
     try:
         answer = session(allow_private=allow_private).post(
             url, data=body, headers=headers, allow_redirects=False, stream=True,
-            timeout=(limits.connect_timeout, limits.read_timeout))
-    except requests.exceptions.ConnectionError as exc:
-        if _caused_by(exc, _GuardRefused):
-            raise PermanentError(REFUSED_ADDRESS, kind=FORBIDDEN_ADDRESS) from None
-        if isinstance(exc, requests.exceptions.ConnectTimeout):
-            raise TransientError(f"No connection within {limits.connect_timeout:g} s.",
-                                 kind=TIMEOUT) from None
-        raise TransientError(f"Cannot connect: {_reason(exc)}", kind=UNREACHABLE) from None
-    except requests.exceptions.Timeout:
-        raise TransientError(f"No answer within {limits.read_timeout:g} s.",
-                             kind=TIMEOUT) from None
+            timeout=(limits.connect_timeout, limits.read_timeout), verify=ca_bundle or True)
     except requests.exceptions.RequestException as exc:
-        raise TransientError(f"The request failed: {_reason(exc)}", kind=UNREACHABLE) from None
+        raise _request_failure(exc, url=url, limits=limits) from None
     try:
         text = _read_capped(answer, limits.max_response_bytes, deadline)
     except (requests.exceptions.RequestException, OSError):
@@ -278,6 +202,24 @@ def post(url: str, *, body: bytes, headers: dict[str, str], limits: Limits,
         answer.close()
     duration_ms = round((time.monotonic() - started) * 1000)
     return _classify(answer, text, duration_ms)
+
+
+def _request_failure(exc: requests.exceptions.RequestException, *, url: str,
+                     limits: Limits) -> PermanentError | TransientError:
+    """The error a request that got no answer means (nothing was received, or not all)."""
+    if _cause_of(exc, _GuardRefused):
+        return PermanentError(REFUSED_ADDRESS, kind=FORBIDDEN_ADDRESS)
+    tls = tls_failure(exc, host=urlsplit(url).hostname or "")
+    if tls:
+        return TransientError(tls, kind=TLS_FAILED)
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return TransientError(f"No connection within {limits.connect_timeout:g} s.",
+                              kind=TIMEOUT)
+    if isinstance(exc, requests.exceptions.Timeout):
+        return TransientError(f"No answer within {limits.read_timeout:g} s.", kind=TIMEOUT)
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        return TransientError(f"Cannot connect: {_reason(exc)}", kind=UNREACHABLE)
+    return TransientError(f"The request failed: {_reason(exc)}", kind=UNREACHABLE)
 
 
 def _classify(answer: requests.Response, text: str, duration_ms: int) -> Response:
@@ -324,34 +266,83 @@ def retry_after_seconds(value: str | None, *, now: float | None = None) -> float
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
-def _caused_by(exc: BaseException, kind: type) -> bool:
+def _cause_of(exc: BaseException, kind: type) -> BaseException | None:
+    """The first exception of type ``kind`` in ``exc`` or what it wraps, or None.
+
+    Follows ``__cause__``, ``__context__``, exception ``args`` and urllib3's ``reason``,
+    only through exceptions: a ``reason`` or an arg may be a plain string (``ssl.SSLError``
+    keeps OpenSSL's reason code there).
+    """
     seen = set()
     stack = [exc]
     while stack:
         current = stack.pop()
-        if current is None or id(current) in seen:
+        if id(current) in seen:
             continue
         seen.add(id(current))
         if isinstance(current, kind):
-            return True
-        stack.extend([current.__cause__, current.__context__,
-                      *(arg for arg in getattr(current, "args", ())
-                        if isinstance(arg, BaseException)),
-                      getattr(current, "reason", None)])
-    return False
+            return current
+        linked = (current.__cause__, current.__context__, *current.args,
+                  getattr(current, "reason", None))
+        stack.extend(item for item in linked if isinstance(item, BaseException))
+    return None
+
+
+# OpenSSL's X509_V_ERR_* codes, by the check that failed.
+_EXPIRED = {9: "is not valid yet (its start date is in the future; check the receiver's "
+               "clock too)",
+            10: "has expired; the receiver's operator must renew it"}
+_UNKNOWN_ISSUER = ("is signed by an unknown issuer (not a trusted CA, or the receiver sends "
+                   "an incomplete chain)")
+_UNTRUSTED = {18: "is self-signed, which no trusted CA vouches for",
+              19: "chains to a self-signed root that is not a trusted CA",
+              2: _UNKNOWN_ISSUER, 20: _UNKNOWN_ISSUER, 21: _UNKNOWN_ISSUER}
+_WRONG_HOST = (62, 64)  # host name mismatch, IP address mismatch
+
+
+def tls_failure(exc: BaseException, *, host: str) -> str:
+    """Which TLS check a failed request failed, as a sentence; "" when TLS was not the cause.
+
+    A certificate problem is a ``TransientError``, retried with the usual backoff: the
+    certificate belongs to the receiver, and what goes wrong with one (a renewal that did
+    not run, a certificate deployed for another name or with half its chain, a proxy
+    switched to a self-signed default) is nearly always an operational slip that its
+    operator fixes within hours, not a sign that the endpoint is gone: the kind of gap
+    a webhook sender's retries are there to bridge. Nothing is ever sent over a connection
+    that did not verify, a delivery still failing after the endpoint's retries fails, and
+    its failures count toward deactivating the endpoint like any others. (The SMTP
+    transport calls a TLS failure permanent instead: that server is ours to configure, and
+    Test Connection shows the problem at once.)
+    """
+    error = _cause_of(exc, ssl.SSLCertVerificationError)
+    if error is not None:
+        code = error.verify_code
+        if code in _WRONG_HOST:
+            what = f"is not valid for the host name {host}"
+        else:
+            what = (_EXPIRED.get(code) or _UNTRUSTED.get(code)
+                    or f"did not verify: {error.verify_message}")
+        advice = ("; if the receiver uses a private CA on purpose, add that CA to "
+                  "WEBHOOK_CA_BUNDLE" if code in _UNTRUSTED else "")
+        return f"TLS certificate check failed: the receiver's certificate {what}{advice}."
+    error = _cause_of(exc, ssl.SSLError)
+    if error is not None:
+        if error.reason == "WRONG_VERSION_NUMBER":
+            return ("The TLS handshake failed: the receiver did not answer in TLS (is the "
+                    "port serving plain HTTP?).")
+        return f"The TLS handshake failed: {error.reason or error}."
+    return ""
 
 
 def _reason(exc: BaseException) -> str:
     """A short reason, without the URL's query (which might carry a token)."""
     for kind, text in ((NameResolutionError, "the host name does not resolve"),
                        (ConnectTimeoutError, "timed out")):
-        if _caused_by(exc, kind):
+        if _cause_of(exc, kind):
             return text
     message = str(exc)
     if "Connection refused" in message:
         return "connection refused"
     if "Connection reset" in message or "RemoteDisconnected" in message:
         return "the connection was closed without an answer"
-    if "SSL" in message or "certificate" in message:
-        return "TLS failed (certificate or protocol)"
     return type(exc).__name__

@@ -47,8 +47,22 @@ class SmtpConfig:
     timeout: float = 10
 
     @property
+    def missing(self) -> tuple[str, ...]:
+        """The settings nothing can be sent without (``REQUIRED``) that are empty here; a
+        host or address of only spaces is empty. The one definition of "configured"."""
+        return tuple(name for name in REQUIRED if not _given(getattr(self, name)))
+
+    @property
     def is_configured(self) -> bool:
-        return bool(self.host and self.port and self.from_email)
+        return not self.missing
+
+
+#: The SmtpConfig attributes a server cannot be used without.
+REQUIRED = ("host", "port", "from_email")
+
+
+def _given(value) -> bool:
+    return bool(value.strip() if isinstance(value, str) else value)
 
 
 @dataclass(frozen=True)

@@ -47,4 +47,5 @@ def post(message: WebhookMessage) -> http.Response:
     """Sign ``message`` now and POST it once (raises TransientError / PermanentError)."""
     return http.post(message.url, body=message.body, headers=message.headers(),
                      limits=http_limits(),
-                     allow_private=settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS)
+                     allow_private=settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS,
+                     ca_bundle=settings.WEBHOOK_CA_BUNDLE or None)

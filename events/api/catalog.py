@@ -1,6 +1,5 @@
 """The event catalog over REST: event types with their effective priority and channels."""
 
-from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, viewsets
 from rest_framework.response import Response
 
@@ -9,11 +8,15 @@ from ..models import EventType
 from ..routing_view import routing_describer
 from ..services.catalog import event_type_update
 from .permissions import staff_with
+from .serializers import StrictFieldsMixin
 
 
-class EventTypeSerializer(serializers.ModelSerializer):
+class EventTypeSerializer(StrictFieldsMixin, serializers.ModelSerializer):
     """An event type of the catalog, with the channels it reaches and where they come from
-    (as the routing app describes them, ``events.routing_view``)."""
+    (as the routing app describes them, ``events.routing_view``).
+
+    A PATCH sets ``enabled`` and ``priority_override``; the rest is read-only here.
+    """
 
     category = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     effective_priority = serializers.CharField(read_only=True)
@@ -46,13 +49,6 @@ class EventTypeSerializer(serializers.ModelSerializer):
         return routing.source if routing else ""
 
 
-class EventTypeUpdateSerializer(serializers.Serializer):
-    enabled = serializers.BooleanField(required=False)
-    priority_override = serializers.ChoiceField(
-        choices=[("", "No override"), *Priority.CHOICES], required=False, allow_blank=True
-    )
-
-
 class EventTypeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """The event catalog with effective priority and channels. Staff may PATCH."""
 
@@ -72,10 +68,10 @@ class EventTypeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
     def get_serializer_context(self):
         return {**super().get_serializer_context(), "describe": routing_describer()}
 
-    @extend_schema(request=EventTypeUpdateSerializer, responses=EventTypeSerializer)
     def partial_update(self, request, key=None):
+        """Set ``enabled`` or ``priority_override``; any other field is refused."""
         event_type = self.get_object()
-        update = EventTypeUpdateSerializer(data=request.data)
+        update = self.get_serializer(event_type, data=request.data, partial=True)
         update.is_valid(raise_exception=True)
         event_type_update(event_type=event_type, **update.validated_data)
         return Response(self.get_serializer(event_type).data)

@@ -8,8 +8,7 @@ from rest_framework.views import APIView
 from events.services.emit import event_emit
 
 from .parsers import EmitJSONParser
-from .serializers import EmitSerializer, EventSerializer
-from .throttles import TokenThrottle
+from .serializers import EmitSerializer, EventSerializer, SigninTokenSerializer
 
 
 class CanEmitEvents(permissions.BasePermission):
@@ -48,7 +47,6 @@ class EventCreateView(APIView):
 
 
 class AuthTokenView(ObtainAuthToken):
-    """Username and password for an API token; throttled per client address."""
+    """Username and password for an API token, under the sign-in limit (``events.signin``)."""
 
-    throttle_classes = [TokenThrottle]
-    throttle_scope = "auth-token"
+    serializer_class = SigninTokenSerializer

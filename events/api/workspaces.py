@@ -17,9 +17,10 @@ from events.services.workspaces import (
 )
 
 from .permissions import StaffModelPermissions
+from .serializers import StrictFieldsMixin
 
 
-class WorkspaceSerializer(serializers.ModelSerializer):
+class WorkspaceSerializer(StrictFieldsMixin, serializers.ModelSerializer):
     workspace_id = serializers.CharField(
         source="public_id", required=False, max_length=40,
         help_text="Public id like 'ws_analytics'; generated when omitted. Cannot change later.",
@@ -31,7 +32,7 @@ class WorkspaceSerializer(serializers.ModelSerializer):
         read_only_fields = ["created_at"]
 
 
-class MemberSerializer(serializers.ModelSerializer):
+class MemberSerializer(StrictFieldsMixin, serializers.ModelSerializer):
     username = serializers.CharField(source="user.username")
     user_id = serializers.IntegerField(
         source="user.pk", read_only=True, help_text="What POST /api/events/ takes as recipients."

@@ -282,6 +282,12 @@ def _resolve_workspace(workspace, *, pk=_NOT_LOOKED_UP, member=None) -> Workspac
     return Workspace.from_db(connection.alias, ["id", "public_id"], [pk, workspace])
 
 
+#: The most ``recipients`` one event may name (a larger audience is a workspace's members).
+MAX_RECIPIENTS = 1000
+#: An error about recipients quotes at most this many of them, then counts the rest.
+RECIPIENTS_QUOTED = 5
+
+
 def _resolve_recipients(recipients, workspace: Workspace | None) -> list[int] | None:
     if recipients is None:
         return None
@@ -289,21 +295,32 @@ def _resolve_recipients(recipients, workspace: Workspace | None) -> list[int] | 
         raise InvalidRecipients("recipients must be a list of users or user ids")
     ids = []
     for recipient in recipients:
+        if len(ids) == MAX_RECIPIENTS:
+            raise InvalidRecipients(
+                f"recipients lists more than {MAX_RECIPIENTS} users; at most {MAX_RECIPIENTS} "
+                "may be named (leave it out to notify the whole workspace)")
         pk = getattr(recipient, "pk", recipient)
         if isinstance(pk, bool) or not isinstance(pk, int):
-            raise InvalidRecipients(f"recipients must be users or user ids, got {recipient!r}")
+            raise InvalidRecipients(
+                f"recipients must be users or user ids, got {_short(repr(recipient))}")
         ids.append(pk)
     ids = sorted(set(ids))
     if not ids:
         raise InvalidRecipients("recipients is empty; pass None for the default audience")
-    users = get_user_model().objects.filter(pk__in=ids, is_active=True)
+    user_model = get_user_model()
+    low, high = connection.ops.integer_field_range(user_model._meta.pk.get_internal_type())
+    users = user_model.objects.filter(  # an id no column can hold is no user (not a 500)
+        pk__in=[pk for pk in ids if low <= pk <= high], is_active=True)
     if workspace is not None:
         users = users.filter(memberships__workspace=workspace)
     found = set(users.values_list("pk", flat=True))
     missing = [pk for pk in ids if pk not in found]
     if missing:
         where = f"members of workspace {workspace.public_id}" if workspace else "active users"
-        raise InvalidRecipients(f"recipients {missing} are not {where}")
+        quoted = missing[:RECIPIENTS_QUOTED]
+        more = (f" and {len(missing) - len(quoted)} more ({len(missing)} in all)"
+                if len(missing) > len(quoted) else "")
+        raise InvalidRecipients(f"recipients {quoted}{more} are not {where}")
     return ids
 
 

@@ -4,6 +4,7 @@ import re
 from collections.abc import Iterable
 
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from ..exceptions import WorkspaceError
@@ -109,8 +110,12 @@ def _validate_workspace_name(name) -> str:
     if not isinstance(name, str) or not name.strip():
         raise WorkspaceError("a workspace needs a name", field="name")
     name = name.strip()
-    limit = Workspace._meta.get_field("name").max_length
-    if len(name) > limit:
-        raise WorkspaceError(f"the name is {len(name)} characters; the limit is {limit}",
-                             field="name")
+    field = Workspace._meta.get_field("name")
+    if len(name) > field.max_length:
+        raise WorkspaceError(f"the name is {len(name)} characters; the limit is "
+                             f"{field.max_length}", field="name")
+    try:
+        field.run_validators(name)  # one line, as the admin checks it
+    except ValidationError as exc:
+        raise WorkspaceError(exc.messages[0], field="name") from None
     return name

@@ -2,7 +2,7 @@ from rest_framework import serializers
 from rest_framework.validators import UniqueValidator
 
 from channels_app.backends import channel_names, get_backend
-from events.api.serializers import StrictFieldsMixin
+from events.api.serializers import BoundedListField, StrictFieldsMixin
 from events.catalog import Priority
 from events.models import Category, EventType
 
@@ -94,9 +94,10 @@ class UnreadCountSerializer(serializers.Serializer):
     by_priority = serializers.DictField(child=serializers.IntegerField())
 
 
-class NotificationIdsSerializer(serializers.Serializer):
-    ids = serializers.ListField(child=serializers.IntegerField(min_value=1), allow_empty=False,
-                                max_length=1000, help_text="Ids of your own notifications.")
+class NotificationIdsSerializer(StrictFieldsMixin, serializers.Serializer):
+    ids = BoundedListField(  # an id is a positive 64-bit integer (the table's bigint)
+        child=serializers.IntegerField(min_value=1, max_value=2**63 - 1), allow_empty=False,
+        max_length=1000, help_text="Ids of your own notifications, at most 1000.")
 
 
 class MarkedSerializer(serializers.Serializer):
@@ -122,7 +123,7 @@ class ChannelSerializer(serializers.Serializer):
     label = serializers.CharField()
 
 
-class PreferencesSerializer(serializers.Serializer):
+class PreferencesSerializer(StrictFieldsMixin, serializers.Serializer):
     """PUT replaces the categories given; a channel left out of one goes back to on."""
 
     categories = serializers.DictField(child=ChannelChoicesField())
@@ -134,7 +135,7 @@ class PreferencesSerializer(serializers.Serializer):
         help_text="Critical events are delivered whatever the preferences say.")
 
 
-class RoutingRuleSerializer(serializers.ModelSerializer):
+class RoutingRuleSerializer(StrictFieldsMixin, serializers.ModelSerializer):
     category = serializers.SlugRelatedField(
         slug_field="slug", queryset=Category.objects.all(), required=False, allow_null=True,
         validators=[UniqueValidator(RoutingRule.objects.all(),
@@ -229,7 +230,7 @@ class DeliveryFilterSerializer(serializers.Serializer):
         self.fields["channel"].choices = channel_names()  # the installed channels
 
 
-class DigestFlushSerializer(serializers.Serializer):
+class DigestFlushSerializer(StrictFieldsMixin, serializers.Serializer):
     bucket = serializers.ChoiceField(choices=Bucket.values)
 
 

@@ -3,14 +3,15 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from channels_app.backends.webhook import WEBHOOK_CHANNEL
+from events.api.pagination import CursorPagination
 from events.api.parsers import JSONParser
 from events.api.permissions import StaffModelPermissions, staff_with
+from events.api.serializers import refuse_fields
 
 from ..deliveries.manual import delivery_replay, delivery_retry
 from ..models import RoutingRule
@@ -86,12 +87,14 @@ class NotificationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
     @extend_schema(request=None, responses=NotificationSerializer, parameters=[NOTIFICATION_ID])
     @action(detail=True, methods=["post"])
     def read(self, request, pk=None):
+        refuse_fields(request.data)
         notification = reading.notification_mark_read(notification=self.get_object())
         return Response(self.get_serializer(notification).data)
 
     @extend_schema(request=None, responses=NotificationSerializer, parameters=[NOTIFICATION_ID])
     @action(detail=True, methods=["post"])
     def unread(self, request, pk=None):
+        refuse_fields(request.data)
         notification = reading.notification_mark_unread(notification=self.get_object())
         return Response(self.get_serializer(notification).data)
 
@@ -99,6 +102,7 @@ class NotificationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
                                                   "properties": {"marked": {"type": "integer"}}}})
     @action(detail=False, methods=["post"], url_path="read-all")
     def read_all(self, request):
+        refuse_fields(request.data)
         return Response({"marked": reading.notification_mark_all_read(user=request.user)})
 
     @extend_schema(request=NotificationIdsSerializer, responses=MarkedSerializer)
@@ -240,6 +244,7 @@ class DeliveryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
             permission_classes=[staff_with(write=("notifications.change_delivery",))])
     def retry(self, request, pk=None):
         """Send a failed delivery again under the same id (409 when it is not failed)."""
+        refuse_fields(request.data)
         delivery = delivery_retry(delivery_id=self.get_object().pk)
         return Response(self.get_serializer(delivery).data)
 
@@ -248,6 +253,7 @@ class DeliveryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
             permission_classes=[staff_with(write=("notifications.change_delivery",))])
     def replay(self, request, pk=None):
         """Send a delivered or failed delivery again under the same id (409 otherwise)."""
+        refuse_fields(request.data)
         delivery = delivery_replay(delivery_id=self.get_object().pk)
         return Response(self.get_serializer(delivery).data)
 

@@ -4,7 +4,7 @@ Email: the address; webhooks: the endpoint's id; the bell: the user's id. Channe
 checked against the installed channels, no longer frozen into choices. Policies may hold
 (``held``, ``release_at``) or skip (``skipped``, ``decision``, ``reason``) a delivery.
 
-Webhook endpoints' delivery health moves onto the endpoint (channels_app 0005): it is
+Webhook endpoints' delivery health moves onto the endpoint (channels_app 0006): it is
 filled here from the deliveries of each endpoint, which only this app can read.
 """
 
@@ -44,8 +44,8 @@ def fill_targets(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('events', '0007_event_routing_outcome'),
-        ('channels_app', '0005_webhook_endpoint_health'),
+        ('events', '0008_event_routing_outcome'),
+        ('channels_app', '0006_webhook_endpoint_health'),
         ('notifications', '0010_retention'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]

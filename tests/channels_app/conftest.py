@@ -1,6 +1,8 @@
 """SMTP servers for the email tests (see smtp_servers.py): plain, STARTTLS, implicit TLS,
 with and without AUTH, a silent one and a closed port, all on 127.0.0.1."""
 
+import socket
+
 import pytest
 
 from .smtp_servers import ClosedPort, SilentServer, SmtpServer, make_certificate
@@ -60,6 +62,21 @@ def closed_port():
 # --- webhook receivers (see webhook_servers.py) -----------------------------------------------
 
 @pytest.fixture
+def dns(monkeypatch):
+    """Map names to addresses for this test (every other name resolves as usual)."""
+    names = {}
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        if host in names:
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (names[host], port))]
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return names
+
+
+@pytest.fixture
 def private_networks(settings):
     """Webhooks may reach loopback and plain http (the receivers in these tests)."""
     settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = True
@@ -67,13 +84,14 @@ def private_networks(settings):
 
 @pytest.fixture
 def receiver():
-    """Start receivers: ``receiver(replies=[Reply(500), Reply(200)])``; all stop after."""
+    """Start receivers: ``receiver(replies=[Reply(500), Reply(200)])``, over HTTPS with
+    ``certificate=``; all stop after."""
     from .webhook_servers import Receiver
 
     started = []
 
-    def start(replies=()):
-        server = Receiver(replies)
+    def start(replies=(), certificate=None):
+        server = Receiver(replies, certificate)
         started.append(server)
         return server
 

@@ -5,6 +5,7 @@ import logging
 import pytest
 from django.contrib.auth.models import Permission
 from django.contrib.messages import get_messages
+from django.core.exceptions import ValidationError
 
 from channels_app.models import EmailSettings
 from channels_app.services.email import email_settings_get, email_settings_update
@@ -138,6 +139,92 @@ def test_send_test_email_with_unsaved_settings(db, staff_api, smtp_server):
     assert EmailSettings.objects.get().host == ""
 
 
+def test_enabling_needs_a_host_and_a_from_address_each_named(db, staff_api):
+    response = staff_api.patch(URL, {"enabled": True, "host": ""}, format="json")
+
+    assert response.status_code == 400
+    errors = response.json()
+    assert set(errors) == {"host", "from_email"}
+    assert errors["host"] == ["Required while email is enabled."]
+    stored = EmailSettings.objects.get()
+    assert (stored.enabled, stored.host, stored.from_email) == (False, "", "")
+
+
+def test_an_enabled_configuration_cannot_lose_a_required_field(db, staff_api):
+    complete = {"host": "smtp.example.com", "from_email": "alerts@datafi.test", "enabled": True}
+    assert staff_api.patch(URL, complete, format="json").status_code == 200
+
+    blanked = staff_api.patch(URL, {"host": "  ", "port": 2525}, format="json")
+    no_sender = staff_api.put(URL, {"host": "smtp.example.com", "from_email": "",
+                                    "enabled": True}, format="json")
+
+    assert (blanked.status_code, list(blanked.json())) == (400, ["host"])
+    assert (no_sender.status_code, list(no_sender.json())) == (400, ["from_email"])
+    stored = EmailSettings.objects.get()
+    assert (stored.host, stored.port, stored.from_email) == (
+        "smtp.example.com", 587, "alerts@datafi.test")  # nothing of either request saved
+    switched_off = staff_api.patch(URL, {"enabled": False, "host": ""}, format="json")
+    assert switched_off.status_code == 200  # an incomplete configuration may be kept off
+
+
+def test_the_service_refuses_enabling_an_incomplete_configuration(db):
+    email_settings_get()
+    with pytest.raises(ValidationError) as refused:
+        email_settings_update(values={"enabled": True, "host": "smtp.example.com"})
+
+    assert set(refused.value.message_dict) == {"from_email"}
+    assert EmailSettings.objects.get().enabled is False
+
+
+LINE_BREAKS = {"crlf": "Datafi\r\nBcc: victim@example.com", "lf": "Data\nfi",
+               "tab": "Data\tfi", "nul": "Data\x00fi", "line-separator": "Data\u2028fi"}
+
+
+@pytest.mark.parametrize("field", ["from_name", "username", "host"])
+@pytest.mark.parametrize("value", LINE_BREAKS.values(), ids=LINE_BREAKS.keys())
+def test_control_characters_are_refused_naming_the_field(db, staff_api, field, value):
+    response = staff_api.patch(URL, {field: value}, format="json")
+
+    assert response.status_code == 400
+    assert list(response.json()) == [field]
+    assert "\r" not in response.content.decode() and "victim" not in response.content.decode()
+    assert getattr(EmailSettings.objects.get(), field) == EmailSettings._meta.get_field(
+        field).get_default()
+
+
+def test_a_password_longer_than_1024_characters_is_refused(db, staff_api):
+    too_long = staff_api.patch(URL, {"password": "p" * (1024 * 1024)}, format="json")
+    longest = staff_api.patch(URL, {"password": "p" * 1024}, format="json")
+
+    assert too_long.status_code == 400
+    assert list(too_long.json()) == ["password"]
+    assert "1024" in too_long.json()["password"][0]
+    assert len(too_long.content) < 300
+    assert longest.status_code == 200 and email_settings_get().password == "p" * 1024
+
+
+@pytest.mark.parametrize(("body", "field", "problem"), [
+    ({"hots": "smtp.example.com"}, "hots", "unknown field"),
+    ({"host": "smtp.example.com", "password_set": True}, "password_set", "read-only"),
+], ids=["misspelt", "read-only"])
+def test_a_field_the_settings_do_not_take_is_refused(db, staff_api, body, field, problem):
+    for method in (staff_api.patch, staff_api.put):
+        response = method(URL, body, format="json")
+
+        assert response.status_code == 400
+        assert list(response.json()) == [field]
+        assert problem in response.json()[field][0]
+    assert EmailSettings.objects.get().host == ""
+
+
+def test_the_test_endpoints_refuse_unknown_fields(db, staff_api):
+    for path in ("test-connection/", "send-test-email/"):
+        response = staff_api.post(URL + path, {"prot": 25, "enabled": True}, format="json")
+
+        assert response.status_code == 400
+        assert set(response.json()) == {"prot", "enabled"}
+
+
 # --- admin --------------------------------------------------------------------------------
 
 @pytest.fixture
@@ -230,3 +317,38 @@ def test_send_test_email_button_sends_to_the_typed_address(db, admin, smtp_serve
     assert PASSWORD not in response.content.decode()
     assert email_settings_get().password == ""  # typed for the test, not saved
     assert PASSWORD not in caplog.text
+
+
+def test_the_admin_refuses_enabling_an_incomplete_configuration_on_its_fields(db, admin):
+    response = admin.post(f"{ADMIN_URL}1/change/",
+                          admin_form(host="", from_email="", enabled="on"))
+
+    assert response.status_code == 200  # the form again, with the errors on the fields
+    form = response.context["adminform"].form
+    assert set(form.errors) == {"host", "from_email"}
+    assert form.errors["host"] == ["Required while email is enabled."]
+    assert "Required while email is enabled." in response.content.decode()
+    assert EmailSettings.objects.get().enabled is False
+
+
+def test_the_admin_says_when_an_enabled_configuration_is_incomplete(db, admin):
+    EmailSettings.objects.update_or_create(pk=1, defaults={  # as an older version could
+        "enabled": True, "host": "", "from_email": ""})
+
+    html = admin.get(f"{ADMIN_URL}1/change/").content.decode()
+
+    assert "email-incomplete-note" in html and "email-disabled-note" not in html
+    assert "missing: host, from address" in html
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("from_name", "Datafi\r\nBcc: victim@example.com"), ("username", "mail\ner"),
+    ("password", "p" * 1025),
+])
+def test_the_admin_refuses_control_characters_and_long_passwords(db, admin, field, value):
+    response = admin.post(f"{ADMIN_URL}1/change/", admin_form(**{field: value}))
+
+    assert response.status_code == 200
+    assert list(response.context["adminform"].form.errors) == [field]
+    stored = EmailSettings.objects.get()
+    assert (stored.from_name, stored.username, stored.password) == ("Datafi", "", "")

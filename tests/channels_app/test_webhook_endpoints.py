@@ -81,6 +81,53 @@ def test_bad_values_are_a_400_naming_the_field(staff, values, field):
     assert field in response.json()
 
 
+@pytest.mark.parametrize(("values", "field", "problem"), [
+    ({"name": "Ops\r\nX-Injected: 1"}, "name", "control characters"),
+    ({"name": "Ops\u2028Team"}, "name", "control characters"),
+    ({"secret": "s" * (1024 * 1024)}, "secret", "1024"),
+    ({"format": "pagerduty", "routing_key": "k" * 65}, "routing_key", "64"),
+    ({"categories": ["queries"] * 100_000}, "categories", "1000"),
+    ({"event_types": [7] * 1001}, "event_types", "1000"),
+    ({"nmae": "Ops"}, "nmae", "unknown field"),
+    ({"secret_set": False}, "secret_set", "read-only"),
+    ({"id": 99}, "id", "read-only"),
+    ({"consecutive_failures": 0}, "consecutive_failures", "read-only"),
+], ids=["crlf-name", "separator-name", "huge-secret", "long-routing-key", "huge-categories",
+        "many-event-types", "unknown", "secret-set", "id", "counter"])
+def test_refused_values_are_a_short_400_naming_the_field(staff, values, field, problem):
+    client = api_client_for(staff)
+    endpoint = webhook_endpoint_save(values={"name": "Before", "url": "https://93.184.216.34/"})
+
+    created = create(client, **values)
+    changed = client.patch(f"{URL}{endpoint.pk}/", values, format="json")
+
+    for response in (created, changed):
+        assert response.status_code == 400, response.content[:300]
+        assert list(response.json()) == [field]
+        assert problem in str(response.json()[field])
+        assert len(response.content) < 1000  # names the problem; does not echo the value
+    assert list(WebhookEndpoint.objects.values_list("name", "secret")) == [("Before", "")]
+
+
+def test_the_longest_secret_and_routing_key_are_accepted(staff):
+    response = create(api_client_for(staff), secret="s" * 1024, format="pagerduty",
+                      routing_key="k" * 64)
+
+    assert response.status_code == 201, response.content[:300]
+    endpoint = WebhookEndpoint.objects.get()
+    assert (len(endpoint.secret), len(endpoint.routing_key)) == (1024, 64)
+
+
+def test_send_test_event_refuses_a_body_with_fields(staff):
+    endpoint = webhook_endpoint_save(values={"name": "Ops", "url": "https://93.184.216.34/"})
+
+    response = api_client_for(staff).post(f"{URL}{endpoint.pk}/test/", {"url": "x"},
+                                          format="json")
+
+    assert response.status_code == 400
+    assert "unknown field" in response.json()["url"][0]
+
+
 def test_endpoints_need_staff_with_the_permissions(user, staff):
     assert create(api_client_for(user)).status_code == 403
     assert api_client_for(user).get(URL).status_code == 403
@@ -195,6 +242,21 @@ def test_admin_form_keeps_a_secret_left_empty(admin_client, receiver):
     assert response.status_code == 302, response.content.decode()[:3000]
     endpoint.refresh_from_db()
     assert (endpoint.name, endpoint.secret) == ("Renamed", "keep-me")
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("name", "Ops\r\nX-Injected: 1"), ("secret", "s" * 1025), ("routing_key", "k" * 65),
+])
+def test_admin_form_refuses_control_characters_and_long_secrets(admin_client, field, value):
+    add = reverse("admin:channels_app_webhookendpoint_add")
+    form = {"name": "Ops", "url": "https://93.184.216.34/", "is_active": "on",
+            "format": "pagerduty", "max_retries": "3", "secret": "", "routing_key": "key"}
+
+    response = admin_client.post(add, {**form, field: value})
+
+    assert response.status_code == 200  # the form again, with the error on the field
+    assert list(response.context["adminform"].form.errors) == [field]
+    assert not WebhookEndpoint.objects.exists()
 
 
 def test_admin_log_filters_by_status_shows_attempts_and_retries_or_replays(admin_client):

@@ -2,11 +2,12 @@
 
 With the guard on (the default), every internal address class is refused when an endpoint
 is saved, and a host name that resolves to loopback is refused when the request is made,
-before any connection. Name resolution is real except where a test maps a name itself
-(DNS that changes between save and send: rebinding); the guard is never replaced.
+before any connection. An IPv6 address that carries an IPv4 one (IPv4-mapped, 6to4, NAT64)
+is judged by the IPv4 address; Teredo is refused outright. Name resolution is real except
+where a test maps a name itself (DNS that changes between save and send: rebinding); the
+guard is never replaced.
 """
 
-import socket
 import time
 from email.utils import formatdate
 
@@ -14,7 +15,7 @@ import pytest
 
 from channels_app.errors import PermanentError, TransientError
 from channels_app.models import WebhookEndpoint
-from channels_app.transports import http
+from channels_app.transports import http, url_guard
 from channels_app.webhooks.sending import WebhookMessage
 from notifications.deliveries.send import Outcome, delivery_send
 from notifications.models import Delivery
@@ -47,6 +48,15 @@ REFUSED_AT_SAVE = [
     "https://[fd00::1]/hook",
     "https://224.0.0.1/hook",
     "https://240.0.0.1/hook",
+    "https://[2002:7f00:1::1]/hook",  # 6to4 of 127.0.0.1
+    "https://[2002:a00:1::]/hook",  # 6to4 of 10.0.0.1
+    "https://[2002:a9fe:a9fe::1]/hook",  # 6to4 of 169.254.169.254
+    "https://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/hook",  # Teredo
+    "https://[64:ff9b::7f00:1]/hook",  # NAT64 of 127.0.0.1
+    "https://[64:ff9b::a9fe:a9fe]/hook",  # NAT64 of 169.254.169.254
+    "https://[64:ff9b:1::808:808]/hook",  # local-use NAT64
+    "https://hooks.example.com:0/hook",
+    "https://93.184.216.34:0/hook",
     "https://user:password@hooks.example.com/hook",
     "https://token@hooks.example.com/hook",
     "http://hooks.example.com/hook",
@@ -54,28 +64,52 @@ REFUSED_AT_SAVE = [
 ]
 
 
-@pytest.fixture
-def dns(monkeypatch):
-    """Map names to addresses for this test (every other name resolves as usual)."""
-    names = {}
-    real = socket.getaddrinfo
-
-    def getaddrinfo(host, port, *args, **kwargs):
-        if host in names:
-            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (names[host], port))]
-        return real(host, port, *args, **kwargs)
-
-    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
-    return names
-
-
 def test_the_guard_sorts_addresses():
-    for address in ("93.184.216.34", "8.8.8.8", "2606:4700:4700::1111"):
-        assert http.address_allowed(address), address
+    for address in ("93.184.216.34", "8.8.8.8", "2606:4700:4700::1111", "::ffff:8.8.8.8",
+                    "2002:808:808::1", "64:ff9b::808:808"):
+        assert url_guard.address_allowed(address), address
     for address in ("127.0.0.1", "::1", "::ffff:127.0.0.1", "::ffff:169.254.169.254",
                     "10.0.0.1", "0.0.0.0", "::", "169.254.169.254", "fe80::1", "fc00::1",
                     "ff02::1", "224.0.0.251", "255.255.255.255", "fec0::1", "100.64.0.1"):
-        assert not http.address_allowed(address), address
+        assert not url_guard.address_allowed(address), address
+
+
+@pytest.mark.parametrize(("address", "reaches"), [
+    ("2002:7f00:1::1", "127.0.0.1"),
+    ("2002:a00:1:2::3", "10.0.0.1"),
+    ("2002:c0a8:101::", "192.168.1.1"),
+    ("2002:a9fe:a9fe::", "169.254.169.254"),
+    ("2002:6440:1::", "100.64.0.1"),
+    ("2002::", "0.0.0.0"),
+    ("64:ff9b::7f00:1", "127.0.0.1"),
+    ("64:ff9b::a00:1", "10.0.0.1"),
+    ("64:ff9b::a9fe:a9fe", "169.254.169.254"),
+])
+def test_an_ipv6_address_is_refused_when_the_ipv4_address_it_embeds_is_internal(address,
+                                                                                 reaches):
+    assert not url_guard.address_allowed(reaches)
+    assert not url_guard.address_allowed(address), address
+
+
+@pytest.mark.parametrize("address", [
+    "2001:0:4136:e378:8000:63bf:3fff:fdd2",  # Teredo whose server and client look public
+    "2001::1",
+    "64:ff9b:1::808:808",  # local-use NAT64 prefix: the operator's translator, any mapping
+])
+def test_teredo_and_local_use_nat64_are_refused_whatever_they_embed(address):
+    assert not url_guard.address_allowed(address)
+
+
+def test_port_0_is_refused_naming_the_port_even_where_private_networks_are_allowed(staff):
+    response = api_client_for(staff).post(
+        URL, {"name": "hook", "url": "https://hooks.example.com:0/hook"}, format="json")
+
+    assert response.status_code == 400
+    assert "port 0" in response.json()["url"][0]
+    with pytest.raises(url_guard.UrlRefused, match="port 0"):
+        url_guard.url_check("http://127.0.0.1:0/hook", allow_private=True)
+    with pytest.raises(PermanentError, match="port 0"):
+        post("https://93.184.216.34:0/hook", allow_private=False)
 
 
 @pytest.mark.parametrize("url", REFUSED_AT_SAVE)
@@ -94,8 +128,9 @@ def test_a_public_https_address_is_accepted(staff):
     assert response.status_code == 201, response.content
 
 
-def test_a_name_resolving_to_loopback_is_refused_at_save_time(staff, dns):
-    dns["inside.example.test"] = "127.0.0.1"
+@pytest.mark.parametrize("address", ["127.0.0.1", "2002:7f00:1::1", "64:ff9b::a00:1"])
+def test_a_name_resolving_to_an_internal_address_is_refused_at_save_time(staff, dns, address):
+    dns["inside.example.test"] = address
 
     response = api_client_for(staff).post(
         URL, {"name": "hook", "url": "https://inside.example.test/hook"}, format="json")

@@ -4,9 +4,12 @@
 200); ``Reply(hang=True)`` never answers (until the receiver stops); ``Reply(delay=8)``
 answers after 8 s. Every request is recorded (time, headers, raw body), and every TCP
 connection is counted, so a test can tell that nothing at all was sent.
+``Receiver(certificate=cert)`` speaks HTTPS with that certificate (``smtp_servers.Certificate``);
+a client that refuses the certificate ends the handshake, and nothing is received.
 """
 
 import json
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
@@ -45,8 +48,9 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, receiver):
+    def __init__(self, receiver, certificate=None):
         self.receiver = receiver
+        self.tls = certificate.server_context() if certificate is not None else None
         super().__init__((HOST, 0), _Handler)
 
     def handle_error(self, request, client_address):
@@ -57,6 +61,16 @@ class _Server(ThreadingHTTPServer):
         with self.receiver.lock:
             self.receiver.connections += 1
         return conn
+
+    def finish_request(self, request, client_address):
+        if self.tls is not None:  # the handshake runs in the connection's own thread
+            try:
+                request = self.tls.wrap_socket(request, server_side=True)
+            except (ssl.SSLError, OSError):
+                with self.receiver.lock:
+                    self.receiver.handshakes_failed += 1
+                return
+        super().finish_request(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -90,20 +104,22 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class Receiver:
-    def __init__(self, replies=()):
+    def __init__(self, replies=(), certificate=None):
         self.replies = list(replies)
         self.received: list[Received] = []
         self.connections = 0
+        self.handshakes_failed = 0
         self.answered = 0
         self.lock = threading.Lock()
         self.stopped = threading.Event()
-        self._server = _Server(self)
+        self.scheme = "https" if certificate is not None else "http"
+        self._server = _Server(self, certificate)
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
 
-    def url(self, path: str = "/hook", *, host: str = HOST, scheme: str = "http") -> str:
-        return f"{scheme}://{host}:{self.port}{path}"
+    def url(self, path: str = "/hook", *, host: str = HOST, scheme: str | None = None) -> str:
+        return f"{scheme or self.scheme}://{host}:{self.port}{path}"
 
     def stop(self):
         self.stopped.set()

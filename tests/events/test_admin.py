@@ -393,6 +393,24 @@ def test_admin_refuses_a_title_template_that_does_not_compile(admin_client):
     assert not EventType.objects.filter(name="backup_failed").exists()
 
 
+def test_admin_refuses_a_label_or_workspace_name_of_more_than_one_line(admin_client):
+    system = Category.objects.get(slug="system")
+
+    label = admin_client.post("/admin/events/eventtype/add/", {
+        "category": system.pk, "name": "backup_failed", "label": "Backup\r\nBcc: x@y.z",
+        "title_template": "Backup failed", "default_priority": "high",
+        "priority_override": "", "enabled": "on", "description": ""})
+    name = admin_client.post("/admin/events/workspace/add/", {
+        "name": "Fin\nance", "memberships-TOTAL_FORMS": "0", "memberships-INITIAL_FORMS": "0",
+        "_save": "Save"})
+
+    for response, field in ((label, "label"), (name, "name")):
+        assert response.status_code == 200
+        assert list(response.context["adminform"].form.errors) == [field]
+    assert not EventType.objects.filter(name="backup_failed").exists()
+    assert not Workspace.objects.exists()
+
+
 def test_a_disabled_event_type_shows_no_channels(admin_client):
     EventType.objects.filter(key="query.query_failed").update(enabled=False)
 

@@ -8,10 +8,9 @@ from io import StringIO
 import pytest
 from django.contrib.auth.models import Permission
 from django.core.management import CommandError, call_command
-from rest_framework.test import APIClient
 
 from events import emit
-from events.exceptions import InvalidPayload
+from events.exceptions import InvalidPayload, InvalidRecipients
 from events.models import Event
 from notifications.models import Notification
 from tests.support import ROOT, api_client_for, subprocess_env
@@ -245,30 +244,52 @@ def test_emit_in_process_is_not_restricted(scoped):
     assert event.workspace == scoped["ws_b"]
 
 
-# --- POST /api/auth/token/ is throttled ---------------------------------------------------
+# --- recipients: at most 1,000, and no error echoes the list ------------------------------
 
-TOKEN_URL = "/api/auth/token/"
+@pytest.mark.parametrize("recipients", [
+    list(range(1, 100_001)), ["x"] * 1001, [10**30] * 1001,
+], ids=["100000-ids", "1001-strings", "1001-huge-ints"])
+def test_more_than_1000_recipients_are_refused_without_echoing_them(db, admin_api,
+                                                                   recipients):
+    response = post(admin_api, recipients=recipients)
+
+    assert response.status_code == 400
+    errors = response.json()
+    assert list(errors) == ["recipients"]
+    assert "at most 1000" in errors["recipients"][0]
+    assert len(response.content) < 300
+    assert not Event.objects.exists()
 
 
-def test_token_guessing_is_throttled_per_client_address(user):
-    client = APIClient()
+def test_bad_items_in_recipients_are_named_a_few_at_a_time(db, admin_api):
+    response = post(admin_api, recipients=["x"] * 1000)
 
-    answers = [client.post(TOKEN_URL, {"username": "alice", "password": f"guess{n}"},
-                           REMOTE_ADDR="203.0.113.7").status_code for n in range(10)]
-    throttled = client.post(TOKEN_URL, {"username": "alice", "password": "pw"},
-                            REMOTE_ADDR="203.0.113.7")
-    spoofed = client.post(TOKEN_URL, {"username": "alice", "password": "pw"},
-                          REMOTE_ADDR="203.0.113.7", HTTP_X_FORWARDED_FOR="198.51.100.1")
-    elsewhere = client.post(TOKEN_URL, {"username": "alice", "password": "pw"},
-                            REMOTE_ADDR="203.0.113.8")
+    assert response.status_code == 400
+    assert list(response.json()) == ["recipients"]
+    assert len(response.json()["recipients"]) == 5  # the first few items' errors
+    assert len(response.content) < 500
 
-    assert answers == [400] * 10
-    assert throttled.status_code == 429
-    assert int(throttled["Retry-After"]) > 0
-    assert "token" not in throttled.json()
-    assert spoofed.status_code == 429  # X-Forwarded-For is not trusted by default
-    assert elsewhere.status_code == 200
-    assert elsewhere.json()["token"]
+
+def test_unknown_recipients_are_quoted_a_few_then_counted(db, admin_api,
+                                                          make_workspace):
+    workspace = make_workspace(members=1)
+    strangers = [*range(10**9, 10**9 + 998), 10**30]  # with the member: 1,000 in all
+
+    response = post(admin_api, workspace_id=workspace.public_id,
+                    recipients=[workspace.people[0].pk, *strangers])
+
+    assert response.status_code == 400
+    [message] = response.json()["recipients"]
+    assert message == (f"recipients {strangers[:5]} and 994 more (999 in all) are not "
+                       f"members of workspace {workspace.public_id}")
+    assert not Event.objects.exists()
+
+
+def test_emit_in_process_has_the_same_cap(db):
+    with pytest.raises(InvalidRecipients, match="at most 1000"):
+        emit("query.query_failed", recipients=iter(range(1, 10**9)))
+
+    assert not Event.objects.exists()
 
 
 # --- unknown fields and permission messages -----------------------------------------------

@@ -63,6 +63,13 @@ def test_create_workspace_refuses_and_writes_nothing(make_user, args, message):
     assert not Membership.objects.exists()
 
 
+def test_a_workspace_name_is_one_line_from_the_command_line_too(db):
+    with pytest.raises(CommandError, match="control characters"):
+        call_command("create_workspace", "Data\nTeam")
+
+    assert not Workspace.objects.exists()
+
+
 def test_add_member_with_role(make_user):
     make_user("ann")
     Workspace.objects.create(public_id="ws_data", name="Data")
@@ -132,6 +139,10 @@ def test_staff_create_list_rename_and_delete_workspaces(staff_api):
     ({"workspace_id": "ws_UPPER", "name": "Sales"}, "workspace_id"),
     ({"workspace_id": "ws_sales"}, "name"),
     ({"workspace_id": "ws_sales", "name": "   "}, "name"),
+    ({"workspace_id": "ws_sales", "name": "Sales\r\nTeam"}, "name"),
+    ({"workspace_id": "ws_sales", "name": "Sales", "created_at": "2020-01-01T00:00:00Z"},
+     "created_at"),
+    ({"workspace_id": "ws_sales", "name": "Sales", "owner": "root"}, "owner"),
 ])
 def test_bad_workspace_is_a_400_naming_the_field(staff_api, body, field):
     Workspace.objects.create(public_id="ws_taken", name="Taken")

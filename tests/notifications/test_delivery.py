@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from channels_app.emails import make_message_id
+from channels_app.models import EmailSettings
 from events import emit
 from events.models import EventType
 from notifications.deliveries import enqueue as delivery
@@ -21,6 +22,7 @@ from notifications.deliveries.sweep import delivery_sweep
 from notifications.models import Delivery, DeliveryAttempt, RoutingRule
 from notifications.routing.route import event_route
 from notifications.services.digests import digest_flush
+from tests.channels_app.smtp_servers import HOST
 from tests.support import api_client_for, send_when_due
 
 from .conftest import SENDER
@@ -266,6 +268,34 @@ def test_while_email_is_off_deliveries_wait_without_an_attempt(make_workspace, s
     email_on(server, enabled=True)
     assert delivery_sweep().overdue == 1  # waiting with no due time: picked up at once
     assert delivery_send(delivery_id=row.pk) == Outcome.DELIVERED
+
+
+def test_enabled_but_incomplete_settings_wait_like_email_off_until_completed(
+        make_workspace, smtp_server, email_on, email_rule, staff):
+    workspace = make_workspace(members=1)
+    server = smtp_server()
+    email_on(server)
+    # Enabled with no host and no from address, as an older version or SQL by hand left it.
+    EmailSettings.objects.filter(pk=EmailSettings.SINGLETON_ID).update(host="", from_email="")
+    email_rule()
+    event = route(CRITICAL, workspace, datasource_name="Snowflake")
+    row = Delivery.objects.get(event=event, channel="email")
+
+    assert delivery_send(delivery_id=row.pk) == Outcome.WAITING
+    assert delivery_sweep().overdue == 0  # nor does the sweep enqueue it
+    row.refresh_from_db()
+    assert (row.status, row.attempts, row.next_attempt_at, row.last_error) == (
+        "pending", 0, None, "")
+    assert not DeliveryAttempt.objects.filter(delivery=row).exists()
+    assert server.received == []
+
+    completed = api_client_for(staff).patch("/api/email-settings/", {
+        "host": HOST, "from_email": SENDER}, format="json")
+
+    assert completed.status_code == 200, completed.json()
+    assert delivery_sweep().overdue == 1  # waiting with no due time: picked up at once
+    assert delivery_send(delivery_id=row.pk) == Outcome.DELIVERED
+    assert [r.rcpt_tos for r in server.received] == [[workspace.people[0].email]]
 
 
 def test_the_sweep_takes_back_a_send_whose_worker_died(make_workspace, smtp_server, email_on,

@@ -14,6 +14,7 @@ from celery import current_app
 from django.utils import timezone
 
 from channels_app.emails import make_message_id
+from channels_app.models import EmailSettings
 from channels_app.services.email import email_settings_update
 from config import control_plane as task_names
 from events import emit
@@ -22,7 +23,7 @@ from notifications.deliveries.sweep import delivery_sweep
 from notifications.models import Delivery, DeliveryAttempt, RoutingRule
 from notifications.services.digests import digest_flush
 from tests.channels_app.smtp_servers import HOST, RecordingHandler, _LoopbackController
-from tests.support import ROOT, subprocess_env, wait_until
+from tests.support import ROOT, api_client_for, subprocess_env, wait_until
 
 from .conftest import SENDER
 
@@ -146,6 +147,32 @@ def test_email_off_then_on_sends_what_waited(live_db, celery_worker, make_worksp
 
     wait_until(lambda: delivered(event=event) == 1, timeout=60, message="the delivery")
     assert len(server.received) == 1
+
+
+def test_enabled_but_incomplete_waits_on_the_worker_until_completed_over_rest(
+        live_db, celery_worker, make_workspace, make_user, smtp_server, email_on):
+    server = smtp_server()
+    email_on(server)
+    EmailSettings.objects.filter(pk=EmailSettings.SINGLETON_ID).update(host="")  # by hand
+    email_rule(CRITICAL)
+    workspace = make_workspace(members=1)
+
+    event = emit(CRITICAL, workspace=workspace, payload={"datasource_name": "Snowflake"})
+
+    wait_until(lambda: Delivery.objects.filter(event=event, next_attempt_at__isnull=True,
+                                               status="pending").exists(),
+               timeout=60, message="the send to find email incomplete")
+    row = Delivery.objects.get(event=event)
+    assert row.attempts == 0 and row.last_error == "" and server.received == []
+
+    response = api_client_for(make_user("ops", superuser=True)).patch(
+        "/api/email-settings/", {"host": HOST}, format="json")
+
+    assert response.status_code == 200, response.json()
+    wait_until(lambda: delivered(event=event) == 1, timeout=60, message="the delivery")
+    assert len(server.received) == 1
+    assert list(DeliveryAttempt.objects.filter(delivery=row).values_list("outcome", flat=True)
+                ) == ["delivered"]
 
 
 # --- a worker killed mid-send ---------------------------------------------------------------

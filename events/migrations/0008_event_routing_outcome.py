@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('events', '0006_event_pending_idx'),
+        ('events', '0007_single_line_names'),
     ]
 
     operations = [

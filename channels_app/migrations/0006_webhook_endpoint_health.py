@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('channels_app', '0004_webhook_endpoint'),
+        ('channels_app', '0005_input_limits'),
     ]
 
     operations = [
