@@ -5,10 +5,10 @@ import logging
 import pytest
 from django.contrib.auth.models import Permission
 from django.contrib.messages import get_messages
-from django.core.exceptions import ValidationError
 
 from channels_app.models import EmailSettings
 from channels_app.services.email import email_settings_get, email_settings_update
+from core.errors import ApplicationError
 from tests.support import api_client_for
 
 from .smtp_servers import HOST, PASSWORD, USERNAME
@@ -169,10 +169,10 @@ def test_an_enabled_configuration_cannot_lose_a_required_field(db, staff_api):
 
 def test_the_service_refuses_enabling_an_incomplete_configuration(db):
     email_settings_get()
-    with pytest.raises(ValidationError) as refused:
+    with pytest.raises(ApplicationError) as refused:
         email_settings_update(values={"enabled": True, "host": "smtp.example.com"})
 
-    assert set(refused.value.message_dict) == {"from_email"}
+    assert set(refused.value.errors) == {"from_email"}
     assert EmailSettings.objects.get().enabled is False
 
 

@@ -162,7 +162,7 @@ def routed_delivery(endpoint, workspace) -> Delivery:
     event = emit("data_source.connection_lost", workspace=workspace,
                  payload={"datasource_name": "db"})
     event_route(event_id=event.pk)
-    return Delivery.objects.get(event=event, channel="webhook", endpoint_id=endpoint.pk)
+    return Delivery.objects.get(event=event, channel="webhook", target=str(endpoint.pk))
 
 
 @pytest.mark.parametrize(("max_retries", "outcome", "status"), [

@@ -99,8 +99,9 @@ def test_the_page_says_why_and_when(root, way):
 
     seconds = assert_refused(response)
     if way.name == "token":
-        assert response.json() == {"non_field_errors": [
-            f"Too many sign-in attempts; try again in {seconds} seconds."]}
+        assert response.json() == {
+            "detail": f"Too many sign-in attempts; try again in {seconds} seconds.",
+            "code": "throttled"}
     else:
         assert 'role="alert"' in response.content.decode() or "errornote" in \
             response.content.decode()
