@@ -269,7 +269,7 @@ def bench_routing():
                                   priority="critical", title="Connection lost: x")
                      for u in users], batch_size=1000)
                 Delivery.objects.bulk_create(
-                    [Delivery(event=event, channel="email", user=u, address=u.email,
+                    [Delivery(event=event, channel="email", user=u, target=u.email,
                               priority="critical", next_attempt_at=timezone.now())
                      for u in users], batch_size=1000)
                 transaction.set_rollback(True)
@@ -378,7 +378,7 @@ def bench_workers(processes, backlog):
     # endpoint (every critical event reaches it) that takes 8 s to answer each request.
     with SlowReceiver(delay=8) as receiver:
         settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = True  # loopback, for the bench only
-        from channels_app.services import webhook_endpoint_save
+        from channels_app.services.webhooks import webhook_endpoint_save
 
         endpoint = webhook_endpoint_save(values={"name": "slow", "url": receiver.url})
         sender = processes.worker("sender", "deliveries", 2)
@@ -507,7 +507,7 @@ def bench_read_path(processes, total_rows, mine):
         assert response.status == 200, body[:300]
         return elapsed
 
-    from notifications.selectors import notification_list, notification_unread_count
+    from notifications.selectors.bell import notification_list, notification_unread_count
 
     def sql_list():
         list(notification_list(user=user)[:51])

@@ -40,7 +40,7 @@ def webhook_endpoint_save(*, values: Mapping[str, Any],
 
     ``secret`` and ``routing_key``: absent or "" keep the stored value, None removes it.
     Switching an inactive endpoint on clears its failure run and the reason it was
-    deactivated. Raises ValidationError naming the field (e.g. a URL the SSRF guard
+    deactivated. Raises ``ApplicationError`` naming the field (e.g. a URL the SSRF guard
     refuses), saving nothing.
     """
     endpoint = endpoint if endpoint is not None else WebhookEndpoint()

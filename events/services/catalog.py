@@ -93,7 +93,7 @@ def event_type_create(
 ) -> EventType:
     """Add a custom event type; its key is ``<category prefix>.<name>``.
 
-    Raises ``ValidationError`` naming the field for a duplicate name, an unknown priority
+    Raises ``ApplicationError`` naming the field for a duplicate name, an unknown priority
     or a title template that does not compile.
     """
     event_type = EventType(
@@ -117,8 +117,8 @@ def event_type_update(
 
     ``enabled`` and ``priority_override`` (``""`` clears it) may change on any event type;
     ``definition`` (``EVENT_TYPE_DEFINITION_FIELDS``) only on a custom one. Raises
-    ``ApplicationError`` naming the field it refuses, or ``ValidationError`` from the
-    model's validation of a changed definition.
+    ``ApplicationError`` naming the field it refuses (the model's validation of a changed
+    definition included).
     """
     fields = []
     if enabled is not None:

@@ -19,7 +19,7 @@ from celery import Celery
 from django.db import connection, transaction
 from rest_framework.authtoken.models import Token
 
-from config import control_plane as task_names
+from config import control_plane
 from config.celery import app
 from events import emit
 from events.models import Event
@@ -31,12 +31,12 @@ REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 
 def test_critical_and_high_routing_is_on_the_urgent_queue_batched_on_events():
     route = app.amqp.router.route
-    assert route({}, task_names.EVENT_ROUTE_URGENT)["queue"].name == "urgent"
-    assert route({}, task_names.EVENT_ROUTE)["queue"].name == "events"
-    assert route({}, task_names.OUTBOX_SWEEP)["queue"].name == "urgent"
-    assert route({}, task_names.DELIVERY_SEND)["queue"].name == "deliveries"
+    assert route({}, control_plane.EVENT_ROUTE_URGENT)["queue"].name == "urgent"
+    assert route({}, control_plane.EVENT_ROUTE)["queue"].name == "events"
+    assert route({}, control_plane.OUTBOX_SWEEP)["queue"].name == "urgent"
+    assert route({}, control_plane.DELIVERY_SEND)["queue"].name == "deliveries"
     app.loader.import_default_modules()
-    assert {task_names.EVENT_ROUTE, task_names.EVENT_ROUTE_URGENT} <= set(app.tasks)
+    assert {control_plane.EVENT_ROUTE, control_plane.EVENT_ROUTE_URGENT} <= set(app.tasks)
 
 
 def test_procfile_gives_the_urgent_queue_a_worker_of_its_own():
@@ -258,7 +258,7 @@ def test_a_large_audience_hands_publishing_its_sends_to_the_send_workers(
 
     assert Delivery.objects.filter(event=critical, channel="email").count() == 5
     handed = [json.loads(message) for message in broker.lrange("deliveries", 0, -1)]
-    assert [m["headers"]["task"] for m in handed] == [task_names.DELIVERIES_PUBLISH] * 3
+    assert [m["headers"]["task"] for m in handed] == [control_plane.DELIVERIES_PUBLISH] * 3
     broker.delete("deliveries")
     for message in handed:  # what the sender worker runs
         _, kwargs, _ = json.loads(base64.b64decode(message["body"]))

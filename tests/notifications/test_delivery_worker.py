@@ -16,7 +16,7 @@ from django.utils import timezone
 from channels_app.emails import make_message_id
 from channels_app.models import EmailSettings
 from channels_app.services.email import email_settings_update
-from config import control_plane as task_names
+from config import control_plane
 from events import emit
 from events.models import Event, EventType
 from notifications.deliveries.sweep import delivery_sweep
@@ -248,7 +248,7 @@ def test_a_worker_killed_while_the_server_holds_data_is_finished_by_the_next(
                                       target=member.email, priority="critical",
                                       next_attempt_at=timezone.now())
         workers.append(start_worker(queue, tmp_path / "first.log"))
-        current_app.send_task(task_names.DELIVERY_SEND, kwargs={"delivery_id": str(row.pk)},
+        current_app.send_task(control_plane.DELIVERY_SEND, kwargs={"delivery_id": str(row.pk)},
                               queue=queue)
 
         wait_until(lambda: len(server.received) == 1, timeout=60, message="DATA to arrive")

@@ -15,7 +15,7 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 from rest_framework.test import APIClient
 
 from channels_app.models import DigestSetting
-from config import control_plane as task_names
+from config import control_plane
 from events import emit
 from events.models import Event
 from notifications.models import Delivery, Digest, Notification
@@ -351,10 +351,10 @@ def test_sync_schedule_writes_the_flushes_and_the_outbox_sweep(db):
         for task in PeriodicTask.objects.select_related("interval")
     }
     expected = {
-        (task_names.DIGEST_FLUSH, "5m"): (5, IntervalSchedule.MINUTES),
-        (task_names.DIGEST_FLUSH, "15m"): (15, IntervalSchedule.MINUTES),
-        (task_names.DIGEST_FLUSH, "1h"): (1, IntervalSchedule.HOURS),
-        (task_names.OUTBOX_SWEEP, None): (30, IntervalSchedule.SECONDS),
+        (control_plane.DIGEST_FLUSH, "5m"): (5, IntervalSchedule.MINUTES),
+        (control_plane.DIGEST_FLUSH, "15m"): (15, IntervalSchedule.MINUTES),
+        (control_plane.DIGEST_FLUSH, "1h"): (1, IntervalSchedule.HOURS),
+        (control_plane.OUTBOX_SWEEP, None): (30, IntervalSchedule.SECONDS),
     }
     for key, (every, period) in expected.items():
         task = rows[key]
@@ -362,10 +362,10 @@ def test_sync_schedule_writes_the_flushes_and_the_outbox_sweep(db):
         assert task.enabled, key
     # Beat only ever sends names the worker knows.
     app.loader.import_default_modules()
-    assert {task_names.DIGEST_FLUSH, task_names.OUTBOX_SWEEP, task_names.EVENT_ROUTE} <= set(
-        app.tasks)
-    assert app.amqp.router.route({}, task_names.DIGEST_FLUSH)["queue"].name == "digests"
-    assert app.amqp.router.route({}, task_names.EVENT_ROUTE)["queue"].name == "events"
+    assert {control_plane.DIGEST_FLUSH, control_plane.OUTBOX_SWEEP,
+            control_plane.EVENT_ROUTE} <= set(app.tasks)
+    assert app.amqp.router.route({}, control_plane.DIGEST_FLUSH)["queue"].name == "digests"
+    assert app.amqp.router.route({}, control_plane.EVENT_ROUTE)["queue"].name == "events"
 
 
 def test_beat_reads_the_flush_intervals(db):
@@ -376,7 +376,7 @@ def test_beat_reads_the_flush_intervals(db):
     call_command("sync_schedule", stdout=StringIO())
     every = {
         json.loads(task.kwargs).get("bucket"): ModelEntry(task, app=app).schedule.run_every
-        for task in PeriodicTask.objects.filter(task=task_names.DIGEST_FLUSH)
+        for task in PeriodicTask.objects.filter(task=control_plane.DIGEST_FLUSH)
     }
     assert every == {"5m": timedelta(minutes=5), "15m": timedelta(minutes=15),
                      "1h": timedelta(hours=1)}

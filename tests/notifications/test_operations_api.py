@@ -7,7 +7,7 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from channels_app.models import DigestSetting
-from config import control_plane as task_names
+from config import control_plane
 from notifications.models import Delivery, Digest, Notification, RoutingRule
 from tests.support import emit_and_route
 
@@ -54,7 +54,7 @@ def test_flush_now_over_the_api_queues_the_flush_and_does_not_flush_in_the_reque
 def test_flush_now_with_the_broker_down_answers_503_and_says_why(live_db, staff_api, pending,
                                                                    monkeypatch):
     def broker_down(name, **options):
-        assert name == task_names.DIGEST_FLUSH
+        assert name == control_plane.DIGEST_FLUSH
         raise OSError("Connection refused")
 
     monkeypatch.setattr("notifications.services.digests.current_app.send_task", broker_down)

@@ -11,7 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
-from config import control_plane as task_names
+from config import control_plane
 from config.celery import app
 from events.models import Category, Event
 from notifications.models import Delivery, DeliveryAttempt, Digest, Notification, RoutingRule
@@ -184,9 +184,9 @@ def test_the_command_says_what_it_deleted(team, by_email, settings):
 
 def test_beat_runs_it_hourly_on_the_batched_lane(db):
     call_command("sync_schedule", stdout=StringIO())
-    task = PeriodicTask.objects.select_related("interval").get(task=task_names.RETENTION_PURGE)
+    task = PeriodicTask.objects.select_related("interval").get(task=control_plane.RETENTION_PURGE)
     assert (task.interval.every, task.interval.period) == (1, IntervalSchedule.HOURS)
     assert task.enabled
     app.loader.import_default_modules()
-    assert task_names.RETENTION_PURGE in app.tasks
-    assert app.amqp.router.route({}, task_names.RETENTION_PURGE)["queue"].name == "digests"
+    assert control_plane.RETENTION_PURGE in app.tasks
+    assert app.amqp.router.route({}, control_plane.RETENTION_PURGE)["queue"].name == "digests"
