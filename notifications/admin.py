@@ -73,12 +73,12 @@ class RoutedEventTypeAdmin(EventTypeAdmin):
         @admin.display(description="Effective channels")
         def effective_channels(event_type):
             if not event_type.enabled:
-                return format_html("<span style='color:#667085'>{}</span>",
+                return format_html("<span class='quiet'>{}</span>",
                                    "none: notifications disabled (events are only logged)")
             routing = rules.resolve(event_type)
             lists = routing.rule.extra_emails if routing.rule else []
             extra = f" + {', '.join(lists)}" if lists else ""
-            return format_html("{}{} <small style='color:#667085'>({})</small>",
+            return format_html("{}{} <small class='quiet'>({})</small>",
                                ", ".join(routing.channels), extra, routing.source_label)
 
         return [*super().get_list_display(request), effective_channels]

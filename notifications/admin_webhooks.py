@@ -26,9 +26,6 @@ from .delivery import DeliveryNotRetryable, delivery_replay, delivery_retry
 from .models import Delivery
 from .selectors import webhook_delivery_list, webhook_endpoint_list
 
-STATUS_COLORS = {"delivered": "#067647", "failed": "#b42318", "pending": "#b54708",
-                 "sending": "#175cd3"}
-
 
 class WebhookEndpointForm(forms.ModelForm):
     url = forms.URLField(label="URL", max_length=2000, assume_scheme="https",
@@ -108,8 +105,8 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
         status = endpoint.last_delivery_status
         if not status:
             return "-"
-        return format_html("<span style='color:{}'>{}</span>", STATUS_COLORS.get(status, "#333"),
-                           status)
+        # colored by .delivery-status-<status> in web/admin.css
+        return format_html("<span class='delivery-status-{}'>{}</span>", status, status)
 
     @admin.display(description="Success (last 100)")
     def success_rate(self, endpoint):
