@@ -2,6 +2,7 @@
 
 from django.core.exceptions import NON_FIELD_ERRORS
 from django.core.exceptions import ValidationError as DjangoValidationError
+from rest_framework import renderers
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
@@ -35,3 +36,17 @@ def _django_error_data(exc: DjangoValidationError) -> dict:
             for field, messages in exc.message_dict.items()
         }
     return {api_settings.NON_FIELD_ERRORS_KEY: exc.messages}
+
+
+class BrowsableAPIRenderer(renderers.BrowsableAPIRenderer):
+    """DRF's browsable API without what the Content-Security-Policy refuses: the inline
+    ``<style>`` of pygments' code colors, and the "Extra Actions" menu, which DRF's template
+    places with a style attribute (its links are the endpoints listed in the README)."""
+
+    def get_context(self, data, accepted_media_type, renderer_context):
+        context = super().get_context(data, accepted_media_type, renderer_context)
+        context["code_style"] = None
+        return context
+
+    def get_extra_actions(self, view, status_code):
+        return None
