@@ -40,8 +40,8 @@ def _django_error_data(exc: DjangoValidationError) -> dict:
 
 class BrowsableAPIRenderer(renderers.BrowsableAPIRenderer):
     """DRF's browsable API without what the Content-Security-Policy refuses: the inline
-    ``<style>`` of pygments' code colors, and the "Extra Actions" menu, which DRF's template
-    places with a style attribute (its links are the endpoints listed in the README)."""
+    style element of pygments' code colors, and the "Extra Actions" menu, which DRF's
+    template places with a style attribute (its links are the endpoints the README lists)."""
 
     def get_context(self, data, accepted_media_type, renderer_context):
         context = super().get_context(data, accepted_media_type, renderer_context)

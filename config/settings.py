@@ -44,10 +44,8 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[:
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 # --- Behind a TLS-terminating proxy (README "Deploying behind TLS") -----------------------
-# DATAFI_HTTPS=true: the proxy answers HTTPS and tells us with X-Forwarded-Proto: https (it
-# must set that header itself, overwriting a client's). Plain HTTP is redirected to HTTPS,
-# HSTS tells browsers to use nothing else, and the session and CSRF cookies are sent only
-# over HTTPS. Off by default: the embedded default serves plain HTTP on 127.0.0.1.
+# The proxy sets X-Forwarded-Proto: https (overwriting a client's). Plain HTTP is redirected,
+# HSTS is sent, cookies are HTTPS-only. Off by default: bin/serve is plain HTTP on 127.0.0.1.
 DATAFI_HTTPS = env.bool("DATAFI_HTTPS", default=False)
 if DATAFI_HTTPS:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
@@ -59,13 +57,11 @@ if DATAFI_HTTPS:
     CSRF_COOKIE_SECURE = True
 
 # --- What a page may load: Content-Security-Policy, Permissions-Policy (config/security.py)
-# Every response. Every script and stylesheet is a file from /static/ (no inline script or
-# style on any page: the app, the admin and Swagger UI at /api/docs/), images also data:
-# (Swagger UI's icons), requests go to this origin only, and no page may be framed.
-# Violations are reported to CSP_REPORT_PATH, which logs them: by report-uri, which
-# Chromium, Firefox and Safari all send at once. Not report-to as well: a browser that has it
-# ignores report-uri, and Chromium delivers report-to reports late or (headless, in the
-# tests) not at all. The shape of Django 6.0's SECURE_CSP: directive -> list of sources.
+# On every response, shaped like Django 6.0's SECURE_CSP. Scripts and styles are files from
+# /static/ (none inline: app, admin, /api/docs/), images also data: (Swagger UI's icons).
+# Violations go to CSP_REPORT_PATH (logged) by report-uri, which Chromium, Firefox and
+# Safari send at once; not report-to too, since a browser with it then ignores report-uri
+# and headless Chromium never delivered a report-to report in the tests.
 CSP_REPORT_PATH = "/csp-report/"
 SECURE_CSP = {
     "default-src": ["'self'"],

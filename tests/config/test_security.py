@@ -66,6 +66,29 @@ def test_swagger_ui_has_no_inline_script_or_style(client, db):
     assert '"validatorUrl": null' in script.content.decode()  # no badge from elsewhere
 
 
+INLINE = [
+    (re.compile(r"""\bstyle=['"]"""), "a style attribute"),
+    (re.compile(r"<style\b"), "a <style> element"),
+    (re.compile(r"""<script\b(?![^>]*\bsrc=)(?![^>]*type=['"]application/json)"""),
+     "an inline <script>"),
+    (re.compile(r"""\son[a-z]+=['"]"""), "an event handler attribute"),
+]
+
+
+def test_no_page_template_or_admin_markup_has_what_the_csp_refuses():
+    """What the browser tests do not open is checked here: every page template (emails are
+    not pages: mail clients need inline styles) and the HTML the apps' Python makes."""
+    sources = [p for p in (ROOT / "templates").rglob("*.html") if "emails" not in p.parts]
+    for app in ("config", "events", "notifications", "channels_app", "web"):
+        sources += [p for p in (ROOT / app).rglob("*.py") if "migrations" not in p.parts]
+    found = [f"{path.relative_to(ROOT)}:{number}: {what}"
+             for path in sources
+             for number, line in enumerate(path.read_text().splitlines(), 1)
+             for pattern, what in INLINE
+             if pattern.search(line) and "{% comment %}" not in line]
+    assert found == []
+
+
 # --- the report endpoint ------------------------------------------------------------------
 
 def violation_logs(caplog) -> list[str]:
