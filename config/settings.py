@@ -43,6 +43,47 @@ FIELD_ENCRYPTION_KEY = env.list("FIELD_ENCRYPTION_KEY", default=[]) or [
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
+# --- Behind a TLS-terminating proxy (README "Deploying behind TLS") -----------------------
+# The proxy sets X-Forwarded-Proto: https (overwriting a client's). Plain HTTP is redirected,
+# HSTS is sent, cookies are HTTPS-only. Off by default: bin/serve is plain HTTP on 127.0.0.1.
+DATAFI_HTTPS = env.bool("DATAFI_HTTPS", default=False)
+if DATAFI_HTTPS:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = True
+    SECURE_HSTS_SECONDS = env.int("DATAFI_HSTS_SECONDS", default=31536000)  # a year
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DATAFI_HSTS_INCLUDE_SUBDOMAINS", default=True)
+    SECURE_HSTS_PRELOAD = env.bool("DATAFI_HSTS_PRELOAD", default=True)
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+
+# --- What a page may load: Content-Security-Policy, Permissions-Policy (config/security.py)
+# On every response, shaped like Django 6.0's SECURE_CSP. Scripts and styles are files from
+# /static/ (none inline: app, admin, /api/docs/), images also data: (Swagger UI's icons).
+# Violations go to CSP_REPORT_PATH (logged) by report-uri, which Chromium, Firefox and
+# Safari send at once; not report-to too, since a browser with it then ignores report-uri
+# and headless Chromium never delivered a report-to report in the tests.
+CSP_REPORT_PATH = "/csp-report/"
+SECURE_CSP = {
+    "default-src": ["'self'"],
+    "script-src": ["'self'"],
+    "style-src": ["'self'"],
+    "img-src": ["'self'", "data:"],
+    "font-src": ["'self'"],
+    "connect-src": ["'self'"],
+    "object-src": ["'none'"],
+    "base-uri": ["'none'"],
+    "form-action": ["'self'"],
+    "frame-ancestors": ["'none'"],
+    **({"upgrade-insecure-requests": []} if DATAFI_HTTPS else {}),
+    "report-uri": [CSP_REPORT_PATH],
+}
+# Browser features no page uses, switched off (feature -> allowed origins; empty: none).
+PERMISSIONS_POLICY = {
+    feature: [] for feature in (
+        "accelerometer", "camera", "display-capture", "geolocation", "gyroscope",
+        "magnetometer", "microphone", "midi", "payment", "usb")
+}
+
 INSTALLED_APPS = [
     "config.apps.DatafiAdminConfig",  # django.contrib.admin with sections (config/admin.py)
     "django.contrib.auth",
@@ -67,6 +108,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "config.security.SecurityHeadersMiddleware",  # CSP, Permissions-Policy: every response
     "config.middleware.RefuseNulInUrlMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -158,6 +200,10 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "core.rest.BrowsableAPIRenderer",  # DRF's, within the CSP
+    ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_FILTER_BACKENDS": [],
     # A service's ApplicationError or ValidationError answers 400 {field: [message]}.
@@ -178,7 +224,10 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "ENUM_NAME_OVERRIDES": {"PriorityEnum": "events.catalog.Priority.CHOICES"},
-    # Swagger UI served from our own static files: /api/docs/ works without internet.
+    # Swagger UI served from our own static files: /api/docs/ works without internet, and its
+    # start script is a separate request (SpectacularSwaggerSplitView), not inline: the CSP
+    # allows no inline script. No online validator badge (an image from elsewhere).
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",

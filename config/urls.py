@@ -1,7 +1,9 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from config.security import csp_report
 from events.api.views import AuthTokenView
 
 admin.site.site_header = "Datafi administration"
@@ -13,7 +15,10 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/auth/token/", AuthTokenView.as_view(), name="api-token"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    # Swagger UI; its start script is /api/docs/?script (the CSP allows no inline script).
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"),
+         name="api-docs"),
+    path(settings.CSP_REPORT_PATH.lstrip("/"), csp_report, name="csp-report"),
     path("api/", include("events.api.urls")),
     path("api/", include("notifications.api.urls")),
     path("api/", include("channels_app.api.urls")),

@@ -1,6 +1,7 @@
 """The one error family, as REST answers it (``core.admin`` is the same for the admin)."""
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from rest_framework import renderers
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -26,3 +27,17 @@ def exception_handler(exc, context):
             headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
             return Response(exc.as_data(), status=exc.status_code, headers=headers)
     return drf_exception_handler(exc, context)
+
+
+class BrowsableAPIRenderer(renderers.BrowsableAPIRenderer):
+    """DRF's browsable API without what the Content-Security-Policy refuses: the inline
+    style element of pygments' code colors, and the "Extra Actions" menu, which DRF's
+    template places with a style attribute (its links are the endpoints the README lists)."""
+
+    def get_context(self, data, accepted_media_type, renderer_context):
+        context = super().get_context(data, accepted_media_type, renderer_context)
+        context["code_style"] = None
+        return context
+
+    def get_extra_actions(self, view, status_code):
+        return None

@@ -4,19 +4,16 @@ from rest_framework.authtoken.admin import TokenProxy
 
 from core.admin import ModelAdmin
 
-from .catalog import Priority
 from .models import Category, Event, EventType, Membership, Workspace
 from .routing_view import routing_describer
 from .services.catalog import event_type_create, event_type_update
 
 
 def priority_badge(priority: str):
-    color = Priority.BADGE_COLORS.get(priority, Priority.BADGE_COLORS[Priority.INFO])
-    return format_html(
-        '<span class="priority-badge priority-{}" style="background:{};color:#fff;'
-        'padding:2px 8px;border-radius:10px;font-weight:600;font-size:11px;">{}</span>',
-        priority, color, priority,
-    )
+    """The priority as a badge in its color (``.priority-badge`` in web/admin.css, the color
+    by ``data-priority`` from /priority-colors.css: no style attribute, which the CSP refuses)."""
+    return format_html('<span class="priority-badge" data-priority="{}">{}</span>',
+                       priority, priority)
 
 
 @admin.register(Category)
@@ -63,7 +60,7 @@ class EventTypeAdmin(ModelAdmin):
     def badge(self, event_type):
         if event_type.effective_priority == event_type.default_priority:
             return priority_badge(event_type.effective_priority)
-        return format_html("{} <small style='color:#667085'>default {}</small>",
+        return format_html("{} <small class='quiet'>default {}</small>",
                            priority_badge(event_type.effective_priority),
                            event_type.default_priority)
 
@@ -76,14 +73,14 @@ class EventTypeAdmin(ModelAdmin):
         @admin.display(description="Effective channels")
         def effective_channels(event_type):
             if not event_type.enabled:
-                return format_html("<span style='color:#667085'>{}</span>",
+                return format_html("<span class='quiet'>{}</span>",
                                    "none: notifications disabled (events are only logged)")
             routing = describe(event_type)
             if routing is None:
                 return "-"
             lists = routing.extra_emails
             extra = f" + {', '.join(lists)}" if lists else ""
-            return format_html("{}{} <small style='color:#667085'>({})</small>",
+            return format_html("{}{} <small class='quiet'>({})</small>",
                                ", ".join(routing.channels), extra, routing.source_label)
 
         return [*super().get_list_display(request), effective_channels]

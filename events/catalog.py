@@ -29,14 +29,16 @@ class Priority:
     VALUES = [value for value, _ in CHOICES]
     IMMEDIATE = frozenset({CRITICAL, HIGH})
     LABELS = dict(CHOICES)
-    #: The one priority color map: admin badges, email bodies, and the bell all use it.
-    #: Dark enough for white badge text.
+    #: The one priority color map: the app's badges and bell (web/priority-colors.css is
+    #: made from it), admin badges, email bodies and Slack attachments all use it. Each
+    #: has at least 4.5:1 contrast with white (WCAG 2 AA): white badge text on it, and it
+    #: as text on a white email, both read.
     BADGE_COLORS = {
-        CRITICAL: "#dc2626",  # red
-        HIGH: "#ea580c",  # orange
-        MEDIUM: "#ca8a04",  # yellow
-        LOW: "#2563eb",  # blue
-        INFO: "#6b7280",  # gray
+        CRITICAL: "#dc2626",  # red (4.8:1)
+        HIGH: "#c2410c",  # orange (5.2:1; the lighter #ea580c was 3.6:1)
+        MEDIUM: "#a16207",  # dark yellow (4.9:1; #ca8a04 was 2.9:1)
+        LOW: "#2563eb",  # blue (5.2:1)
+        INFO: "#6b7280",  # gray (4.8:1)
     }
 
 

@@ -1,11 +1,14 @@
 """The app's pages. Thin on purpose: each renders a template whose scripts read and change
 everything through the REST API (session auth + CSRF), the same code path as API clients.
-The pages only carry reference data: priority colors and labels, category names.
+The pages only carry reference data: priority labels, category names.
 """
 
 from django.conf import settings
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.contrib.auth.views import LoginView
+from django.http import HttpResponse
+from django.views.decorators.cache import cache_control
+from django.views.decorators.http import require_safe
 from django.views.generic import RedirectView, TemplateView
 
 from events.catalog import Priority
@@ -18,10 +21,9 @@ class AppPage(LoginRequiredMixin, TemplateView):
         return {
             **super().get_context_data(**kwargs),
             "app_config": {
-                # The one priority color map (events.catalog), shared with admin and email.
+                # Colors come from priority-colors.css, by each badge's data-priority.
                 "priorities": [
-                    {"value": value, "label": label, "color": Priority.BADGE_COLORS[value]}
-                    for value, label in Priority.CHOICES
+                    {"value": value, "label": label} for value, label in Priority.CHOICES
                 ],
                 "categories": [
                     {"slug": slug, "name": name}
@@ -57,3 +59,16 @@ class SigninView(LoginView):
 
     def form_invalid(self, form):
         return signin_page_response(super().form_invalid(form))
+
+
+@require_safe
+@cache_control(public=True, max_age=3600)
+def priority_colors_css(request):
+    """The priority colors as a stylesheet, made from the one palette
+    (``events.catalog.Priority.BADGE_COLORS``): an element with ``data-priority="high"``
+    gets ``--priority-color``. The app's pages and the admin link it, so badges get their
+    color from a class rule, never from a style attribute (which the CSP refuses)."""
+    rules = [f'[data-priority="{priority}"] {{ --priority-color: {color}; }}'
+             for priority, color in Priority.BADGE_COLORS.items()]
+    return HttpResponse("\n".join(["/* events.catalog.Priority.BADGE_COLORS */", *rules, ""]),
+                        content_type="text/css; charset=utf-8")

@@ -21,9 +21,6 @@ from ..services.webhooks import (
 )
 from .email import NewPasswordField
 
-STATUS_COLORS = {"delivered": "#067647", "failed": "#b42318", "pending": "#b54708",
-                 "sending": "#175cd3"}
-
 
 class WebhookEndpointForm(forms.ModelForm):
     url = forms.URLField(label="URL", max_length=2000, assume_scheme="https",
@@ -103,8 +100,8 @@ class WebhookEndpointAdmin(ModelAdmin):
         status = endpoint.last_delivery_status
         if not status:
             return "-"
-        return format_html("<span style='color:{}'>{}</span>", STATUS_COLORS.get(status, "#333"),
-                           status)
+        # colored by .delivery-status-<status> in web/admin.css
+        return format_html("<span class='delivery-status-{}'>{}</span>", status, status)
 
     @admin.display(description="Success (last 100)")
     def success_rate(self, endpoint):

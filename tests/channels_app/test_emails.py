@@ -70,7 +70,7 @@ def event_email(event, **overrides):
 
 def test_every_priority_has_its_color():
     assert Priority.BADGE_COLORS == {
-        "critical": "#dc2626", "high": "#ea580c", "medium": "#ca8a04", "low": "#2563eb",
+        "critical": "#dc2626", "high": "#c2410c", "medium": "#a16207", "low": "#2563eb",
         "info": "#6b7280",
     }
     assert set(Priority.BADGE_COLORS) == set(Priority.VALUES)

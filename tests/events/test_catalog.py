@@ -271,3 +271,20 @@ def test_registering_a_bad_event_type_names_the_problem(restore_catalog, kwargs,
     with pytest.raises(ValueError, match=message):
         catalog.register_event_type(**arguments)
     assert len(catalog.EVENT_TYPES) == 22
+
+
+def contrast_with_white(color: str) -> float:
+    """WCAG 2's contrast ratio of ``#rrggbb`` with white."""
+    def channel(value: int) -> float:
+        c = value / 255
+        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+
+    red, green, blue = (channel(int(color[i:i + 2], 16)) for i in (1, 3, 5))
+    luminance = 0.2126 * red + 0.7152 * green + 0.0722 * blue
+    return 1.05 / (luminance + 0.05)
+
+
+@pytest.mark.parametrize("priority", catalog.Priority.VALUES)
+def test_every_priority_color_reads_with_white_and_on_white(priority):
+    """WCAG 2 AA (4.5:1) both ways: white text on a badge, the color as text in an email."""
+    assert contrast_with_white(catalog.Priority.BADGE_COLORS[priority]) >= 4.5

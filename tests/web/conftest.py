@@ -27,7 +27,8 @@ def artifacts_dir() -> Path:
 @pytest.fixture
 def browser(tmp_path):
     """``browser()`` opens one more independent headless Chromium session (own profile,
-    own cookies); every one is quit at teardown, however the test ends."""
+    own cookies, its console kept for ``browsing.refused``); every one is quit at teardown,
+    however the test ends."""
     if not (CHROMIUM and CHROMEDRIVER):
         pytest.skip("browser test: needs Debian's chromium and chromium-driver "
                     "(apt-get install chromium chromium-driver)")
@@ -46,9 +47,11 @@ def browser(tmp_path):
                          "--disable-component-update", "--disable-sync", "--no-first-run",
                          "--window-size=1280,900", f"--user-data-dir={profile}"):
             options.add_argument(argument)
+        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
         driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
         drivers.append(driver)
         driver.set_page_load_timeout(WAIT_SECONDS)
+        driver.set_script_timeout(WAIT_SECONDS)
         return driver
 
     yield open_browser

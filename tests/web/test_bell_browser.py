@@ -6,49 +6,24 @@ and the preferences page go to var/test/artifacts/.
 """
 
 import pytest
-from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
-from selenium.webdriver.support.ui import WebDriverWait
 
 from events.catalog import Priority
 from notifications.models import NotificationPreference
 from notifications.services.digests import digest_flush
 from tests.support import emit_and_route
 
-from .conftest import WAIT_SECONDS
+from .browsing import read, sign_in, wait
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 CRITICAL_RED = "rgba(220, 38, 38, 1)"  # Priority.BADGE_COLORS["critical"], as the browser says
-HIGH_ORANGE = "rgba(234, 88, 12, 1)"
 
 
 @pytest.fixture
 def fast_bell(settings):
     settings.DATAFI_BELL_POLL_SECONDS = 0.5
-
-
-def wait(driver, condition, message):
-    """Wait for ``condition``; a list re-rendered while it was read is "not yet"."""
-    return WebDriverWait(driver, WAIT_SECONDS, poll_frequency=0.1,
-                         ignored_exceptions=(StaleElementReferenceException,)
-                         ).until(condition, message)
-
-
-def read(driver, fn):
-    """``fn(driver)``, done again when a poll re-rendered what it was reading (stale)."""
-    return wait(driver, lambda d: (fn(d),), f"a stable read of {fn.__name__}")[0]
-
-
-def sign_in(driver, live_server, username):
-    driver.get(f"{live_server.url}/accounts/login/")
-    driver.find_element(By.ID, "id_username").send_keys(username)
-    driver.find_element(By.ID, "id_password").send_keys("pw")
-    driver.find_element(By.ID, "sign-in").click()
-    wait(driver, EC.url_to_be(f"{live_server.url}/notifications/"), "the notification center")
-    wait(driver, lambda d: d.find_element(By.ID, "bell-button").get_attribute("data-count"),
-         "the bell's first poll")
 
 
 def bell(driver):

@@ -51,8 +51,7 @@ def test_the_header_has_an_accessible_bell_and_the_priority_colors(client, user)
     assert 'aria-label="Notifications: 0 unread"' in page
     assert 'aria-expanded="false"' in page and 'aria-controls="bell-panel"' in page
     assert '<meta name="csrf-token"' in page
-    for color in Priority.BADGE_COLORS.values():  # the one color map, from events.catalog
-        assert color in page
+    assert '<link rel="stylesheet" href="/priority-colors.css">' in page  # the badges' colors
     assert "<title>Notifications · Datafi</title>" in page
     assert "Admin" not in page  # only staff get the admin link
 
@@ -64,8 +63,21 @@ def test_the_detail_page_carries_no_data_of_its_own(client, user):
     assert 'data-notification-id="12345"' in page
 
 
+def test_the_priority_colors_are_a_stylesheet_made_from_the_one_palette(client, db):
+    """events.catalog's palette, by data-priority: the app's pages and the admin link it."""
+    response = client.get("/priority-colors.css")
+
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/css; charset=utf-8"
+    assert "max-age=3600" in response["Cache-Control"]
+    css = response.content.decode()
+    for priority, color in Priority.BADGE_COLORS.items():
+        assert f'[data-priority="{priority}"] {{ --priority-color: {color}; }}' in css
+
+
 @pytest.mark.parametrize("name", ["app.css", "api.js", "bell.js", "center.js", "detail.js",
-                                  "preferences.js"])
+                                  "preferences.js", "admin.css", "admin-periodic-task.js",
+                                  "swagger-ui-page.css"])
 def test_static_files_are_served_by_the_app(client, db, name):
     response = client.get(f"/static/web/{name}")
     assert response.status_code == 200

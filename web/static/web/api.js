@@ -2,7 +2,7 @@
 
 const csrfToken = () => document.querySelector('meta[name="csrf-token"]')?.content || "";
 
-/** Reference data rendered into the page (priorities and colors, categories, poll interval). */
+/** Reference data rendered into the page (priorities, categories, poll interval). */
 export const config = (() => {
   const node = document.getElementById("app-config");
   const data = node ? JSON.parse(node.textContent) : {};
@@ -14,7 +14,7 @@ export const config = (() => {
 })();
 
 export const priorityInfo = (value) =>
-  config.priorities.find((p) => p.value === value) || { value, label: value, color: "#6b7280" };
+  config.priorities.find((p) => p.value === value) || { value, label: value };
 
 export const categoryName = (slug) =>
   (config.categories.find((c) => c.slug === slug) || {}).name || slug || "Mixed";
@@ -55,7 +55,6 @@ export function el(tag, attrs = {}, ...children) {
   for (const [name, value] of Object.entries(attrs)) {
     if (value === null || value === undefined || value === false) continue;
     if (name === "dataset") Object.assign(node.dataset, value);
-    else if (name === "style") Object.assign(node.style, value);
     else if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
     else node.setAttribute(name, value === true ? "" : value);
   }
@@ -66,11 +65,10 @@ export function el(tag, attrs = {}, ...children) {
   return node;
 }
 
+/** A priority's badge; its color comes from priority-colors.css by data-priority. */
 export function priorityBadge(priority) {
   const info = priorityInfo(priority);
-  return el("span", {
-    class: "priority", "data-priority": info.value, style: { backgroundColor: info.color },
-  }, info.label);
+  return el("span", { class: "priority", "data-priority": info.value }, info.label);
 }
 
 const relative = new Intl.RelativeTimeFormat("en", { numeric: "auto", style: "short" });

@@ -3,8 +3,7 @@
 // unread count with If-None-Match, so an idle bell gets a 304 (one cheap query on the
 // server), and fetches the list only when something changed.
 import {
-  announceChange, api, config, digestItems, el, priorityBadge, priorityInfo, timeElement,
-  workspaceLabel,
+  announceChange, api, config, digestItems, el, priorityBadge, timeElement, workspaceLabel,
 } from "./api.js";
 
 const COUNT_URL = "/api/notifications/unread-count/";
@@ -28,7 +27,6 @@ function showCount({ count, by_priority: byPriority }) {
   badge.textContent = count > 99 ? "99+" : String(count);
   badge.hidden = count === 0;
   badge.dataset.priority = top;
-  badge.style.backgroundColor = top ? priorityInfo(top).color : "";
   button.setAttribute("aria-label", `Notifications: ${count} unread`);
   button.dataset.count = String(count);
   const title = document.title.replace(/^\(\d+\)\s*/, ""); // the page may rename itself
