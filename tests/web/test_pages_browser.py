@@ -19,7 +19,7 @@ from selenium.webdriver.support.ui import Select
 from events.catalog import Priority
 from events.models import EventType
 from notifications.models import Notification
-from notifications.services import digest_flush
+from notifications.services.digests import digest_flush
 from tests.support import emit_and_route, wait_until
 
 from .browsing import assert_accessible, read, refused, sign_in, wait
