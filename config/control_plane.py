@@ -37,6 +37,8 @@ DIGEST_SEND = "notifications.digest_send"
 WEBHOOK_SEND = "notifications.webhook_send"
 DELIVERY_SWEEP = "notifications.delivery_sweep"
 RETENTION_PURGE = "notifications.retention_purge"
+HELD_RELEASE = "notifications.held_release"
+SNOOZED_WAKE = "notifications.snoozed_wake"
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,11 @@ TASKS = (
              "left behind", schedules=(Schedule("Sweep lost and interrupted deliveries", 30),)),
     TaskSpec(RETENTION_PURGE, "digests", "delete what is older than the retention window",
              schedules=(Schedule("Delete what is older than the retention window", HOUR),)),
+    # Quiet hours end and snoozes wake within a minute: sweeps every 15 s.
+    TaskSpec(HELD_RELEASE, "digests", "send what quiet hours held, one digest per target",
+             schedules=(Schedule("Release what quiet hours held", 15),)),
+    TaskSpec(SNOOZED_WAKE, "digests", "bring snoozed notifications back, unread",
+             schedules=(Schedule("Wake snoozed notifications", 15),)),
 )
 
 _BY_NAME = {task.name: task for task in TASKS}

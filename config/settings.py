@@ -350,9 +350,13 @@ DATAFI_DIGEST_MAX_ATTEMPTS = env.int("DATAFI_DIGEST_MAX_ATTEMPTS", default=3)
 # the rows" (notifications/policies/): each decides for whole events or single
 # (recipient, channel) pairs. Critical-always comes before the users' own choices.
 DATAFI_ROUTING_POLICIES = env.list("DATAFI_ROUTING_POLICIES", default=[
-    "notifications.policies.disabled.EventTypeDisabled",
-    "notifications.policies.critical.CriticalAlways",
+    "notifications.policies.disabled.EventTypeDisabled",  # an admin's settings first:
+    "notifications.policies.silences.Silences",  # they stop any priority
+    "notifications.policies.grouping.Grouping",
+    "notifications.policies.critical.CriticalAlways",  # then users' own choices, never
+    "notifications.policies.mutes.Mutes",  # for a critical event
     "notifications.policies.preferences.Preferences",
+    "notifications.policies.quiet_hours.QuietHours",
 ])
 WEBHOOK_ALLOW_PRIVATE_NETWORKS = env.bool("WEBHOOK_ALLOW_PRIVATE_NETWORKS", default=False)
 

@@ -1,3 +1,4 @@
+from django import forms
 from django.contrib import admin
 from django.utils.html import format_html
 from rest_framework.authtoken.admin import TokenProxy
@@ -5,7 +6,7 @@ from rest_framework.authtoken.admin import TokenProxy
 from core.admin import ModelAdmin
 
 from .models import Category, Event, EventType, Membership, Workspace
-from .routing_view import routing_describer
+from .routing_view import explain_event, routing_describer
 from .services.catalog import event_type_create, event_type_update
 
 
@@ -25,11 +26,37 @@ class CategoryAdmin(ModelAdmin):
         return False
 
 
+class EventTypeForm(forms.ModelForm):
+    """Grouping left out of a post (a script's) keeps its default: off, 60 minutes."""
+
+    class Meta:
+        model = EventType
+        fields = ["category", "name", "label", "description", "title_template",
+                  "default_priority", "priority_override", "enabled", "group_by",
+                  "repeat_interval_minutes"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in ("group_by", "repeat_interval_minutes"):
+            if name in self.fields:
+                self.fields[name].required = False
+
+    def clean_repeat_interval_minutes(self):
+        value = self.cleaned_data.get("repeat_interval_minutes")
+        return EventType._meta.get_field("repeat_interval_minutes").default if value is None \
+            else value
+
+    def clean_group_by(self):
+        value = self.cleaned_data.get("group_by")
+        return [] if value is None else value
+
+
 @admin.register(EventType)
 class EventTypeAdmin(ModelAdmin):
     """The event catalog: toggle and re-prioritise in the list, one Save for all rows; the
     channels each event type reaches as the routing app describes them."""
 
+    form = EventTypeForm
     list_display = ["key", "category", "badge", "priority_override", "enabled"]
     list_editable = ["priority_override", "enabled"]
     list_filter = ["category", "enabled", "default_priority"]
@@ -38,7 +65,8 @@ class EventTypeAdmin(ModelAdmin):
     list_per_page = 100
     readonly_fields = ["key", "builtin"]
     fields = ["key", "category", "name", "label", "description", "title_template",
-              "default_priority", "priority_override", "enabled", "builtin"]
+              "default_priority", "priority_override", "enabled", "group_by",
+              "repeat_interval_minutes", "builtin"]
 
     def save_model(self, request, obj, form, change):
         """Through the services, the list's editable columns included."""
@@ -117,10 +145,22 @@ class EventAdmin(ModelAdmin):
     list_select_related = ["event_type", "workspace"]
     date_hierarchy = "created_at"
     readonly_fields = [f.name for f in Event._meta.fields]
+    change_form_template = "admin/events/event/change_form.html"
 
     @admin.display(description="Priority", ordering="priority")
     def badge(self, event):
         return priority_badge(event.priority)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        """The event, and why each person it was for got it on each channel, or did not."""
+        event = self.get_object(request, object_id)
+        explained = explain_event(event) if event is not None else []
+        channels = sorted({name for _, decisions in explained for name in decisions})
+        rows = [(person, [decisions.get(name) for name in channels])
+                for person, decisions in explained]
+        context = {**(extra_context or {}), "explain_channels": channels,
+                   "explain_rows": rows}
+        return super().change_view(request, object_id, form_url, context)
 
     @admin.display(description="Error")
     def error(self, event):

@@ -2,12 +2,13 @@ import secrets
 import uuid
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
 from .catalog import Priority
 from .templating import validate_title_template
-from .validators import validate_single_line
+from .validators import validate_group_by, validate_single_line
 
 
 class Category(models.Model):
@@ -43,6 +44,14 @@ class EventType(models.Model):
         help_text="Leave empty to use the default priority.",
     )
     enabled = models.BooleanField(default=True, help_text="Deliver notifications for this event.")
+    group_by = models.JSONField(
+        default=list, blank=True, validators=[validate_group_by],
+        help_text="Payload keys whose equal values make a repeat (e.g. datasource_name): a "
+                  "repeat within the interval notifies nobody again. Empty: no grouping.")
+    repeat_interval_minutes = models.PositiveIntegerField(
+        default=60, validators=[MinValueValidator(1), MaxValueValidator(7 * 24 * 60)],
+        help_text="Repeats within this many minutes of a group's first notification are "
+                  "folded into it; the next one after that notifies again.")
     builtin = models.BooleanField(default=False, editable=False)
 
     class Meta:
@@ -117,6 +126,8 @@ class Event(models.Model):
         PENDING = "pending", "Pending routing"
         ROUTED = "routed", "Routed"
         SUPPRESSED = "suppressed", "Logged only (notifications disabled)"
+        SILENCED = "silenced", "Silenced (an admin's silence matched)"
+        GROUPED = "grouped", "Grouped (a repeat within the interval)"
         FAILED = "failed", "Failed (routing gave up; see the error)"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -148,6 +159,10 @@ class Event(models.Model):
     routing_source = models.CharField(
         max_length=30, blank=True,
         help_text="What chose the channels: an event type rule, a category rule, the default.")
+    silenced_by = models.BigIntegerField(
+        null=True, blank=True, help_text="Silenced: the id of the silence that matched.")
+    grouped_into = models.UUIDField(
+        null=True, blank=True, help_text="Grouped: the first event of its group.")
 
     class Meta:
         ordering = ["-created_at"]

@@ -1,8 +1,9 @@
-"""How the event catalog shows where each event type goes, told by the app that routes.
+"""How the event catalog and the event log show routing, told by the app that routes.
 
-The catalog's admin list and REST API show each event type's effective channels, but
-routing is a higher layer's: it registers a describer in its ``AppConfig.ready()``
-(``notifications.apps``), and the catalog's views call it. Without one they show none.
+The catalog's admin list and REST API show each event type's effective channels, and an
+event's admin page why each person got it or not; but routing is a higher layer's: it
+registers a describer and an explainer in its ``AppConfig.ready()`` (``notifications.apps``),
+and the views call them. Without them they show nothing.
 """
 
 from collections.abc import Callable
@@ -38,3 +39,20 @@ def routing_describer() -> Callable[[EventType], EventTypeRouting | None]:
     if _describer is None:
         return lambda event_type: None
     return _describer()
+
+
+#: ``explain(event) -> list of (username, {channel: (decision, detail)})`` for the people the
+#: event was for, registered by the routing app; the event's admin page shows it.
+Explainer = Callable[[object], list]
+
+_explainer: Explainer | None = None
+
+
+def register_explainer(explainer: Explainer) -> None:
+    global _explainer
+    _explainer = explainer
+
+
+def explain_event(event) -> list:
+    """Each person's decisions for ``event``, or nothing when no routing app explains."""
+    return _explainer(event) if _explainer is not None else []

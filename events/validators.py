@@ -20,3 +20,26 @@ def validate_single_line(value) -> None:
             raise ValidationError(
                 "Must be one line of text without control characters (found U+%(code)s).",
                 code="control_character", params={"code": f"{ord(char):04X}"})
+
+
+#: The most payload keys an event type groups repeats by.
+GROUP_BY_MAX_KEYS = 10
+_PAYLOAD_KEY_MAX = 100
+
+
+def validate_group_by(value) -> None:
+    """A list of distinct payload keys (strings, one line, at most 100 characters each), at
+    most ``GROUP_BY_MAX_KEYS``: what makes two events of a type "the same" (a repeat, or the
+    event another one resolves)."""
+    if not isinstance(value, list):
+        raise ValidationError("Give a list of payload keys, e.g. [\"datasource_name\"].")
+    if len(value) > GROUP_BY_MAX_KEYS:
+        raise ValidationError(f"At most {GROUP_BY_MAX_KEYS} payload keys.")
+    for key in value:
+        if not isinstance(key, str) or not key.strip() or len(key) > _PAYLOAD_KEY_MAX:
+            raise ValidationError(
+                f"Each payload key is a non-empty string of at most {_PAYLOAD_KEY_MAX} "
+                "characters.")
+        validate_single_line(key)
+    if len(set(value)) != len(value):
+        raise ValidationError("A payload key is listed twice.")

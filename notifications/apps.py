@@ -14,10 +14,12 @@ class NotificationsConfig(AppConfig):
         from . import tasks
         from .deliveries.manual import channel_deliveries_enqueue
         from .in_app import InAppBackend
+        from .routing.explain import event_explain_members
         from .routing.rules import describe_event_types
 
         register(InAppBackend)  # the bell: a channel like any other
         routing_view.register_describer(describe_event_types)  # the catalog's channels
+        routing_view.register_explainer(event_explain_members)  # an event's admin page
         # The floor's routing jobs are done by these tasks.
         dispatch.register(dispatch.ROUTE_URGENT, tasks.event_route_urgent)
         dispatch.register(dispatch.ROUTE, tasks.event_route)

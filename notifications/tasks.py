@@ -14,7 +14,7 @@ from events.services.lifecycle import event_mark_failed
 from . import retention
 from .deliveries import enqueue, send, sweep
 from .routing import route
-from .services import digests
+from .services import attention, digests, held
 
 logger = logging.getLogger(__name__)
 
@@ -131,3 +131,15 @@ def retention_purge() -> None:
     """Delete what is older than ``DATAFI_RETENTION_DAYS`` and finished (chunked; safe to
     overlap and to run again). A failure is left to the next hourly run."""
     retention.retention_purge()
+
+
+@shared_task(**control_plane.task_options(control_plane.HELD_RELEASE))
+def held_release() -> None:
+    """Send, as one digest per target, what quiet hours held and may go out now."""
+    held.held_release()
+
+
+@shared_task(**control_plane.task_options(control_plane.SNOOZED_WAKE))
+def snoozed_wake() -> None:
+    """Bring back, unread, the notifications whose snooze has ended."""
+    attention.snoozed_wake()

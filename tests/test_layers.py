@@ -137,3 +137,21 @@ def test_the_pipeline_asks_the_channel_registry_and_never_names_a_channel():
              if any(f'"{name}"' in line for name in ("email", "webhook", "in_app"))
              and not line.strip().startswith(("#", '"'))]
     assert not named, "\n".join(named)
+
+
+def test_the_version_triggers_survive_every_migration(db):
+    """Caches are dropped by database triggers (the catalog's for emit, the routing
+    configuration's); SQLite loses a table's triggers when a migration rebuilds the table,
+    so each migration that does puts them back."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        if connection.vendor == "sqlite":
+            cursor.execute("SELECT tbl_name FROM sqlite_master WHERE type = 'trigger'")
+        else:
+            cursor.execute("SELECT DISTINCT c.relname FROM pg_trigger t "
+                           "JOIN pg_class c ON c.oid = t.tgrelid WHERE NOT t.tgisinternal")
+        watched = {row[0] for row in cursor.fetchall()}
+
+    assert watched >= {"events_eventtype", "notifications_routingrule",
+                       "channels_app_digestsetting", "channels_app_webhookendpoint"}

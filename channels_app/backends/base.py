@@ -64,6 +64,9 @@ class ChannelBackend:
     label: ClassVar[str]
     #: Whether users switch this channel on or off per category (preferences page and API).
     user_choosable: ClassVar[bool] = False
+    #: Whether a message on this channel interrupts a person (an email, a phone's chime):
+    #: quiet hours hold such messages until they end; the bell, read when one looks, not.
+    interrupts: ClassVar[bool] = False
     #: Whether medium, low and info wait in digest buckets on this channel (unless an admin
     #: switches its digests off).
     sends_digests: ClassVar[bool] = True

@@ -33,6 +33,7 @@ class EmailBackend(ChannelBackend):
     name = EMAIL_CHANNEL
     label = "Email"
     user_choosable = True
+    interrupts = True
     user_fields = ("email",)
     queue = "deliveries"
     batched_queue = "digests"

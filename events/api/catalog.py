@@ -8,7 +8,7 @@ from ..models import EventType
 from ..routing_view import routing_describer
 from ..services.catalog import event_type_update
 from .permissions import staff_with
-from .serializers import StrictFieldsMixin
+from .serializers import BoundedListField, StrictFieldsMixin
 
 
 class EventTypeSerializer(StrictFieldsMixin, serializers.ModelSerializer):
@@ -23,6 +23,9 @@ class EventTypeSerializer(StrictFieldsMixin, serializers.ModelSerializer):
     priority_override = serializers.ChoiceField(
         choices=[("", "No override"), *Priority.CHOICES], required=False, allow_blank=True
     )
+    group_by = BoundedListField(
+        child=serializers.CharField(max_length=100), required=False, max_length=10,
+        help_text="Payload keys whose equal values make a repeat; empty: no grouping.")
     effective_channels = serializers.SerializerMethodField()
     channels_source = serializers.SerializerMethodField()
 
@@ -31,7 +34,7 @@ class EventTypeSerializer(StrictFieldsMixin, serializers.ModelSerializer):
         fields = [
             "key", "category", "name", "label", "description", "title_template",
             "default_priority", "priority_override", "effective_priority", "enabled",
-            "effective_channels", "channels_source",
+            "group_by", "repeat_interval_minutes", "effective_channels", "channels_source",
         ]
         read_only_fields = [
             "key", "name", "label", "description", "title_template", "default_priority",

@@ -90,6 +90,8 @@ def event_type_create(
     description: str = "",
     priority_override: str = "",
     enabled: bool = True,
+    group_by: list[str] | None = None,
+    repeat_interval_minutes: int = 60,
 ) -> EventType:
     """Add a custom event type; its key is ``<category prefix>.<name>``.
 
@@ -100,6 +102,7 @@ def event_type_create(
         key=f"{category.prefix}.{name}", category=category, name=name, label=label,
         description=description, title_template=title_template, default_priority=default_priority,
         priority_override=priority_override, enabled=enabled, builtin=False,
+        group_by=list(group_by or []), repeat_interval_minutes=repeat_interval_minutes,
     )
     full_clean(event_type)
     event_type.save(force_insert=True)
@@ -111,11 +114,14 @@ def event_type_update(
     event_type: EventType,
     enabled: bool | None = None,
     priority_override: str | None = None,
+    group_by: list[str] | None = None,
+    repeat_interval_minutes: int | None = None,
     **definition: Any,
 ) -> EventType:
     """Change an event type and save only what changed; the one way event types change.
 
-    ``enabled`` and ``priority_override`` (``""`` clears it) may change on any event type;
+    ``enabled``, ``priority_override`` (``""`` clears it), ``group_by`` and
+    ``repeat_interval_minutes`` (how repeats are folded) may change on any event type;
     ``definition`` (``EVENT_TYPE_DEFINITION_FIELDS``) only on a custom one. Raises
     ``ApplicationError`` naming the field it refuses (the model's validation of a changed
     definition included).
@@ -133,6 +139,15 @@ def event_type_update(
             )
         event_type.priority_override = priority_override
         fields.append("priority_override")
+    grouping = {name: value for name, value in (("group_by", group_by),
+                                                ("repeat_interval_minutes",
+                                                 repeat_interval_minutes)) if value is not None}
+    for field, value in grouping.items():
+        setattr(event_type, field, value)
+        fields.append(field)
+    if grouping:
+        full_clean(event_type, exclude=[f.name for f in EventType._meta.fields
+                                        if f.name not in grouping])
     for field, value in definition.items():
         if field not in EVENT_TYPE_DEFINITION_FIELDS:
             raise ApplicationError(f"{field} cannot be changed", field=field)

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from django.db import connection
-from django.db.models import Case, CharField, JSONField, Value, When
+from django.db.models import BigIntegerField, Case, CharField, JSONField, UUIDField, Value, When
 from django.utils import timezone
 
 from ..models import Event
@@ -18,7 +18,8 @@ from ..models import Event
 logger = logging.getLogger(__name__)
 
 #: What routing may leave an event as.
-ROUTED_STATUSES = frozenset({Event.Status.ROUTED, Event.Status.SUPPRESSED})
+ROUTED_STATUSES = frozenset({Event.Status.ROUTED, Event.Status.SUPPRESSED,
+                             Event.Status.SILENCED, Event.Status.GROUPED})
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,8 @@ class RoutingOutcome:
     status: str = Event.Status.ROUTED
     channels: list[str] = field(default_factory=list)
     source: str = ""
+    silenced_by: int | None = None  # silenced: the silence's id
+    grouped_into: object = None  # grouped: the first event of its group
 
 
 def events_mark_routed(outcomes: Iterable[RoutingOutcome]) -> int:
@@ -47,7 +50,9 @@ def events_mark_routed(outcomes: Iterable[RoutingOutcome]) -> int:
     values = {"routed_at": timezone.now(), "next_sweep_at": None, "last_error": ""}
     for name, attribute, output in (("status", "status", CharField()),
                                     ("routed_channels", "channels", JSONField()),
-                                    ("routing_source", "source", CharField())):
+                                    ("routing_source", "source", CharField()),
+                                    ("silenced_by", "silenced_by", BigIntegerField()),
+                                    ("grouped_into", "grouped_into", UUIDField())):
         distinct = {_key(getattr(o, attribute)) for o in outcomes}
         if len(distinct) == 1:
             values[name] = _value(getattr(outcomes[0], attribute), output)
@@ -64,7 +69,9 @@ def _key(value):
 
 
 def _value(value, output):
-    return Value(value, output_field=output) if isinstance(output, JSONField) else value
+    if isinstance(output, JSONField) or value is None:
+        return Value(value, output_field=output)
+    return value
 
 
 def event_mark_failed(*, event_id, error: str) -> bool:

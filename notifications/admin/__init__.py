@@ -1,3 +1,3 @@
 """The notifications app's admin, one module per subdomain."""
 
-from . import bell, deliveries, digests, routing  # noqa: F401 (they register the admins)
+from . import attention, bell, deliveries, digests, routing  # noqa: F401 (registers admins)

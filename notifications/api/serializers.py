@@ -1,3 +1,4 @@
+from django.utils import timezone
 from rest_framework import serializers
 from rest_framework.validators import UniqueValidator
 
@@ -28,7 +29,8 @@ class NotificationSerializer(serializers.ModelSerializer):
         model = Notification
         fields = ["id", "kind", "title", "priority", "category", "event_type", "workspace_id",
                   "workspace_name", "event_id", "digest_id", "payload", "occurred_at", "items",
-                  "item_count", "is_read", "read_at", "created_at"]
+                  "item_count", "is_read", "read_at", "snoozed_until", "repeat_count",
+                  "last_occurred_at", "created_at"]
         read_only_fields = fields
 
     def get_workspace_id(self, notification) -> str | None:
@@ -69,6 +71,9 @@ class NotificationSerializer(serializers.ModelSerializer):
             "item_count": len(notification.items) if is_digest else 1,
             "is_read": notification.read_at is not None,
             "read_at": _datetime(notification.read_at),
+            "snoozed_until": _datetime(notification.snoozed_until),
+            "repeat_count": notification.repeat_count,
+            "last_occurred_at": _datetime(notification.last_occurred_at),
             "created_at": _datetime(notification.created_at),
         }
 
@@ -78,6 +83,9 @@ _datetime = serializers.DateTimeField().to_representation
 
 class NotificationFilterSerializer(serializers.Serializer):
     unread = serializers.BooleanField(required=False, allow_null=True, default=None)
+    snoozed = serializers.BooleanField(
+        required=False, default=False,
+        help_text="true: only your snoozed notifications (left out of the default list).")
     priority = serializers.ChoiceField(choices=Priority.VALUES, required=False)
     category = serializers.CharField(required=False, help_text="Category slug, e.g. queries")
     workspace = serializers.CharField(required=False, help_text="Workspace id, e.g. ws_abc123")
@@ -123,10 +131,30 @@ class ChannelSerializer(serializers.Serializer):
     label = serializers.CharField()
 
 
-class PreferencesSerializer(StrictFieldsMixin, serializers.Serializer):
-    """PUT replaces the categories given; a channel left out of one goes back to on."""
+class QuietHoursSerializer(StrictFieldsMixin, serializers.Serializer):
+    start = serializers.RegexField(r"^([01]\d|2[0-3]):[0-5]\d$", help_text="HH:MM, local time.",
+                                   error_messages={"invalid": "Give a time of day as HH:MM."})
+    end = serializers.RegexField(r"^([01]\d|2[0-3]):[0-5]\d$", help_text="HH:MM, local time.",
+                                 error_messages={"invalid": "Give a time of day as HH:MM."})
 
-    categories = serializers.DictField(child=ChannelChoicesField())
+
+class PreferencesSerializer(StrictFieldsMixin, serializers.Serializer):
+    """PUT replaces the categories given (a channel left out of one goes back to on) and sets
+    the time zone and quiet hours when given; what is left out is kept."""
+
+    categories = serializers.DictField(child=ChannelChoicesField(), required=False)
+    timezone = serializers.CharField(
+        required=False, max_length=64, help_text="IANA name, e.g. Europe/Paris (default UTC).")
+    quiet_hours = QuietHoursSerializer(
+        required=False, allow_null=True,
+        help_text="null, or start and end in your time zone (may cross midnight): emails "
+                  "wait meanwhile and go out as one digest after (critical at once).")
+
+    def validate(self, attrs):
+        if not attrs:
+            raise serializers.ValidationError(
+                {"categories": ["Give categories, timezone and/or quiet_hours."]})
+        return attrs
     channels = ChannelSerializer(
         many=True, read_only=True,
         help_text="The channels users choose from, in the order pages show them.")
@@ -171,6 +199,7 @@ class RoutingImportSerializer(StrictFieldsMixin, serializers.Serializer):
 class RoutingImportResultSerializer(serializers.Serializer):
     rules_changed = serializers.IntegerField()
     priorities_changed = serializers.IntegerField()
+    grouping_changed = serializers.IntegerField()
     removed = serializers.IntegerField()
 
 
@@ -237,3 +266,66 @@ class DigestFlushSerializer(StrictFieldsMixin, serializers.Serializer):
 class DigestFlushQueuedSerializer(serializers.Serializer):
     bucket = serializers.CharField()
     queued = serializers.BooleanField()
+
+
+class SnoozeSerializer(StrictFieldsMixin, serializers.Serializer):
+    minutes = serializers.IntegerField(required=False, min_value=1, max_value=43200,
+                                       help_text="1 to 43200 (30 days).")
+    until = serializers.DateTimeField(required=False, help_text="ISO-8601 with an offset.")
+
+    def validate(self, attrs):
+        if len(attrs) != 1:
+            raise serializers.ValidationError({"minutes": ['Give either "minutes" or "until".']})
+        return attrs
+
+
+class MuteSerializer(StrictFieldsMixin, serializers.Serializer):
+    """One of ``event_type``, ``category`` or ``workspace_id``; ``until`` or null."""
+
+    id = serializers.IntegerField(read_only=True)
+    event_type = serializers.CharField(required=False, max_length=120, allow_null=True,
+                                       source="event_type.key")
+    category = serializers.CharField(required=False, max_length=50, allow_null=True,
+                                     source="category.slug")
+    workspace_id = serializers.CharField(required=False, max_length=40, allow_null=True,
+                                         source="workspace.public_id")
+    until = serializers.DateTimeField(required=False, allow_null=True,
+                                      help_text="When the mute ends; null: until removed.")
+    created_at = serializers.DateTimeField(read_only=True)
+
+
+class SilenceMatchersSerializer(StrictFieldsMixin, serializers.Serializer):
+    event_type = serializers.CharField(required=False, max_length=120)
+    category = serializers.CharField(required=False, max_length=50)
+    workspace_id = serializers.CharField(required=False, max_length=40)
+    payload = serializers.DictField(required=False, help_text="{key: value}, each equal.")
+
+
+class SilenceSerializer(StrictFieldsMixin, serializers.Serializer):
+    id = serializers.IntegerField(read_only=True)
+    matchers = SilenceMatchersSerializer()
+    starts_at = serializers.DateTimeField(required=False, help_text="Default: now.")
+    ends_at = serializers.DateTimeField()
+    comment = serializers.CharField(max_length=2000)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    state = serializers.SerializerMethodField(help_text="active, upcoming or expired.")
+    created_at = serializers.DateTimeField(read_only=True)
+
+    def get_state(self, silence) -> str:
+        now = timezone.now()
+        if silence.ends_at <= now:
+            return "expired"
+        return "active" if silence.starts_at <= now else "upcoming"
+
+
+class ExplainRequestSerializer(StrictFieldsMixin, serializers.Serializer):
+    event_type = serializers.CharField(max_length=120)
+    workspace_id = serializers.CharField(required=False, allow_null=True, max_length=40)
+    payload = serializers.DictField(required=False, default=dict)
+    user = serializers.CharField(max_length=150, help_text="A username.")
+
+
+class ExplainSerializer(serializers.Serializer):
+    priority = serializers.CharField()
+    rule_source = serializers.CharField()
+    channels = serializers.DictField(child=serializers.DictField(child=serializers.CharField()))

@@ -1,6 +1,7 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
+from .attention import EventExplainView, MuteViewSet, RoutingExplainView, SilenceViewSet
 from .views import (
     DeliveryViewSet,
     DigestFlushView,
@@ -16,6 +17,8 @@ router = SimpleRouter()
 router.register("notifications", NotificationViewSet, basename="notification")
 router.register("routing-rules", RoutingRuleViewSet, basename="routing-rule")
 router.register("deliveries", DeliveryViewSet, basename="delivery")
+router.register("mutes", MuteViewSet, basename="mute")
+router.register("silences", SilenceViewSet, basename="silence")
 
 urlpatterns = [
     path("routing/export/", RoutingExportView.as_view(), name="routing-export"),
@@ -23,5 +26,7 @@ urlpatterns = [
     path("digests/pending/", DigestPendingView.as_view(), name="digest-pending"),
     path("digests/flush/", DigestFlushView.as_view(), name="digest-flush"),
     path("preferences/", PreferencesView.as_view(), name="preferences"),
+    path("routing/explain/", RoutingExplainView.as_view(), name="routing-explain"),
+    path("events/<uuid:event_id>/explain/", EventExplainView.as_view(), name="event-explain"),
     *router.urls,
 ]

@@ -17,9 +17,9 @@ from ..deliveries.manual import delivery_replay, delivery_retry
 from ..models import RoutingRule
 from ..routing.files import routing_export, routing_import
 from ..selectors import bell, deliveries, digests, preferences
-from ..services import reading
+from ..services import attention, reading
 from ..services.digests import digest_flush_enqueue
-from ..services.preferences import preferences_set
+from ..services.preferences import preferences_update
 from ..services.rules import routing_rule_delete, routing_rule_set
 from .etag import etag_matches, not_modified, notification_etag, with_etag
 from .serializers import (
@@ -36,6 +36,7 @@ from .serializers import (
     RoutingImportResultSerializer,
     RoutingImportSerializer,
     RoutingRuleSerializer,
+    SnoozeSerializer,
     UnreadCountSerializer,
 )
 
@@ -78,8 +79,8 @@ class NotificationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
         return with_etag(super().list(request, *args, **kwargs), etag)
 
     def get_queryset(self):
-        if self.action != "list":
-            return bell.notification_list(user=self.request.user)
+        if self.action != "list":  # one notification, snoozed or not
+            return bell.notification_list(user=self.request.user, snoozed=None)
         filters = NotificationFilterSerializer(data=self.request.query_params)
         filters.is_valid(raise_exception=True)
         return bell.notification_list(user=self.request.user, **filters.validated_data)
@@ -96,6 +97,25 @@ class NotificationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
     def unread(self, request, pk=None):
         refuse_fields(request.data)
         notification = reading.notification_mark_unread(notification=self.get_object())
+        return Response(self.get_serializer(notification).data)
+
+    @extend_schema(request=SnoozeSerializer, responses=NotificationSerializer,
+                   parameters=[NOTIFICATION_ID])
+    @action(detail=True, methods=["post"])
+    def snooze(self, request, pk=None):
+        """Out of the unread count and the list until ``until`` (or for ``minutes``); back,
+        unread, within a minute of it."""
+        serializer = SnoozeSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        notification = attention.notification_snooze(notification=self.get_object(),
+                                                     **serializer.validated_data)
+        return Response(self.get_serializer(notification).data)
+
+    @extend_schema(request=None, responses=NotificationSerializer, parameters=[NOTIFICATION_ID])
+    @action(detail=True, methods=["post"])
+    def unsnooze(self, request, pk=None):
+        refuse_fields(request.data)
+        notification = attention.notification_unsnooze(notification=self.get_object())
         return Response(self.get_serializer(notification).data)
 
     @extend_schema(request=None, responses={200: {"type": "object",
@@ -138,8 +158,10 @@ class PreferencesView(APIView):
     def put(self, request):
         serializer = PreferencesSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        preferences_set(user=request.user,
-                                 categories=serializer.validated_data["categories"])
+        data = serializer.validated_data
+        preferences_update(user=request.user, categories=data.get("categories"),
+                           timezone_name=data.get("timezone"),
+                           quiet_hours=data.get("quiet_hours", ...))
         return Response(self._answer(request.user))
 
     @staticmethod
@@ -147,6 +169,7 @@ class PreferencesView(APIView):
         return PreferencesSerializer({
             "categories": preferences.preferences_get(user=user),
             "channels": preferences.preference_channels(),
+            **preferences.quiet_hours_get(user=user),
             "critical_always_delivered": True}).data
 
 

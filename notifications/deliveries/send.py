@@ -16,7 +16,7 @@ from channels_app.errors import DeliveryError
 from events.models import Event
 
 from ..in_app import event_title
-from ..models import PRIORITY_BY_BUCKET, Delivery, DeliveryAttempt, Digest
+from ..models import Delivery, DeliveryAttempt, Digest
 from ..routing.audience import AudienceCheck
 from .enqueue import deliveries_enqueue
 
@@ -156,7 +156,7 @@ def _render(delivery: Delivery, backend: ChannelBackend):
     events = [(item.event, event_title(item.event)) for item in items if item.pk not in gone]
     if not events:
         return None
-    return backend.render_digest(priority=PRIORITY_BY_BUCKET[delivery.bucket], events=events,
+    return backend.render_digest(priority=delivery.priority, events=events,
                                  recipient=recipient, delivery_id=delivery.pk)
 
 

@@ -36,6 +36,13 @@ class Notification(models.Model):
     items = models.JSONField(default=list, blank=True, help_text="A digest's events.")
     created_at = models.DateTimeField(auto_now_add=True)
     read_at = models.DateTimeField(null=True, blank=True)
+    snoozed_until = models.DateTimeField(
+        null=True, blank=True,
+        help_text="Snoozed: out of the unread count and the list until then, then unread.")
+    repeat_count = models.PositiveIntegerField(
+        default=0, help_text="Repeats of the event folded into this notification (grouping).")
+    last_occurred_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the latest repeat happened.")
     updated_at = models.DateTimeField(
         default=timezone.now,
         help_text="Created, or read state last changed: the bell's ETag moves with it.")
@@ -47,6 +54,8 @@ class Notification(models.Model):
             models.Index(fields=["user"], name="notification_unread_idx",
                          condition=Q(read_at__isnull=True)),
             models.Index(fields=["user", "-updated_at"], name="notification_updated_idx"),
+            models.Index(fields=["snoozed_until"], name="notification_snoozed_idx",
+                         condition=Q(snoozed_until__isnull=False)),
         ]
         constraints = [
             # Routing twice, or a digest sent twice, can never notify a user twice.

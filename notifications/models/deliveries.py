@@ -46,7 +46,9 @@ class Digest(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     channel = models.CharField(max_length=CHANNEL_MAX_LENGTH)
-    bucket = models.CharField(max_length=4, choices=Bucket.choices)
+    bucket = models.CharField(
+        max_length=4, choices=Bucket.choices, blank=True,
+        help_text="Empty: deliveries held by quiet hours, released together.")
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
     )

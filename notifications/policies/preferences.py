@@ -1,11 +1,9 @@
 """A user who switched a category off on a channel gets nothing of it there, now or in a
 digest (``/api/preferences/``)."""
 
-from django.db.models import Q
-
 from ..models import NotificationPreference
 from ..routing.plan import Decision, Scope, Verdict
-from .base import Policy
+from .base import Policy, audience_filter
 
 
 class Preferences(Policy):
@@ -21,7 +19,7 @@ class Preferences(Policy):
             return
         events = {route.event.pk: route.event for route in routes}.values()
         opted_out = set(NotificationPreference.objects.filter(
-            _audiences(events), enabled=False,
+            audience_filter(events), enabled=False,
             category_id__in={route.event.event_type.category_id for route in routes},
             channel__in={route.channel for route in routes},
         ).values_list("user_id", "category_id", "channel").distinct())
@@ -36,18 +34,3 @@ class Preferences(Policy):
                         detail=f"{route.backend.label} for {category.name} is switched off "
                                "in the user's preferences."))
 
-
-def _audiences(events) -> Q:
-    """The users ``events`` may reach, narrowed the way ``audiences_get`` narrows (the
-    workspaces' members, the explicit recipients, staff): the query never grows with other
-    workspaces' users, nor with the size of the audience as an IN list."""
-    workspace_ids = {e.workspace_id for e in events if e.workspace_id is not None}
-    recipients = {pk for e in events if e.workspace_id is None for pk in e.recipient_ids or ()}
-    audience = Q(pk__in=[])
-    if workspace_ids:
-        audience |= Q(user__memberships__workspace_id__in=workspace_ids)
-    if recipients:
-        audience |= Q(user_id__in=recipients)
-    if any(e.workspace_id is None and not e.recipient_ids for e in events):
-        audience |= Q(user__is_staff=True)
-    return audience

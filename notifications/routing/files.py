@@ -7,6 +7,8 @@
           channels: [in_app, email, webhook]
           priority: critical   # sets the event type's priority override
           emails: [oncall@example.com]   # optional distribution lists for email
+          group_by: [datasource_name]    # repeats with equal values fold into the first
+          repeat_interval_minutes: 30    # for this long (default 60)
 
 Import applies the whole file or nothing. With ``replace``, the file is the complete
 configuration: rules and priority overrides it does not mention are removed.
@@ -30,11 +32,15 @@ from core.errors import ApplicationError
 from events.catalog import Priority
 from events.models import Category, EventType
 from events.services.catalog import event_type_update
+from events.validators import validate_group_by
 
 from ..models import RoutingRule, validate_email_list
 from ..services.rules import routing_rule_delete, routing_rule_set
 
-SETTING_KEYS = ("channels", "priority", "emails")
+SETTING_KEYS = ("channels", "priority", "emails", "group_by", "repeat_interval_minutes")
+#: What an event type sets, not a category.
+EVENT_TYPE_KEYS = ("priority", "group_by", "repeat_interval_minutes")
+DEFAULT_REPEAT_INTERVAL = EventType._meta.get_field("repeat_interval_minutes").default
 #: routing > category > event > setting > list is 5 levels; this leaves room, nothing more.
 MAX_DEPTH = 10
 
@@ -70,6 +76,13 @@ class _Entry:
     channels: list[str] | None = None
     priority: str | None = None
     emails: list[str] | None = None
+    group_by: list[str] | None = None
+    repeat_interval_minutes: int | None = None
+
+    def grouping(self) -> dict:
+        """The grouping settings the entry gives, as ``event_type_update`` takes them."""
+        return {name: getattr(self, name) for name in ("group_by", "repeat_interval_minutes")
+                if getattr(self, name) is not None}
 
 
 @dataclass
@@ -77,10 +90,13 @@ class ImportResult:
     rules_changed: int
     priorities_changed: int
     removed: int
+    grouping_changed: int = 0
 
     def summary(self) -> str:
+        grouping = (f" and {self.grouping_changed} groupings" if self.grouping_changed
+                    else "")
         return (f"Routing imported: {self.rules_changed} rules and {self.priorities_changed} "
-                f"priority overrides changed, {self.removed} removed.")
+                f"priority overrides{grouping} changed, {self.removed} removed.")
 
 
 def routing_import(text: str | bytes, *, replace: bool = False) -> ImportResult:
@@ -112,8 +128,14 @@ def routing_import(text: str | bytes, *, replace: bool = False) -> ImportResult:
                     pk__in=keep_priorities):
                 event_type_update(event_type=event_type, priority_override="")
                 removed += 1
+            keep_grouping = [t.pk for t, e in event_entries if e.grouping()]
+            for event_type in (EventType.objects.exclude(pk__in=keep_grouping).exclude(
+                    group_by=[], repeat_interval_minutes=DEFAULT_REPEAT_INTERVAL)):
+                event_type_update(event_type=event_type, group_by=[],
+                                  repeat_interval_minutes=DEFAULT_REPEAT_INTERVAL)
+                removed += 1
         rules = {(r.category_id, r.event_type_id): r for r in RoutingRule.objects.all()}
-        rules_changed = priorities_changed = 0
+        rules_changed = priorities_changed = grouping_changed = 0
         for target, entry in [*category_entries, *event_entries]:
             if entry.channels is not None:
                 is_category = isinstance(target, Category)
@@ -130,8 +152,12 @@ def routing_import(text: str | bytes, *, replace: bool = False) -> ImportResult:
             if entry.priority is not None and target.priority_override != entry.priority:
                 event_type_update(event_type=target, priority_override=entry.priority)
                 priorities_changed += 1
+            grouping = entry.grouping()
+            if any(getattr(target, name) != value for name, value in grouping.items()):
+                event_type_update(event_type=target, **grouping)
+                grouping_changed += 1
     return ImportResult(rules_changed=rules_changed, priorities_changed=priorities_changed,
-                        removed=removed)
+                        removed=removed, grouping_changed=grouping_changed)
 
 
 def routing_file_read(upload, *, field: str | None = "file") -> bytes:
@@ -192,9 +218,10 @@ def _parse(text, categories, event_types):
             raise RoutingFileError(path, "must be a mapping of event names")
         category_settings = {k: v for k, v in body.items() if k in SETTING_KEYS}
         if category_settings:
-            if "priority" in category_settings:
-                raise RoutingFileError(f"{path}.priority",
-                                       "priority is set per event type, not per category")
+            for key in EVENT_TYPE_KEYS:
+                if key in category_settings:
+                    raise RoutingFileError(f"{path}.{key}",
+                                           f"{key} is set per event type, not per category")
             category_entries.append((category, _entry(path, category_settings)))
         for name, settings in body.items():
             if name in SETTING_KEYS:
@@ -204,7 +231,8 @@ def _parse(text, categories, event_types):
             if event_type is None:
                 raise RoutingFileError(event_path, "unknown event")
             if not isinstance(settings, dict) or not settings:
-                raise RoutingFileError(event_path, "must set channels and/or priority")
+                raise RoutingFileError(event_path,
+                                       "must set channels, priority and/or grouping")
             event_entries.append((event_type, _entry(event_path, settings)))
     return category_entries, event_entries
 
@@ -232,6 +260,21 @@ def _entry(path: str, settings: dict) -> _Entry:
             except ValidationError as exc:
                 raise RoutingFileError(key_path, " ".join(exc.messages)) from None
             entry.emails = list(value)
+        elif key == "group_by":
+            try:
+                validate_group_by(value)
+            except ValidationError as exc:
+                raise RoutingFileError(key_path, " ".join(exc.messages)) from None
+            entry.group_by = list(value)
+        elif key == "repeat_interval_minutes":
+            field = EventType._meta.get_field("repeat_interval_minutes")
+            try:
+                if isinstance(value, bool) or not isinstance(value, int):
+                    raise ValidationError("Give a whole number of minutes.")
+                field.run_validators(value)
+            except ValidationError as exc:
+                raise RoutingFileError(key_path, " ".join(exc.messages)) from None
+            entry.repeat_interval_minutes = value
         else:
             raise RoutingFileError(key_path, f"unknown setting (known: {', '.join(SETTING_KEYS)})")
     if entry.emails is not None and entry.channels is None:
@@ -240,7 +283,7 @@ def _entry(path: str, settings: dict) -> _Entry:
 
 
 def routing_export() -> str:
-    """The current rules and priority overrides in the routing file format."""
+    """The current rules, priority overrides and groupings in the routing file format."""
     routing: dict[str, dict] = {}
     categories = list(Category.objects.all())
     rules = {(r.category_id, r.event_type_id): r for r in RoutingRule.objects.all()}
@@ -253,6 +296,10 @@ def routing_export() -> str:
             settings.update(_rule_settings(rule))
         if event_type.priority_override:
             settings["priority"] = event_type.priority_override
+        if event_type.group_by:
+            settings["group_by"] = list(event_type.group_by)
+        if event_type.repeat_interval_minutes != DEFAULT_REPEAT_INTERVAL:
+            settings["repeat_interval_minutes"] = event_type.repeat_interval_minutes
         if settings:
             by_category.setdefault(event_type.category_id, {})[event_type.name] = settings
     for category in categories:

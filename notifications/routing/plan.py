@@ -100,6 +100,10 @@ class EventPlan:
 class RoutingPlan:
     events: list[EventPlan]
     config: RoutingConfig
+    #: A dry run (explain): nothing will be recorded, so policies take no locks.
+    dry_run: bool = False
+    #: What a policy's ``apply`` leaves for its ``commit``, by policy name.
+    state: dict = field(default_factory=dict)
 
     def live(self) -> Iterator[EventPlan]:
         """The events no policy stopped as a whole."""
@@ -124,7 +128,8 @@ class RoutingPlan:
         route.verdicts.setdefault(recipient.key, verdict)
 
 
-def plan_build(events: list[Event], config: RoutingConfig) -> RoutingPlan:
+def plan_build(events: list[Event], config: RoutingConfig, *,
+               dry_run: bool = False) -> RoutingPlan:
     """Resolve each event's channels, audience and targets. Events need their event type and
     category loaded. Two queries at most (the audiences), whatever the number of events."""
     audiences = audiences_get(events)
@@ -143,4 +148,4 @@ def plan_build(events: list[Event], config: RoutingConfig) -> RoutingPlan:
                 event=event, backend=backend, recipients=recipients,
                 bucket=config.bucket(priority=event.priority, channel=channel)))
         plans.append(EventPlan(event=event, routing=routing, members=members, routes=routes))
-    return RoutingPlan(events=plans, config=config)
+    return RoutingPlan(events=plans, config=config, dry_run=dry_run)

@@ -64,10 +64,17 @@ def plan_record(plan: RoutingPlan, *, policies=()) -> list[Delivery]:
     written = Delivery.objects.bulk_create(rows, batch_size=1000)
     for policy in policies:
         policy.commit(plan)
-    events_mark_routed([
-        RoutingOutcome(event_id=event_plan.event.pk, status=event_plan.status,
-                       channels=[route.channel for route in event_plan.routes]
-                       if event_plan.verdict is None else [],
-                       source=event_plan.routing.source)
-        for event_plan in plan.events])
+    events_mark_routed([_outcome(event_plan) for event_plan in plan.events])
     return [d for d in written if d.status == Delivery.Status.PENDING and not d.bucket]
+
+
+def _outcome(event_plan) -> RoutingOutcome:
+    """What the events app records of routing's decision for one event."""
+    verdict = event_plan.verdict
+    by = verdict.by_id if verdict is not None else ""
+    return RoutingOutcome(
+        event_id=event_plan.event.pk, status=event_plan.status,
+        channels=[route.channel for route in event_plan.routes] if verdict is None else [],
+        source=event_plan.routing.source,
+        silenced_by=int(by) if by and verdict.decision == Decision.SILENCED else None,
+        grouped_into=by if by and verdict.decision == Decision.GROUPED else None)

@@ -46,9 +46,11 @@ def event_route(*, event_id) -> RouteResult:
         return events_route([event], token=event.routing_token)[0]
 
 
-def events_plan(events: list[Event], *, token: str | None) -> RoutingPlan:
-    """The decided plan of ``events`` (routing and every policy), nothing written."""
-    plan = plan_build(events, routing_config_get(token=token))
+def events_plan(events: list[Event], *, token: str | None, dry_run: bool = False
+                ) -> RoutingPlan:
+    """The decided plan of ``events`` (routing and every policy), nothing written; a
+    ``dry_run`` takes no lock either (explain)."""
+    plan = plan_build(events, routing_config_get(token=token), dry_run=dry_run)
     for policy in active_policies():
         policy.apply(plan)
     return plan

@@ -13,8 +13,10 @@ from ..models import Notification
 
 
 def notification_list(*, user, unread: bool | None = None, priority: str | None = None,
-                      category: str | None = None, workspace: str | None = None) -> QuerySet:
-    """The user's own notifications, newest first.
+                      category: str | None = None, workspace: str | None = None,
+                      snoozed: bool | None = False) -> QuerySet:
+    """The user's own notifications, newest first: not snoozed ones by default,
+    ``snoozed=True`` the snoozed ones, ``snoozed=None`` all.
 
     Each carries ``workspace_public_id``, ``workspace_name``, ``event_payload`` and
     ``event_occurred_at`` (from the same query): the workspace and event rows are joined for
@@ -25,6 +27,8 @@ def notification_list(*, user, unread: bool | None = None, priority: str | None 
         event_payload=F("event__payload"), event_occurred_at=F("event__occurred_at"))
     if unread is not None:
         notifications = notifications.filter(read_at__isnull=unread)
+    if snoozed is not None:
+        notifications = notifications.filter(snoozed_until__isnull=not snoozed)
     if priority:
         notifications = notifications.filter(priority=priority)
     if category:
@@ -35,7 +39,8 @@ def notification_list(*, user, unread: bool | None = None, priority: str | None 
 
 
 def notification_unread_count(*, user) -> dict:
-    """``{"count": N, "by_priority": {priority: n}}``; a digest counts once. One query."""
+    """``{"count": N, "by_priority": {priority: n}}``; a digest counts once, a snoozed
+    notification not at all. One query."""
     return notification_bell_state(user=user).unread
 
 
@@ -56,7 +61,7 @@ SELECT (SELECT id FROM {table} WHERE user_id = %(user)s ORDER BY id DESC LIMIT 1
        (SELECT updated_at FROM {table} WHERE user_id = %(user)s
         ORDER BY updated_at DESC LIMIT 1),
        {counts}
-FROM {table} WHERE user_id = %(user)s AND read_at IS NULL
+FROM {table} WHERE user_id = %(user)s AND read_at IS NULL AND snoozed_until IS NULL
 """
 
 

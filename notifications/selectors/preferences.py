@@ -3,7 +3,7 @@
 from channels_app.backends import user_choosable_backends
 from events.models import Category
 
-from ..models import NotificationPreference
+from ..models import NotificationPreference, UserNotificationSettings
 
 
 def preferences_get(*, user) -> dict[str, dict[str, bool]]:
@@ -30,3 +30,14 @@ def preference_channels() -> list[dict]:
     show them."""
     return [{"name": backend.name, "label": backend.label}
             for backend in user_choosable_backends()]
+
+
+def quiet_hours_get(*, user) -> dict:
+    """``{"timezone": ..., "quiet_hours": None | {"start": "HH:MM", "end": "HH:MM"}}``."""
+    stored = UserNotificationSettings.objects.filter(user=user).first()
+    if stored is None:
+        return {"timezone": "UTC", "quiet_hours": None}
+    quiet = None
+    if stored.quiet_start is not None:
+        quiet = {"start": f"{stored.quiet_start:%H:%M}", "end": f"{stored.quiet_end:%H:%M}"}
+    return {"timezone": stored.timezone, "quiet_hours": quiet}

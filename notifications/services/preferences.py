@@ -7,6 +7,7 @@ from core.errors import ApplicationError
 from events.models import Category
 
 from ..models import NotificationPreference
+from .attention import notification_settings_set
 
 
 def preferences_set(*, user, categories: dict[str, dict[str, bool]]) -> None:
@@ -39,3 +40,16 @@ def preferences_set(*, user, categories: dict[str, dict[str, bool]]) -> None:
             for slug, channels in categories.items()
             for channel, enabled in channels.items() if not enabled
         )
+
+
+def preferences_update(*, user, categories: dict | None = None, timezone_name: str | None = None,
+                       quiet_hours=...) -> None:
+    """What ``PUT /api/preferences/`` changes, all or nothing: the categories given
+    (``preferences_set``), the time zone and the quiet hours
+    (``attention.notification_settings_set``); what is left out is kept."""
+    with transaction.atomic():
+        if categories is not None:
+            preferences_set(user=user, categories=categories)
+        if timezone_name is not None or quiet_hours is not ...:
+            notification_settings_set(user=user, timezone_name=timezone_name,
+                                      quiet_hours=quiet_hours)

@@ -155,7 +155,8 @@ def test_the_known_fields_are_listed_and_many_unknown_ones_are_counted(world):
     many = api.patch("/api/digest-settings/email/", {f"f{n:02}": n for n in range(30)},
                      format="json")
 
-    assert one.json() == {"title": ["unknown field; known: priority_override, enabled"]}
+    assert one.json() == {"title": ["unknown field; known: priority_override, enabled, "
+                                     "group_by, repeat_interval_minutes"]}
     errors = many.json()
     assert len(errors) == 11 and "f00" in errors and "f10" not in errors
     assert errors["non_field_errors"] == ["30 fields refused in all; the first 10 are named"]

@@ -14,8 +14,12 @@ from tests.support import api_client_for
 
 DEFAULT_POLICIES = [
     "notifications.policies.disabled.EventTypeDisabled",
+    "notifications.policies.silences.Silences",
+    "notifications.policies.grouping.Grouping",
     "notifications.policies.critical.CriticalAlways",
+    "notifications.policies.mutes.Mutes",
     "notifications.policies.preferences.Preferences",
+    "notifications.policies.quiet_hours.QuietHours",
 ]
 WITH_TEST_POLICIES = [*DEFAULT_POLICIES,
                       "tests.notifications.policies_for_tests.NightOwlsHoldEmail",
@@ -38,7 +42,8 @@ def team(make_workspace, make_user):
 def test_the_default_list_is_the_setting_in_order(settings):
     assert settings.DATAFI_ROUTING_POLICIES == DEFAULT_POLICIES
     assert [p.name for p in active_policies()] == [
-        "event_type_disabled", "critical_always", "preferences"]
+        "event_type_disabled", "silences", "grouping", "critical_always", "mutes",
+        "preferences", "quiet_hours"]
 
 
 def test_a_policy_added_by_configuration_holds_and_drops_and_says_why(

@@ -34,6 +34,8 @@ def test_everything_is_on_until_chosen_and_critical_is_always_delivered(api):
         "categories": {slug: ALL_ON for slug in
                        ["data_sources", "queries", "users", "policies", "ai_ml", "system"]},
         "channels": [{"name": "in_app", "label": "In-app"}, {"name": "email", "label": "Email"}],
+        "timezone": "UTC",
+        "quiet_hours": None,
         "critical_always_delivered": True,
     }
     assert list(body["categories"]) == list(
@@ -67,7 +69,7 @@ def test_put_replaces_the_categories_given_and_keeps_the_others(api, user, make_
     ({"categories": {"queries": {"email": "no"}}}, "'email'"),
     ({"categories": {"queries": ["email"]}}, "dictionary"),
     ({"categories": "queries"}, "dictionary"),
-    ({}, "required"),
+    ({}, "Give categories"),
 ])
 def test_an_unknown_category_or_channel_is_a_400_naming_it_and_changes_nothing(
         api, user, body, named):

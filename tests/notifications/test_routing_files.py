@@ -277,7 +277,7 @@ BAD_FILES = [
         "routing.queries.query_failed.emails", "needs channels", id="emails-without-channels"),
     pytest.param(
         "routing:\n  queries:\n    query_failed:\n",
-        "routing.queries.query_failed", "channels and/or priority", id="empty-entry"),
+        "routing.queries.query_failed", "channels, priority and/or grouping", id="empty-entry"),
     pytest.param(
         "routing:\n  queries:\n    priority: high\n",
         "routing.queries.priority", "per event type", id="category-priority"),
@@ -359,7 +359,8 @@ def test_api_import_json_applies_the_seed(staff_api):
     response = staff_api.post(IMPORT_URL, {"yaml": SEED}, format="json")
 
     assert response.status_code == 200, response.content
-    assert response.json() == {"rules_changed": 4, "priorities_changed": 4, "removed": 0}
+    assert response.json() == {"rules_changed": 4, "priorities_changed": 4, "removed": 0,
+                               "grouping_changed": 0}
     assert rule_channels() == SEED_RULES
     assert routing_state()["overrides"] == SEED_OVERRIDES
 
