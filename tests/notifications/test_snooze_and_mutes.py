@@ -177,9 +177,12 @@ def test_a_bad_mute_is_a_400_naming_the_field(make_workspace, make_user, body, f
 def test_mutes_cost_routing_a_constant_number_of_queries(postgres, make_workspace, make_user):
     """PostgreSQL's (SQLite splits large inserts): 1 member with no mute, or 30 with five
     mutes each, route in the same number of queries."""
+    runs = iter(range(10))
+
     def queries(members: int, mutes: int) -> int:
-        people = [make_user(f"m{members}-{n}") for n in range(members)]
-        workspace = make_workspace(f"ws{members}", users=people)
+        run = next(runs)
+        people = [make_user(f"m{run}-{n}") for n in range(members)]
+        workspace = make_workspace(f"ws{run}", users=people)
         kinds = list(EventType.objects.exclude(key="query.query_failed")[:mutes])
         Mute.objects.bulk_create(Mute(user=p, event_type=k) for p in people for k in kinds)
         event = emit("query.query_failed", workspace=workspace, payload={"query_name": "q"})
