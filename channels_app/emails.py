@@ -111,6 +111,7 @@ def build_event_email(
     app_url: str,
     link_path: str | None = None,
     unsubscribe_url: str | None = None,
+    acknowledge_url: str | None = None,
     date: datetime | None = None,
 ) -> EmailMessage:
     """The email for one immediate ``event`` to one recipient ``to``.
@@ -119,8 +120,9 @@ def build_event_email(
     category and workspace loaded (``select_related``) to avoid queries. The bodies list
     every payload field in key order and link to ``app_url`` + ``link_path``. Pass the same
     ``message_id`` (``make_message_id``) on every attempt of one delivery;
-    ``unsubscribe_url`` adds ``List-Unsubscribe``; ``date`` defaults to now. Raises
-    ``ValueError`` only for an address that is not one valid address.
+    ``unsubscribe_url`` adds ``List-Unsubscribe``; ``acknowledge_url`` an "Acknowledge"
+    button (critical and high); ``date`` defaults to now. Raises ``ValueError`` only for an
+    address that is not one valid address.
     """
     title = header_text(title) or event.event_type.label
     label = priority_label(event.priority)
@@ -130,9 +132,41 @@ def build_event_email(
         "fields": _payload_fields(event.payload),
         "link": _link(app_url, link_path),
         "unsubscribe_url": unsubscribe_url,
+        "acknowledge_url": acknowledge_url and header_text(acknowledge_url),
     }
     return _message(
         subject=context["subject"], template="event", context=context, to=to,
+        from_email=from_email, from_name=from_name, message_id=message_id,
+        datafi_event=event.event_type.key, priority=event.priority,
+        unsubscribe_url=unsubscribe_url, date=date,
+    )
+
+
+def build_resolution_email(
+    *,
+    event: Event,
+    title: str,
+    to: str,
+    from_email: str,
+    from_name: str,
+    message_id: str,
+    app_url: str,
+    unsubscribe_url: str | None = None,
+    date: datetime | None = None,
+) -> EmailMessage:
+    """The short follow-up telling ``to`` that ``event`` (whose email they got) is resolved:
+    "Resolved: <title>", when and how. ``event`` as for ``build_event_email``."""
+    title = header_text(title) or event.event_type.label
+    context = {
+        **_event_context(event, title),
+        "subject": f"Resolved: {title}",
+        "priority_color": Priority.RESOLVED_COLOR,
+        "resolved_at": _utc(event.resolved_at or timezone.now()),
+        "link": _link(app_url, None),
+        "unsubscribe_url": unsubscribe_url,
+    }
+    return _message(
+        subject=context["subject"], template="resolution", context=context, to=to,
         from_email=from_email, from_name=from_name, message_id=message_id,
         datafi_event=event.event_type.key, priority=event.priority,
         unsubscribe_url=unsubscribe_url, date=date,

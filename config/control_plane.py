@@ -39,6 +39,7 @@ DELIVERY_SWEEP = "notifications.delivery_sweep"
 RETENTION_PURGE = "notifications.retention_purge"
 HELD_RELEASE = "notifications.held_release"
 SNOOZED_WAKE = "notifications.snoozed_wake"
+ESCALATION_SWEEP = "notifications.escalation_sweep"
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,11 @@ TASKS = (
              schedules=(Schedule("Release what quiet hours held", 15),)),
     TaskSpec(SNOOZED_WAKE, "digests", "bring snoozed notifications back, unread",
              schedules=(Schedule("Wake snoozed notifications", 15),)),
+    # An escalation is a row with a due time: this sweep sends it (exactly once, however
+    # many run), so it survives worker restarts and goes out within 15 s of its time.
+    TaskSpec(ESCALATION_SWEEP, "deliveries",
+             "send again, on more channels, events nobody acknowledged in time",
+             schedules=(Schedule("Escalate unacknowledged events", 15),)),
 )
 
 _BY_NAME = {task.name: task for task in TASKS}

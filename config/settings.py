@@ -352,12 +352,17 @@ DATAFI_DIGEST_MAX_ATTEMPTS = env.int("DATAFI_DIGEST_MAX_ATTEMPTS", default=3)
 DATAFI_ROUTING_POLICIES = env.list("DATAFI_ROUTING_POLICIES", default=[
     "notifications.policies.disabled.EventTypeDisabled",  # an admin's settings first:
     "notifications.policies.silences.Silences",  # they stop any priority
+    "notifications.policies.inhibition.Inhibition",
     "notifications.policies.grouping.Grouping",
+    "notifications.policies.resolution.Resolution",  # keep state, decide nothing:
+    "notifications.policies.escalation.Escalations",  # what routing starts or ends
     "notifications.policies.critical.CriticalAlways",  # then users' own choices, never
     "notifications.policies.mutes.Mutes",  # for a critical event
     "notifications.policies.preferences.Preferences",
     "notifications.policies.quiet_hours.QuietHours",
 ])
+# An escalation's after_minutes counts minutes of this many seconds (tests make it short).
+DATAFI_ESCALATION_MINUTE_SECONDS = env.float("DATAFI_ESCALATION_MINUTE_SECONDS", default=60.0)
 WEBHOOK_ALLOW_PRIVATE_NETWORKS = env.bool("WEBHOOK_ALLOW_PRIVATE_NETWORKS", default=False)
 
 # --- Outbound deliveries (email now, webhooks next) -------------------------------------------

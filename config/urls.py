@@ -4,7 +4,9 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from config.security import csp_report
+from events.ack_links import PATH_PREFIX as ACKNOWLEDGE_PATH
 from events.api.views import AuthTokenView
+from notifications.acknowledge_page import acknowledge_page
 
 admin.site.site_header = "Datafi administration"
 admin.site.site_title = "Datafi"
@@ -22,5 +24,7 @@ urlpatterns = [
     path("api/", include("events.api.urls")),
     path("api/", include("notifications.api.urls")),
     path("api/", include("channels_app.api.urls")),
+    # A critical or high email's signed Acknowledge link (a GET confirms, the POST acts).
+    path(f"{ACKNOWLEDGE_PATH}<str:token>/", acknowledge_page, name="acknowledge-link"),
     path("", include("web.urls")),  # the app's pages: the bell, notifications, preferences
 ]

@@ -27,17 +27,18 @@ class CategoryAdmin(ModelAdmin):
 
 
 class EventTypeForm(forms.ModelForm):
-    """Grouping left out of a post (a script's) keeps its default: off, 60 minutes."""
+    """Grouping and resolution left out of a post (a script's) keep their defaults: off, 60
+    minutes, none."""
 
     class Meta:
         model = EventType
         fields = ["category", "name", "label", "description", "title_template",
                   "default_priority", "priority_override", "enabled", "group_by",
-                  "repeat_interval_minutes"]
+                  "repeat_interval_minutes", "resolves"]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        for name in ("group_by", "repeat_interval_minutes"):
+        for name in ("group_by", "repeat_interval_minutes", "resolves"):
             if name in self.fields:
                 self.fields[name].required = False
 
@@ -48,6 +49,10 @@ class EventTypeForm(forms.ModelForm):
 
     def clean_group_by(self):
         value = self.cleaned_data.get("group_by")
+        return [] if value is None else value
+
+    def clean_resolves(self):
+        value = self.cleaned_data.get("resolves")
         return [] if value is None else value
 
 
@@ -66,7 +71,7 @@ class EventTypeAdmin(ModelAdmin):
     readonly_fields = ["key", "builtin"]
     fields = ["key", "category", "name", "label", "description", "title_template",
               "default_priority", "priority_override", "enabled", "group_by",
-              "repeat_interval_minutes", "builtin"]
+              "repeat_interval_minutes", "resolves", "builtin"]
 
     def save_model(self, request, obj, form, change):
         """Through the services, the list's editable columns included."""

@@ -40,6 +40,8 @@ class Priority:
         LOW: "#2563eb",  # blue (5.2:1)
         INFO: "#6b7280",  # gray (4.8:1)
     }
+    #: A resolved event's color (Slack's "Resolved:" attachment, the resolution email).
+    RESOLVED_COLOR = "#15803d"  # green (5.0:1)
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,9 @@ class EventTypeDef:
     priority: str
     title_template: str
     description: str
+    #: Seeded when the event type is created; an admin owns them afterwards.
+    group_by: tuple[str, ...] = ()
+    resolves: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
@@ -78,10 +83,12 @@ P = Priority
 EVENT_TYPES = [
     EventTypeDef("data_sources", "connection_established", "Connection established", P.INFO,
                  "Connection established: {{ datasource_name }}",
-                 "A data source connected successfully."),
+                 "A data source connected successfully.",
+                 resolves=("data_source.connection_lost",)),
     EventTypeDef("data_sources", "connection_lost", "Connection lost", P.CRITICAL,
                  "Connection lost: {{ datasource_name }}",
-                 "A data source can no longer be reached; queries against it fail."),
+                 "A data source can no longer be reached; queries against it fail.",
+                 group_by=("datasource_name",)),
     EventTypeDef("data_sources", "schema_change", "Schema change detected", P.INFO,
                  "Schema change detected: {{ datasource_name }}",
                  "Tables or columns of a data source changed."),
@@ -172,3 +179,18 @@ def register_event_type(
         raise ValueError(f"event type {definition.key!r} is registered already")
     EVENT_TYPES.append(definition)
     return definition
+
+
+#: An event type's grouping and resolution when no one set them.
+EVENT_TYPE_SETTING_DEFAULTS = {"group_by": (), "repeat_interval_minutes": 60, "resolves": ()}
+
+
+def event_type_setting_defaults(key: str) -> dict:
+    """What ``key``'s grouping and resolution are until an admin changes them: a built-in
+    type's definition, or none (a custom type)."""
+    definition = next((d for d in EVENT_TYPES if d.key == key), None)
+    defaults = dict(EVENT_TYPE_SETTING_DEFAULTS)
+    if definition is not None:
+        defaults.update(group_by=definition.group_by, resolves=definition.resolves)
+    return {name: list(value) if isinstance(value, tuple) else value
+            for name, value in defaults.items()}

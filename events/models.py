@@ -8,7 +8,7 @@ from django.db.models import Q
 
 from .catalog import Priority
 from .templating import validate_title_template
-from .validators import validate_group_by, validate_single_line
+from .validators import validate_event_type_keys, validate_group_by, validate_single_line
 
 
 class Category(models.Model):
@@ -48,6 +48,11 @@ class EventType(models.Model):
         default=list, blank=True, validators=[validate_group_by],
         help_text="Payload keys whose equal values make a repeat (e.g. datasource_name): a "
                   "repeat within the interval notifies nobody again. Empty: no grouping.")
+    resolves = models.JSONField(
+        default=list, blank=True, validators=[validate_event_type_keys],
+        help_text="Event type keys this type resolves: an event of it resolves every "
+                  "unresolved event of those types in its workspace with equal group_by "
+                  "values (the resolved type's).")
     repeat_interval_minutes = models.PositiveIntegerField(
         default=60, validators=[MinValueValidator(1), MaxValueValidator(7 * 24 * 60)],
         help_text="Repeats within this many minutes of a group's first notification are "
@@ -128,6 +133,7 @@ class Event(models.Model):
         SUPPRESSED = "suppressed", "Logged only (notifications disabled)"
         SILENCED = "silenced", "Silenced (an admin's silence matched)"
         GROUPED = "grouped", "Grouped (a repeat within the interval)"
+        INHIBITED = "inhibited", "Inhibited (an unresolved source event's rule matched)"
         FAILED = "failed", "Failed (routing gave up; see the error)"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -163,6 +169,23 @@ class Event(models.Model):
         null=True, blank=True, help_text="Silenced: the id of the silence that matched.")
     grouped_into = models.UUIDField(
         null=True, blank=True, help_text="Grouped: the first event of its group.")
+    inhibited_by = models.UUIDField(
+        null=True, blank=True, help_text="Inhibited: the unresolved source event.")
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+")
+    acknowledged_by_name = models.CharField(
+        max_length=254, blank=True, help_text="Who acknowledged: a username, or the address "
+                                              "whose email link was used.")
+    escalated_at = models.DateTimeField(
+        null=True, blank=True, help_text="When it was sent again, nobody having acknowledged.")
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+", help_text="Resolved by hand: who.")
+    resolved_by_event = models.UUIDField(
+        null=True, blank=True, help_text="Resolved by an event that resolves it: which.")
 
     class Meta:
         ordering = ["-created_at"]

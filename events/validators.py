@@ -43,3 +43,19 @@ def validate_group_by(value) -> None:
         validate_single_line(key)
     if len(set(value)) != len(value):
         raise ValidationError("A payload key is listed twice.")
+
+
+def validate_event_type_keys(value) -> None:
+    """A list of distinct event type keys (``<prefix>.<name>``), at most 20; whether each
+    exists is checked where it is set (the services), against the catalog."""
+    if not isinstance(value, list):
+        raise ValidationError("Give a list of event type keys, e.g. "
+                              '["data_source.connection_lost"].')
+    if len(value) > 20:
+        raise ValidationError("At most 20 event types.")
+    for key in value:
+        if not isinstance(key, str) or "." not in key or len(key) > 120:
+            raise ValidationError(f"{str(key)[:60]!r} is not an event type key.")
+        validate_single_line(key)
+    if len(set(value)) != len(value):
+        raise ValidationError("An event type is listed twice.")

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class NotificationsConfig(AppConfig):
@@ -10,6 +11,7 @@ class NotificationsConfig(AppConfig):
         from channels_app.backends import register
         from channels_app.signals import channel_ready
         from events import dispatch, routing_view
+        from events.sqlite_triggers import restorer
 
         from . import tasks
         from .deliveries.manual import channel_deliveries_enqueue
@@ -17,6 +19,11 @@ class NotificationsConfig(AppConfig):
         from .routing.explain import event_explain_members
         from .routing.rules import describe_event_types
 
+        # Routing's cache version triggers, after every migrate (SQLite loses them).
+        post_migrate.connect(restorer("notifications.migrations.0009_routing_version",
+                                      "notifications_routingversion"),
+                             sender=self, weak=False,
+                             dispatch_uid="notifications.sqlite_triggers")
         register(InAppBackend)  # the bell: a channel like any other
         routing_view.register_describer(describe_event_types)  # the catalog's channels
         routing_view.register_explainer(event_explain_members)  # an event's admin page

@@ -1,6 +1,7 @@
 """Retention: what is older than ``DATAFI_RETENTION_DAYS`` and finished is deleted.
 
-An event goes with its notifications, deliveries and their attempts once it is older than
+An event goes with its notifications, deliveries and their attempts (and its repeat group
+and escalation) once it is older than
 the window, routed (or failed), and none of its deliveries is still to be sent (pending,
 waiting for a retry or in a digest bucket, or sending). A digest goes with its notifications
 and its own deliveries once it is older than the window, no longer claimed by a flush, and
@@ -30,7 +31,14 @@ from django.utils import timezone
 from events.models import Event
 from events.services.lifecycle import events_delete
 
-from .models import Delivery, DeliveryAttempt, Digest, Notification
+from .models import (
+    Delivery,
+    DeliveryAttempt,
+    Digest,
+    Escalation,
+    Notification,
+    NotificationGroup,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +75,8 @@ class _Owner:
     held: Callable[[], object]  # an Exists: a delivery keeping the row (OuterRef("pk"))
     deliveries: str  # SQL on ``d``: its deliveries, with ``{ids}`` for the IN list
     delete: Callable[[list], int]  # deletes the finished rows of ids no delivery points to
+    #: Bookkeeping rows that go with it (``_TABLES`` key, column): groups, escalations.
+    bookkeeping: tuple[tuple[str, str], ...] = ()
 
 
 EVENTS = _Owner(
@@ -74,7 +84,8 @@ EVENTS = _Owner(
     held=lambda: Exists(Delivery.objects.filter(event=OuterRef("pk"), status__in=UNFINISHED)),
     deliveries="d.event_id IN ({ids})",
     delete=lambda ids: events_delete(  # events' own service: the only writer of events
-        event_ids=ids, unless_referenced_by=[(Delivery._meta.db_table, "event_id")]))
+        event_ids=ids, unless_referenced_by=[(Delivery._meta.db_table, "event_id")]),
+    bookkeeping=(("group", "first_event_id"), ("escalation", "event_id")))
 DIGESTS = _Owner(
     name="digests", table="digest", model=Digest, busy_status=Digest.Status.CLAIMED,
     column="digest_id",
@@ -117,6 +128,8 @@ _TABLES = {
     "delivery": Delivery._meta.db_table,
     "attempt": DeliveryAttempt._meta.db_table,
     "digest": Digest._meta.db_table,
+    "group": NotificationGroup._meta.db_table,
+    "escalation": Escalation._meta.db_table,
 }
 
 
@@ -161,4 +174,7 @@ def _chunk_purge(owner: _Owner, cutoff, chunk_size: int) -> tuple[int, dict[str,
         counts["notifications"] = _execute(
             f"DELETE FROM {{notification}} WHERE {column} IN ({marks}) AND NOT EXISTS "
             f"(SELECT 1 FROM {table} o WHERE o.id = {{notification}}.{column})", ids)
+        for other, other_column in owner.bookkeeping:
+            _execute(f"DELETE FROM {{{other}}} WHERE {other_column} IN ({marks}) AND NOT EXISTS "
+                     f"(SELECT 1 FROM {table} o WHERE o.id = {{{other}}}.{other_column})", ids)
     return len(ids), counts

@@ -14,7 +14,7 @@ from events.services.lifecycle import event_mark_failed
 from . import retention
 from .deliveries import enqueue, send, sweep
 from .routing import route
-from .services import attention, digests, held
+from .services import attention, digests, held, incidents
 
 logger = logging.getLogger(__name__)
 
@@ -143,3 +143,10 @@ def held_release() -> None:
 def snoozed_wake() -> None:
     """Bring back, unread, the notifications whose snooze has ended."""
     attention.snoozed_wake()
+
+
+@shared_task(**control_plane.task_options(control_plane.ESCALATION_SWEEP))
+def escalation_sweep() -> None:
+    """Send the due escalations of events nobody acknowledged or resolved, each once."""
+    while incidents.escalations_send() == incidents.ESCALATIONS_PER_SWEEP:
+        pass  # a full batch: there may be more due

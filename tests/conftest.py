@@ -167,7 +167,8 @@ def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory):
 
     with django_db_blocker.unblock():
         app.control.purge()
-        env = subprocess_env(DATAFI_RETRY_BASE_SECONDS="1")  # retries within a test
+        # Retries within a test; an escalation's minute is a second (after_minutes: 3 is 3 s).
+        env = subprocess_env(DATAFI_RETRY_BASE_SECONDS="1", DATAFI_ESCALATION_MINUTE_SECONDS="1")
     log_path = tmp_path_factory.mktemp("worker") / "worker.log"
     with open(log_path, "w") as log:
         process = subprocess.Popen(

@@ -1,10 +1,12 @@
 """emit() through a real Celery worker process, read back over the REST API."""
 
+import json
 import socket
 import subprocess
 import sys
 import threading
 import time
+import uuid
 
 import pytest
 from django.db import transaction
@@ -62,9 +64,11 @@ def test_rolled_back_emit_sends_nothing(live_db, celery_worker, make_workspace):
 def run_emit_command(broker_url: str, workspace, event_type="data_source.connection_lost"
                      ) -> tuple[subprocess.CompletedProcess, float]:
     started = time.monotonic()
+    # Each its own data source: a repeat of the same one would be grouped into the first.
+    payload = json.dumps({"datasource_name": f"Warehouse {uuid.uuid4().hex[:6]}"})
     completed = subprocess.run(
         [sys.executable, "manage.py", "emit", event_type,
-         "--workspace", workspace.public_id, "--payload", '{"datasource_name": "Warehouse"}'],
+         "--workspace", workspace.public_id, "--payload", payload],
         cwd=ROOT, env=subprocess_env(CELERY_BROKER_URL=broker_url),
         capture_output=True, text=True, timeout=120,
     )
@@ -134,6 +138,7 @@ def test_broker_outage_never_reaches_the_caller_and_the_sweep_delivers_later(
 
 EMIT_MANY = """
 import time
+import uuid
 import django
 django.setup()
 from django.db import transaction

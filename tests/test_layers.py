@@ -142,7 +142,7 @@ def test_the_pipeline_asks_the_channel_registry_and_never_names_a_channel():
 def test_the_version_triggers_survive_every_migration(db):
     """Caches are dropped by database triggers (the catalog's for emit, the routing
     configuration's); SQLite loses a table's triggers when a migration rebuilds the table,
-    so each migration that does puts them back."""
+    so every migrate puts them back (``events.sqlite_triggers``)."""
     from django.db import connection
 
     with connection.cursor() as cursor:

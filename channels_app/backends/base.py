@@ -137,6 +137,20 @@ class ChannelBackend:
         """One message listing ``events`` (pairs of event and rendered title), oldest first."""
         raise NotImplementedError
 
+    def resolution_targets(self, recipients: list[Recipient], *, asked: bool
+                           ) -> list[Recipient]:
+        """Which of ``recipients`` (targets that got an event, now resolved) are told so with
+        ``render_resolution``; ``asked``: the event's routing rule asks for follow-ups
+        (``notify_resolved``). None by default."""
+        return []
+
+    def render_resolution(self, *, event, title: str, recipient: Recipient,
+                          delivery_id) -> Any | None:
+        """The message telling ``recipient`` (one of ``resolution_targets``) that ``event`` is
+        resolved, or None when there is nothing to tell any more (the delivery is then
+        cancelled, saying so)."""
+        return None
+
     def send(self, message: Any) -> SendResult:
         """Send one rendered message. Raises ``TransientError`` or ``PermanentError``; never
         runs inside a database transaction (it may take up to the channel's timeout)."""

@@ -12,6 +12,9 @@ from email.message import EmailMessage
 
 from django.conf import settings
 
+from events.ack_links import acknowledge_url
+from events.catalog import Priority
+
 from .. import emails
 from ..models import EmailSettings
 from ..services.email import EMAIL_CHANNEL, email_smtp_config
@@ -77,6 +80,21 @@ class EmailBackend(ChannelBackend):
         """Raises ValueError for an address that is not one valid address."""
         sender = email_smtp_config()
         return emails.build_event_email(
+            event=event, title=title, to=recipient.target, from_email=sender.from_email,
+            from_name=sender.from_name, app_url=settings.DATAFI_APP_URL,
+            message_id=emails.make_message_id(delivery_id, sender.from_email),
+            unsubscribe_url=preferences_url(recipient),
+            acknowledge_url=(acknowledge_url(delivery_id)
+                             if event.priority in Priority.IMMEDIATE else None),
+        )
+
+    def resolution_targets(self, recipients, *, asked) -> list[Recipient]:
+        """Every address that got the event, when its routing rule asks."""
+        return list(recipients) if asked else []
+
+    def render_resolution(self, *, event, title, recipient, delivery_id) -> EmailMessage:
+        sender = email_smtp_config()
+        return emails.build_resolution_email(
             event=event, title=title, to=recipient.target, from_email=sender.from_email,
             from_name=sender.from_name, app_url=settings.DATAFI_APP_URL,
             message_id=emails.make_message_id(delivery_id, sender.from_email),

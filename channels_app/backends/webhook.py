@@ -108,6 +108,25 @@ class WebhookBackend(ChannelBackend):
                               delivery_id=str(delivery_id), body=payloads.encode(body),
                               secret=endpoint.secret)
 
+    def resolution_targets(self, recipients, *, asked) -> list[Recipient]:
+        """PagerDuty and Slack endpoints, always (a PagerDuty incident stays open until it
+        is resolved); datafi endpoints get the resolving event itself. One query."""
+        told = set(WebhookEndpoint.objects.filter(
+            pk__in=[_endpoint_id(r) for r in recipients], is_active=True,
+            format__in=payloads.RESOLUTION_FORMATS).values_list("pk", flat=True))
+        return [r for r in recipients if _endpoint_id(r) in told]
+
+    def render_resolution(self, *, event, title, recipient, delivery_id
+                          ) -> WebhookMessage | None:
+        endpoint = self._endpoint(recipient)
+        body = payloads.build_resolution(format=endpoint.format, event=event, title=title,
+                                         routing_key=endpoint.routing_key)
+        if body is None:
+            return None
+        return WebhookMessage(endpoint_id=endpoint.pk, url=endpoint.url,
+                              event_type=event.event_type.key, delivery_id=str(delivery_id),
+                              body=payloads.encode(body), secret=endpoint.secret)
+
     def send(self, message: WebhookMessage) -> SendResult:
         response = post(message)
         return SendResult(status_code=response.status_code,

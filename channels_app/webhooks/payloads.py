@@ -172,6 +172,27 @@ def build_payload(*, format: str, event, title: str, routing_key: str = "") -> d
     return build_event_payload(event)
 
 
+#: The formats whose receivers are told of a resolution (``build_resolution``).
+RESOLUTION_FORMATS = (PAGERDUTY, SLACK)
+
+
+def build_resolution(*, format: str, event, title: str, routing_key: str = ""
+                     ) -> dict[str, Any] | None:
+    """What tells a receiver in ``format`` that ``event`` is resolved: PagerDuty resolves the
+    incident its trigger opened (same ``dedup_key``), Slack gets "Resolved: <title>"; None for
+    ``datafi``, whose receivers get the resolving event itself."""
+    if format == PAGERDUTY:
+        return {"routing_key": routing_key, "event_action": "resolve",
+                "dedup_key": f"datafi-{event.pk}"}
+    if format == SLACK:
+        resolved = f"Resolved: {title}"
+        return {"text": resolved, "attachments": [{
+            "color": Priority.RESOLVED_COLOR, "title": resolved, "fallback": resolved,
+            "footer": "Datafi",
+            "ts": int((event.resolved_at or event.occurred_at).timestamp())}]}
+    return None
+
+
 def build_digest(*, format: str, priority: str, events: Sequence[tuple[Any, str]],
                  sent_at: datetime, digest_id, routing_key: str = "") -> dict[str, Any]:
     """A digest's body in ``format``; ``events`` are (event, title) pairs, oldest first."""

@@ -15,7 +15,8 @@ class EventTypeSerializer(StrictFieldsMixin, serializers.ModelSerializer):
     """An event type of the catalog, with the channels it reaches and where they come from
     (as the routing app describes them, ``events.routing_view``).
 
-    A PATCH sets ``enabled`` and ``priority_override``; the rest is read-only here.
+    A PATCH sets ``enabled``, ``priority_override``, grouping (``group_by``,
+    ``repeat_interval_minutes``) and ``resolves``; the rest is read-only here.
     """
 
     category = serializers.SlugRelatedField(slug_field="slug", read_only=True)
@@ -26,6 +27,10 @@ class EventTypeSerializer(StrictFieldsMixin, serializers.ModelSerializer):
     group_by = BoundedListField(
         child=serializers.CharField(max_length=100), required=False, max_length=10,
         help_text="Payload keys whose equal values make a repeat; empty: no grouping.")
+    resolves = BoundedListField(
+        child=serializers.CharField(max_length=120), required=False, max_length=20,
+        help_text="Event type keys an event of this type resolves (unresolved events of "
+                  "those types in its workspace with equal group_by values).")
     effective_channels = serializers.SerializerMethodField()
     channels_source = serializers.SerializerMethodField()
 
@@ -34,7 +39,8 @@ class EventTypeSerializer(StrictFieldsMixin, serializers.ModelSerializer):
         fields = [
             "key", "category", "name", "label", "description", "title_template",
             "default_priority", "priority_override", "effective_priority", "enabled",
-            "group_by", "repeat_interval_minutes", "effective_channels", "channels_source",
+            "group_by", "repeat_interval_minutes", "resolves", "effective_channels",
+            "channels_source",
         ]
         read_only_fields = [
             "key", "name", "label", "description", "title_template", "default_priority",
@@ -72,7 +78,8 @@ class EventTypeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
         return {**super().get_serializer_context(), "describe": routing_describer()}
 
     def partial_update(self, request, key=None):
-        """Set ``enabled`` or ``priority_override``; any other field is refused."""
+        """Set ``enabled``, ``priority_override``, grouping or ``resolves``; any other field
+        is refused."""
         event_type = self.get_object()
         update = self.get_serializer(event_type, data=request.data, partial=True)
         update.is_valid(raise_exception=True)

@@ -57,13 +57,32 @@ def catalog_sync(*, category_model=Category, event_type_model=EventType) -> Cata
                 "builtin": True,
             }
             current = event_types.get(definition.key)
-            if current is None:
-                event_type_model.objects.create(key=definition.key, **wanted)
+            if current is None:  # seeded once; an admin owns grouping and resolution after
+                event_type_model.objects.create(key=definition.key,
+                                                **_seeded(event_type_model, definition), **wanted)
                 result.created.append(definition.key)
             elif _assign_changed(current, wanted):
                 current.save(update_fields=list(wanted))
                 result.updated.append(definition.key)
     return result
+
+
+def _check_resolves(event_type: EventType) -> None:
+    """Each event type it resolves exists, and is not itself."""
+    keys = list(event_type.resolves or [])
+    if event_type.key in keys:
+        raise ApplicationError("An event type cannot resolve itself.", field="resolves")
+    known = set(EventType.objects.filter(key__in=keys).values_list("key", flat=True))
+    unknown = [key for key in keys if key not in known]
+    if unknown:
+        raise ApplicationError(f"unknown event type {unknown[0][:120]!r}", field="resolves")
+
+
+def _seeded(event_type_model, definition) -> dict:
+    """A new built-in type's grouping and resolution, where the (historical) model has them."""
+    names = {field.name for field in event_type_model._meta.get_fields()}
+    seeded = {"group_by": list(definition.group_by), "resolves": list(definition.resolves)}
+    return {name: value for name, value in seeded.items() if name in names}
 
 
 def _assign_changed(instance, values: dict) -> bool:
@@ -92,6 +111,7 @@ def event_type_create(
     enabled: bool = True,
     group_by: list[str] | None = None,
     repeat_interval_minutes: int = 60,
+    resolves: list[str] | None = None,
 ) -> EventType:
     """Add a custom event type; its key is ``<category prefix>.<name>``.
 
@@ -103,8 +123,10 @@ def event_type_create(
         description=description, title_template=title_template, default_priority=default_priority,
         priority_override=priority_override, enabled=enabled, builtin=False,
         group_by=list(group_by or []), repeat_interval_minutes=repeat_interval_minutes,
+        resolves=list(resolves or []),
     )
     full_clean(event_type)
+    _check_resolves(event_type)
     event_type.save(force_insert=True)
     return event_type
 
@@ -116,12 +138,14 @@ def event_type_update(
     priority_override: str | None = None,
     group_by: list[str] | None = None,
     repeat_interval_minutes: int | None = None,
+    resolves: list[str] | None = None,
     **definition: Any,
 ) -> EventType:
     """Change an event type and save only what changed; the one way event types change.
 
     ``enabled``, ``priority_override`` (``""`` clears it), ``group_by`` and
-    ``repeat_interval_minutes`` (how repeats are folded) may change on any event type;
+    ``repeat_interval_minutes`` (how repeats are folded) and ``resolves`` (the event types
+    an event of it resolves) may change on any event type;
     ``definition`` (``EVENT_TYPE_DEFINITION_FIELDS``) only on a custom one. Raises
     ``ApplicationError`` naming the field it refuses (the model's validation of a changed
     definition included).
@@ -141,13 +165,15 @@ def event_type_update(
         fields.append("priority_override")
     grouping = {name: value for name, value in (("group_by", group_by),
                                                 ("repeat_interval_minutes",
-                                                 repeat_interval_minutes)) if value is not None}
+                                                 repeat_interval_minutes),
+                                                ("resolves", resolves)) if value is not None}
     for field, value in grouping.items():
         setattr(event_type, field, value)
         fields.append(field)
     if grouping:
         full_clean(event_type, exclude=[f.name for f in EventType._meta.fields
                                         if f.name not in grouping])
+        _check_resolves(event_type)
     for field, value in definition.items():
         if field not in EVENT_TYPE_DEFINITION_FIELDS:
             raise ApplicationError(f"{field} cannot be changed", field=field)

@@ -1,8 +1,9 @@
-"""An event's lifecycle after emit: the only code that writes ``Event.status``.
+"""An event's lifecycle after emit: the only code that writes an event.
 
 pending -> routed (or the status a delivery policy gave the whole event, e.g. suppressed)
         -> failed (routing gave up after its retries)
-and, once finished and older than the retention window, deleted.
+then acknowledged, escalated, resolved (by hand, or by an event that resolves it), and,
+once finished and older than the retention window, deleted.
 """
 
 import logging
@@ -19,7 +20,8 @@ logger = logging.getLogger(__name__)
 
 #: What routing may leave an event as.
 ROUTED_STATUSES = frozenset({Event.Status.ROUTED, Event.Status.SUPPRESSED,
-                             Event.Status.SILENCED, Event.Status.GROUPED})
+                             Event.Status.SILENCED, Event.Status.GROUPED,
+                             Event.Status.INHIBITED})
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,7 @@ class RoutingOutcome:
     source: str = ""
     silenced_by: int | None = None  # silenced: the silence's id
     grouped_into: object = None  # grouped: the first event of its group
+    inhibited_by: object = None  # inhibited: the unresolved source event
 
 
 def events_mark_routed(outcomes: Iterable[RoutingOutcome]) -> int:
@@ -52,7 +55,8 @@ def events_mark_routed(outcomes: Iterable[RoutingOutcome]) -> int:
                                     ("routed_channels", "channels", JSONField()),
                                     ("routing_source", "source", CharField()),
                                     ("silenced_by", "silenced_by", BigIntegerField()),
-                                    ("grouped_into", "grouped_into", UUIDField())):
+                                    ("grouped_into", "grouped_into", UUIDField()),
+                                    ("inhibited_by", "inhibited_by", UUIDField())):
         distinct = {_key(getattr(o, attribute)) for o in outcomes}
         if len(distinct) == 1:
             values[name] = _value(getattr(outcomes[0], attribute), output)
@@ -111,3 +115,30 @@ def events_delete(*, event_ids: list, unless_referenced_by: Iterable[tuple[str, 
         cursor.execute(f"DELETE FROM {table} WHERE id IN ({marks}) AND status <> %s{kept}",
                        [*event_ids, Event.Status.PENDING])
         return cursor.rowcount
+
+
+def event_acknowledge(*, event_id, user=None, name: str = "") -> bool:
+    """Acknowledge an event for everyone; the first acknowledgement wins (a concurrent or
+    later one changes nothing). ``name`` says who (a username, or the address whose email
+    link was used). Returns whether this call acknowledged it."""
+    return bool(Event.objects.filter(pk=event_id, acknowledged_at__isnull=True).update(
+        acknowledged_at=timezone.now(), acknowledged_by=user,
+        acknowledged_by_name=(name or getattr(user, "username", ""))[:254]))
+
+
+def events_resolve(*, event_ids, user=None, by_event=None) -> list:
+    """Resolve those of ``event_ids`` not resolved yet, by ``user`` (by hand) or by the event
+    ``by_event`` (an id); returns the ids resolved by this call, so a resolution racing
+    another one has its effects once. Must run inside a transaction."""
+    pending = list(Event.objects.select_for_update().filter(
+        pk__in=list(event_ids), resolved_at__isnull=True).values_list("pk", flat=True))
+    if pending:
+        Event.objects.filter(pk__in=pending).update(
+            resolved_at=timezone.now(), resolved_by=user, resolved_by_event=by_event)
+    return pending
+
+
+def events_mark_escalated(*, event_ids) -> int:
+    """Say that these events were sent again, nobody having acknowledged them."""
+    return Event.objects.filter(pk__in=list(event_ids), escalated_at__isnull=True).update(
+        escalated_at=timezone.now())

@@ -11,7 +11,13 @@ from core.admin import ModelAdmin
 from core.errors import ApplicationError
 
 from ..models import RoutingRule
-from ..routing.files import routing_export, routing_file_read, routing_import
+from ..models.routing import ESCALATION_MAX_MINUTES
+from ..routing.files import (
+    INHIBIT_PERMISSIONS,
+    routing_export,
+    routing_file_read,
+    routing_import,
+)
 from ..services.rules import routing_rule_delete, routing_rule_set
 
 
@@ -36,14 +42,44 @@ class RoutingRuleForm(forms.ModelForm):
     extra_emails = EmailListField(
         required=False, help_text="Distribution lists for the email channel, one per line."
     )
+    escalate_after_minutes = forms.IntegerField(
+        required=False, min_value=1, max_value=ESCALATION_MAX_MINUTES,
+        label="Escalate after (minutes)",
+        help_text="Critical and high events nobody acknowledges within this many minutes go "
+                  "out again, marked \"Escalated:\". Empty: no escalation.")
+    escalate_channels = forms.MultipleChoiceField(
+        required=False, widget=forms.CheckboxSelectMultiple, label="Escalate on",
+        help_text="Email: the members' addresses and the addresses below; webhook: every "
+                  "matching endpoint.")
+    escalate_emails = EmailListField(required=False, label="Escalation addresses",
+                                     help_text="Addresses that also get the escalation.")
 
     class Meta:
         model = RoutingRule
-        fields = ["category", "event_type", "channels", "extra_emails"]
+        fields = ["category", "event_type", "channels", "extra_emails", "notify_resolved"]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["channels"].choices = [(b.name, b.label) for b in registered_backends()]
+        self.fields["escalate_channels"].choices = [
+            (b.name, b.label) for b in registered_backends() if b.external]
+        escalate = self.instance.escalate if self.instance.pk else None
+        if escalate:
+            self.initial.update(escalate_after_minutes=escalate["after_minutes"],
+                                escalate_channels=escalate["channels"],
+                                escalate_emails=escalate.get("emails", []))
+
+    def escalation(self):
+        """The ``escalate`` the three fields describe (None: none)."""
+        data = self.cleaned_data
+        if data.get("escalate_after_minutes") is None:
+            if data.get("escalate_channels") or data.get("escalate_emails"):
+                raise ApplicationError("Say after how many minutes to escalate.",
+                                       field="escalate_after_minutes")
+            return None
+        return {"after_minutes": data["escalate_after_minutes"],
+                "channels": list(data.get("escalate_channels") or []),
+                "emails": list(data.get("escalate_emails") or [])}
 
 
 class RoutingImportForm(forms.Form):
@@ -56,7 +92,8 @@ class RoutingImportForm(forms.Form):
 @admin.register(RoutingRule)
 class RoutingRuleAdmin(ModelAdmin):
     form = RoutingRuleForm
-    list_display = ["__str__", "category", "event_type", "channel_list", "updated_at"]
+    list_display = ["__str__", "category", "event_type", "channel_list", "escalation",
+                    "updated_at"]
     list_select_related = ["category", "event_type"]
     list_filter = ["category"]
     autocomplete_fields = ["event_type"]
@@ -66,11 +103,19 @@ class RoutingRuleAdmin(ModelAdmin):
     def channel_list(self, rule):
         return ", ".join(rule.channels)
 
+    @admin.display(description="Escalation")
+    def escalation(self, rule):
+        if not rule.escalate:
+            return "-"
+        return f"after {rule.escalate['after_minutes']} min: {', '.join(rule.escalate['channels'])}"
+
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
         routing_rule_set(rule=obj, category=data.get("category"),
                          event_type=data.get("event_type"), channels=data["channels"],
-                         extra_emails=data.get("extra_emails", []))
+                         extra_emails=data.get("extra_emails", []),
+                         escalate=form.escalation(),
+                         notify_resolved=bool(data.get("notify_resolved")))
 
     def delete_model(self, request, obj):
         routing_rule_delete(rule=obj)
@@ -104,8 +149,10 @@ class RoutingRuleAdmin(ModelAdmin):
         form = RoutingImportForm(request.POST or None, request.FILES or None)
         if request.method == "POST" and form.is_valid():
             try:
-                result = routing_import(routing_file_read(form.cleaned_data["file"]),
-                                        replace=form.cleaned_data["replace"])
+                result = routing_import(
+                    routing_file_read(form.cleaned_data["file"]),
+                    replace=form.cleaned_data["replace"],
+                    inhibit_allowed=request.user.has_perms(INHIBIT_PERMISSIONS))
             except ApplicationError as exc:  # the file's error, shown on the file field
                 form.add_error("file", f"{exc.message}. Nothing was changed.")
             else:

@@ -9,6 +9,7 @@ from events.models import Category, EventType
 
 from ..models import Bucket, Delivery, DeliveryAttempt, Notification, RoutingRule
 from ..routing.files import routing_file_read
+from .incidents import EscalationSerializer
 
 
 class NotificationSerializer(serializers.ModelSerializer):
@@ -24,13 +25,26 @@ class NotificationSerializer(serializers.ModelSerializer):
     occurred_at = serializers.SerializerMethodField(
         help_text="When the event happened; null for a digest (its items carry theirs)."
     )
+    acknowledged_at = serializers.DateTimeField(
+        read_only=True, allow_null=True,
+        help_text="When someone acknowledged the event (for everyone); null until then.")
+    acknowledged_by = serializers.SerializerMethodField(
+        help_text="Who acknowledged it: a username, or the address whose email link was used; "
+                  "null until then.")
+    escalated_at = serializers.DateTimeField(
+        read_only=True, allow_null=True,
+        help_text="When it was sent again, nobody having acknowledged it in time.")
+    resolved_at = serializers.DateTimeField(
+        read_only=True, allow_null=True,
+        help_text="When the event was resolved (by hand, or by an event that resolves it).")
 
     class Meta:
         model = Notification
         fields = ["id", "kind", "title", "priority", "category", "event_type", "workspace_id",
                   "workspace_name", "event_id", "digest_id", "payload", "occurred_at", "items",
                   "item_count", "is_read", "read_at", "snoozed_until", "repeat_count",
-                  "last_occurred_at", "created_at"]
+                  "last_occurred_at", "acknowledged_at", "acknowledged_by", "escalated_at",
+                  "resolved_at", "created_at"]
         read_only_fields = fields
 
     def get_workspace_id(self, notification) -> str | None:
@@ -44,6 +58,9 @@ class NotificationSerializer(serializers.ModelSerializer):
 
     def get_occurred_at(self, notification) -> str | None:
         return _datetime(notification.event_occurred_at) if notification.event_id else None
+
+    def get_acknowledged_by(self, notification) -> str | None:
+        return notification.acknowledged_by or None
 
     def get_item_count(self, notification) -> int:
         return len(notification.items) if notification.kind == Notification.Kind.DIGEST else 1
@@ -74,6 +91,10 @@ class NotificationSerializer(serializers.ModelSerializer):
             "snoozed_until": _datetime(notification.snoozed_until),
             "repeat_count": notification.repeat_count,
             "last_occurred_at": _datetime(notification.last_occurred_at),
+            "acknowledged_at": _datetime(notification.acknowledged_at),
+            "acknowledged_by": self.get_acknowledged_by(notification),
+            "escalated_at": _datetime(notification.escalated_at),
+            "resolved_at": _datetime(notification.resolved_at),
             "created_at": _datetime(notification.created_at),
         }
 
@@ -164,6 +185,9 @@ class PreferencesSerializer(StrictFieldsMixin, serializers.Serializer):
 
 
 class RoutingRuleSerializer(StrictFieldsMixin, serializers.ModelSerializer):
+    escalate = EscalationSerializer(
+        required=False, allow_null=True,
+        help_text="Critical and high events nobody acknowledges in time go out again.")
     category = serializers.SlugRelatedField(
         slug_field="slug", queryset=Category.objects.all(), required=False, allow_null=True,
         validators=[UniqueValidator(RoutingRule.objects.all(),
@@ -177,7 +201,8 @@ class RoutingRuleSerializer(StrictFieldsMixin, serializers.ModelSerializer):
 
     class Meta:
         model = RoutingRule
-        fields = ["id", "category", "event_type", "channels", "extra_emails", "updated_at"]
+        fields = ["id", "category", "event_type", "channels", "extra_emails", "escalate",
+                  "notify_resolved", "updated_at"]
         read_only_fields = ["id", "updated_at"]
 
 
@@ -200,6 +225,7 @@ class RoutingImportResultSerializer(serializers.Serializer):
     rules_changed = serializers.IntegerField()
     priorities_changed = serializers.IntegerField()
     grouping_changed = serializers.IntegerField()
+    inhibit_rules_changed = serializers.IntegerField()
     removed = serializers.IntegerField()
 
 

@@ -2,6 +2,7 @@ from django.urls import path
 from rest_framework.routers import SimpleRouter
 
 from .attention import EventExplainView, MuteViewSet, RoutingExplainView, SilenceViewSet
+from .incidents import EventResolveView, InhibitRuleViewSet
 from .views import (
     DeliveryViewSet,
     DigestFlushView,
@@ -19,6 +20,7 @@ router.register("routing-rules", RoutingRuleViewSet, basename="routing-rule")
 router.register("deliveries", DeliveryViewSet, basename="delivery")
 router.register("mutes", MuteViewSet, basename="mute")
 router.register("silences", SilenceViewSet, basename="silence")
+router.register("inhibit-rules", InhibitRuleViewSet, basename="inhibit-rule")
 
 urlpatterns = [
     path("routing/export/", RoutingExportView.as_view(), name="routing-export"),
@@ -28,5 +30,6 @@ urlpatterns = [
     path("preferences/", PreferencesView.as_view(), name="preferences"),
     path("routing/explain/", RoutingExplainView.as_view(), name="routing-explain"),
     path("events/<uuid:event_id>/explain/", EventExplainView.as_view(), name="event-explain"),
+    path("events/<uuid:event_id>/resolve/", EventResolveView.as_view(), name="event-resolve"),
     *router.urls,
 ]

@@ -15,9 +15,9 @@ from events.api.serializers import refuse_fields
 
 from ..deliveries.manual import delivery_replay, delivery_retry
 from ..models import RoutingRule
-from ..routing.files import routing_export, routing_import
+from ..routing.files import INHIBIT_PERMISSIONS, routing_export, routing_import
 from ..selectors import bell, deliveries, digests, preferences
-from ..services import attention, reading
+from ..services import attention, incidents, reading
 from ..services.digests import digest_flush_enqueue
 from ..services.preferences import preferences_update
 from ..services.rules import routing_rule_delete, routing_rule_set
@@ -111,6 +111,18 @@ class NotificationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
                                                      **serializer.validated_data)
         return Response(self.get_serializer(notification).data)
 
+    @extend_schema(request=None, responses={200: NotificationSerializer,
+                                            409: OpenApiTypes.OBJECT},
+                   parameters=[NOTIFICATION_ID])
+    @action(detail=True, methods=["post"])
+    def acknowledge(self, request, pk=None):
+        """Acknowledge the event for everyone it went to (its pending escalation is
+        cancelled) and mark your copy read. Already acknowledged: 200, saying by whom."""
+        refuse_fields(request.data)
+        incidents.notification_acknowledge(notification=self.get_object(),
+                                           user=request.user)
+        return Response(self.get_serializer(self.get_object()).data)
+
     @extend_schema(request=None, responses=NotificationSerializer, parameters=[NOTIFICATION_ID])
     @action(detail=True, methods=["post"])
     def unsnooze(self, request, pk=None):
@@ -191,6 +203,8 @@ class RoutingRuleViewSet(viewsets.ModelViewSet):
             event_type=data.get("event_type", rule.event_type),
             channels=data.get("channels", rule.channels),
             extra_emails=data.get("extra_emails"),
+            escalate=data.get("escalate", ...),
+            notify_resolved=data.get("notify_resolved"),
         )
 
     def perform_destroy(self, instance):
@@ -224,7 +238,8 @@ class RoutingImportView(APIView):
         serializer = RoutingImportSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         result = routing_import(serializer.validated_data["yaml"],
-                                replace=serializer.validated_data["replace"])
+                                replace=serializer.validated_data["replace"],
+                                inhibit_allowed=request.user.has_perms(INHIBIT_PERMISSIONS))
         return Response(RoutingImportResultSerializer(result).data)
 
 

@@ -83,7 +83,9 @@ def delivery_send(*, delivery_id) -> str:
     try:
         message = _render(attempt.delivery, backend)
         if message is None:
-            return _record_cancelled(attempt)
+            delivery = attempt.delivery
+            why = delivery.purpose if delivery.kind == Delivery.Kind.EVENT else "digest"
+            return _record_cancelled(attempt, NOTHING_TO_SEND[why])
         result = backend.send(message)
         status_code, response = result.status_code, result.response
     except DeliveryError as error:
@@ -131,13 +133,31 @@ def delivery_recipient(delivery: Delivery) -> Recipient:
                      target_data=delivery.target_data)
 
 
+#: Why a send had nothing to say, by purpose (an event's) or for a digest.
+NOTHING_TO_SEND = {
+    "digest": "Every recipient of this digest left the events' audience.",
+    Delivery.Purpose.RESOLUTION: "This receiver no longer takes resolutions (its format "
+                                 "changed since it got the event).",
+    Delivery.Purpose.NOTIFY: "Nothing to send.",
+    Delivery.Purpose.ESCALATION: "Nothing to send.",
+}
+ESCALATED = "Escalated: "
+
+
 def _render(delivery: Delivery, backend: ChannelBackend):
-    """The message of ``delivery``, or None for a digest left with nothing to send."""
+    """The message of ``delivery``, or None when there is nothing to send (a digest whose
+    recipients left, a resolution this receiver's format does not tell)."""
     recipient = delivery_recipient(delivery)
     if delivery.kind == Delivery.Kind.EVENT:
         event = Event.objects.select_related("event_type__category", "workspace").get(
             pk=delivery.event_id)
-        return backend.render_event(event=event, title=event_title(event), recipient=recipient,
+        title = event_title(event)
+        if delivery.purpose == Delivery.Purpose.RESOLUTION:
+            return backend.render_resolution(event=event, title=title, recipient=recipient,
+                                             delivery_id=delivery.pk)
+        if delivery.purpose == Delivery.Purpose.ESCALATION:
+            title = ESCALATED + title
+        return backend.render_event(event=event, title=title, recipient=recipient,
                                     delivery_id=delivery.pk)
     items = list(
         Delivery.objects.filter(digest_id=delivery.digest_id, kind=Delivery.Kind.EVENT)
@@ -205,14 +225,13 @@ def _record(attempt: _Attempt, backend: ChannelBackend, *, outcome: str,
         return Outcome.FAILED
 
 
-def _record_cancelled(attempt: _Attempt) -> str:
+def _record_cancelled(attempt: _Attempt, reason: str) -> str:
     now = timezone.now()
     with transaction.atomic():
         DeliveryAttempt.objects.filter(pk=attempt.record.pk).delete()
         Delivery.objects.filter(pk=attempt.delivery.pk).update(
             status=Delivery.Status.CANCELLED, attempts=F("attempts") - 1,
-            sending_started_at=None, updated_at=now,
-            last_error="Every recipient of this digest left the events' audience.")
+            sending_started_at=None, updated_at=now, last_error=reason)
         Digest.objects.filter(pk=attempt.delivery.digest_id).update(
             status=Digest.Status.CANCELLED, sent_at=now)
     return Outcome.CANCELLED

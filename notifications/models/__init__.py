@@ -12,10 +12,21 @@ from .deliveries import (
     DeliveryAttempt,
     Digest,
 )
+from .incidents import Escalation, InhibitRule
 from .preferences import NotificationPreference
-from .routing import RoutingRule, RoutingVersion, validate_channels, validate_email_list
+from .routing import (
+    RoutingRule,
+    RoutingVersion,
+    normalize_escalation,
+    validate_channels,
+    validate_email_list,
+    validate_escalation,
+)
 
-__all__ = ["BUCKET_BY_PRIORITY", "CHANNEL_MAX_LENGTH", "PRIORITY_BY_BUCKET", "SENT_ALONE", "Bucket",
-           "Delivery", "DeliveryAttempt", "Digest", "Mute", "Notification", "NotificationGroup",
-           "NotificationPreference", "Silence", "UserNotificationSettings",
-           "RoutingRule", "RoutingVersion", "validate_channels", "validate_email_list"]
+__all__ = [
+    "BUCKET_BY_PRIORITY", "CHANNEL_MAX_LENGTH", "PRIORITY_BY_BUCKET", "SENT_ALONE", "Bucket",
+    "Delivery", "DeliveryAttempt", "Digest", "Escalation", "InhibitRule", "Mute", "Notification",
+    "NotificationGroup", "NotificationPreference", "RoutingRule", "RoutingVersion", "Silence",
+    "UserNotificationSettings", "normalize_escalation", "validate_channels",
+    "validate_email_list", "validate_escalation",
+]

@@ -93,6 +93,11 @@ class Delivery(models.Model):
         EVENT = "event"
         DIGEST = "digest"
 
+    class Purpose(models.TextChoices):
+        NOTIFY = "notify"  # the event itself
+        ESCALATION = "escalation"  # sent again, nobody having acknowledged it ("Escalated:")
+        RESOLUTION = "resolution"  # it is resolved ("Resolved:", a PagerDuty resolve)
+
     class Status(models.TextChoices):
         PENDING = "pending"
         SENDING = "sending"
@@ -105,6 +110,7 @@ class Delivery(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.EVENT)
+    purpose = models.CharField(max_length=10, choices=Purpose.choices, default=Purpose.NOTIFY)
     event = models.ForeignKey(Event, null=True, blank=True, on_delete=models.CASCADE,
                               related_name="deliveries", help_text="Empty for a digest.")
     channel = models.CharField(max_length=CHANNEL_MAX_LENGTH)

@@ -5,7 +5,7 @@ from django.core.validators import validate_email
 from django.db import models
 from django.db.models import Q
 
-from channels_app.backends import ChannelListError, check_channel_list
+from channels_app.backends import ChannelListError, check_channel_list, registered_backends
 from events.models import Category, EventType
 
 
@@ -30,6 +30,42 @@ def validate_email_list(value) -> None:
             raise ValidationError(f"{address!r} is not a valid email address.") from None
 
 
+ESCALATION_KEYS = ("after_minutes", "channels", "emails")
+ESCALATION_MAX_MINUTES = 7 * 24 * 60
+
+
+def validate_escalation(value) -> None:
+    """``None``, or ``{"after_minutes": 1..10080, "channels": [external channels], "emails":
+    [addresses]}``: the one check of an escalation (rules, routing files, REST)."""
+    if value is None:
+        return
+    if not isinstance(value, dict):
+        raise ValidationError('Give {"after_minutes": N, "channels": [...], "emails": [...]}.')
+    unknown = sorted(set(value) - set(ESCALATION_KEYS))
+    if unknown:
+        raise ValidationError(f"Unknown escalation setting {unknown[0]!r}; use "
+                              f"{', '.join(ESCALATION_KEYS)}.")
+    minutes = value.get("after_minutes")
+    if isinstance(minutes, bool) or not isinstance(minutes, int) or not (
+            1 <= minutes <= ESCALATION_MAX_MINUTES):
+        raise ValidationError(f"after_minutes: a whole number from 1 to {ESCALATION_MAX_MINUTES}.")
+    try:
+        check_channel_list(value.get("channels"), names=[
+            b.name for b in registered_backends() if b.external])
+    except ChannelListError as exc:
+        raise ValidationError(f"channels: {exc.message}") from None
+    validate_email_list(value.get("emails", []))
+
+
+def normalize_escalation(value):
+    """A valid escalation in one form (``emails`` always there), so equal ones compare
+    equal; None stays None."""
+    if value is None:
+        return None
+    return {"after_minutes": value["after_minutes"], "channels": list(value["channels"]),
+            "emails": list(value.get("emails") or [])}
+
+
 class RoutingRule(models.Model):
     """Channels for one category or one event type; the most specific rule wins."""
 
@@ -50,6 +86,13 @@ class RoutingRule(models.Model):
         default=list, blank=True, validators=[validate_email_list],
         help_text="Distribution-list addresses that also receive this event's email.",
     )
+    escalate = models.JSONField(
+        null=True, blank=True, validators=[validate_escalation],
+        help_text='Critical and high events nobody acknowledges in time go out again: '
+                  '{"after_minutes": 15, "channels": ["email"], "emails": [...]}.')
+    notify_resolved = models.BooleanField(
+        default=False, help_text="When such an event is resolved, the emails it sent get a "
+                                 "short \"Resolved:\" follow-up.")
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -33,12 +33,13 @@ _LOCK_CLASS = 0x477270
 
 def group_key(event) -> str | None:
     """The group of ``event``: a hash of its type, workspace and ``group_by`` values (None
-    when its type does not group)."""
+    when its type does not group, or its payload lacks one of the keys: nothing says it is
+    the same as another)."""
     keys = event.event_type.group_by
-    if not keys:
-        return None
     payload = event.payload if isinstance(event.payload, dict) else {}
-    values = [payload.get(key) for key in keys]
+    if not keys or any(key not in payload for key in keys):
+        return None
+    values = [payload[key] for key in keys]
     raw = json.dumps([event.event_type_id, event.workspace_id, values], sort_keys=True,
                      default=str)
     return hashlib.sha256(raw.encode()).hexdigest()

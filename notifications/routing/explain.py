@@ -39,7 +39,7 @@ class Explanation:
 
 #: An event's status that stopped it as a whole, as a decision.
 STOPPED = {Event.Status.SUPPRESSED: Decision.DISABLED, Event.Status.SILENCED: Decision.SILENCED,
-           Event.Status.GROUPED: Decision.GROUPED}
+           Event.Status.GROUPED: Decision.GROUPED, Event.Status.INHIBITED: Decision.INHIBITED}
 
 
 def event_explain(*, event: Event, user) -> Explanation:
@@ -195,4 +195,7 @@ def _stopped_detail(event: Event) -> str:
         return f"Silenced by silence {event.silenced_by}{comment}"
     if event.status == Event.Status.GROUPED:
         return f"A repeat of event {event.grouped_into}: counted on its notification."
+    if event.status == Event.Status.INHIBITED:
+        return (f"Inhibited by event {event.inhibited_by}, unresolved when this one was "
+                "routed (an inhibit rule).")
     return f"Notifications of {event.event_type.key} were disabled when it was routed."

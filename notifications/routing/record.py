@@ -77,4 +77,5 @@ def _outcome(event_plan) -> RoutingOutcome:
         channels=[route.channel for route in event_plan.routes] if verdict is None else [],
         source=event_plan.routing.source,
         silenced_by=int(by) if by and verdict.decision == Decision.SILENCED else None,
-        grouped_into=by if by and verdict.decision == Decision.GROUPED else None)
+        grouped_into=by if by and verdict.decision == Decision.GROUPED else None,
+        inhibited_by=by if by and verdict.decision == Decision.INHIBITED else None)

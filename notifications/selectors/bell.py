@@ -11,6 +11,10 @@ from events.catalog import Priority
 
 from ..models import Notification
 
+#: The event's state every recipient's copy shows: annotation -> event field.
+EVENT_STATE = {"acknowledged_at": "acknowledged_at", "acknowledged_by": "acknowledged_by_name",
+               "escalated_at": "escalated_at", "resolved_at": "resolved_at"}
+
 
 def notification_list(*, user, unread: bool | None = None, priority: str | None = None,
                       category: str | None = None, workspace: str | None = None,
@@ -18,13 +22,15 @@ def notification_list(*, user, unread: bool | None = None, priority: str | None 
     """The user's own notifications, newest first: not snoozed ones by default,
     ``snoozed=True`` the snoozed ones, ``snoozed=None`` all.
 
-    Each carries ``workspace_public_id``, ``workspace_name``, ``event_payload`` and
-    ``event_occurred_at`` (from the same query): the workspace and event rows are joined for
-    those values, not loaded as objects.
+    Each carries ``workspace_public_id``, ``workspace_name``, ``event_payload``,
+    ``event_occurred_at`` and the event's acknowledgement, escalation and resolution
+    (``EVENT_STATE``), from the same query: the workspace and event rows are joined for those
+    values, not loaded as objects.
     """
     notifications = Notification.objects.filter(user=user).annotate(
         workspace_public_id=F("workspace__public_id"), workspace_name=F("workspace__name"),
-        event_payload=F("event__payload"), event_occurred_at=F("event__occurred_at"))
+        event_payload=F("event__payload"), event_occurred_at=F("event__occurred_at"),
+        **{name: F(f"event__{field}") for name, field in EVENT_STATE.items()})
     if unread is not None:
         notifications = notifications.filter(read_at__isnull=unread)
     if snoozed is not None:

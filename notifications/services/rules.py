@@ -3,7 +3,7 @@
 from core.errors import ApplicationError, full_clean
 from events.models import Category, EventType
 
-from ..models import RoutingRule
+from ..models import RoutingRule, normalize_escalation
 
 
 def routing_rule_set(
@@ -12,6 +12,8 @@ def routing_rule_set(
     event_type: EventType | None = None,
     category: Category | None = None,
     extra_emails: list[str] | None = None,
+    escalate=...,
+    notify_resolved: bool | None = None,
     rule: RoutingRule | None = None,
 ) -> RoutingRule:
     """Set the channels of one event type or one category (exactly one of them).
@@ -19,7 +21,8 @@ def routing_rule_set(
     Changes ``rule`` (saved or not) when given, target included; otherwise replaces the
     target's rule or creates it. ``extra_emails`` None keeps the rule's lists. Raises
     ``ApplicationError`` naming the fields (unknown or missing channels, a bad address, a
-    target that already has another rule). The one way routing rules are written.
+    target that already has another rule). ``escalate`` (a dict, or None for none) and
+    ``notify_resolved`` are kept when not given. The one way routing rules are written.
     """
     if (event_type is None) == (category is None):
         raise ApplicationError("Choose exactly one target: a category or an event type.")
@@ -31,7 +34,12 @@ def routing_rule_set(
     rule.channels = channels
     if extra_emails is not None:
         rule.extra_emails = extra_emails
+    if escalate is not ...:
+        rule.escalate = escalate
+    if notify_resolved is not None:
+        rule.notify_resolved = notify_resolved
     full_clean(rule)
+    rule.escalate = normalize_escalation(rule.escalate)
     rule.save()
     return rule
 

@@ -156,7 +156,7 @@ def test_the_known_fields_are_listed_and_many_unknown_ones_are_counted(world):
                      format="json")
 
     assert one.json() == {"title": ["unknown field; known: priority_override, enabled, "
-                                     "group_by, repeat_interval_minutes"]}
+                                     "group_by, repeat_interval_minutes, resolves"]}
     errors = many.json()
     assert len(errors) == 11 and "f00" in errors and "f10" not in errors
     assert errors["non_field_errors"] == ["30 fields refused in all; the first 10 are named"]

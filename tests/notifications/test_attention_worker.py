@@ -2,43 +2,19 @@
 beat: what quiet hours held goes out as one digest email within 60 s of switching them off,
 and a snoozed notification is back, unread, within 60 s of its time."""
 
-import subprocess
-import sys
 import time
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from django.core.management import call_command
 from django.utils import timezone
 
 from events import emit
 from events.models import Category
 from notifications.models import Delivery, Notification, RoutingRule
-from tests.support import ROOT, api_client_for, stop_tree, subprocess_env, wait_until
+from tests.support import api_client_for, wait_until
 
 pytestmark = pytest.mark.worker
-
-
-@pytest.fixture
-def beat(live_db, tmp_path):
-    """Celery beat on the control plane's schedule (``sync_schedule``), stopped however the
-    test ends."""
-    call_command("sync_schedule", verbosity=0)
-    log_path = tmp_path / "beat.log"
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", "beat", "--loglevel", "INFO",
-             "--scheduler", "django_celery_beat.schedulers:DatabaseScheduler",
-             "--max-interval", "1", "--pidfile", ""],
-            cwd=ROOT, env=subprocess_env(), stdout=log, stderr=subprocess.STDOUT)
-    try:
-        wait_until(lambda: "beat: Starting" in log_path.read_text() or process.poll() is not None,
-                   timeout=120, message="beat to start")
-        assert process.poll() is None, log_path.read_text()[-3000:]
-        yield process
-    finally:
-        stop_tree(process, grace=20)
 
 
 def test_held_emails_go_out_within_a_minute_of_switching_quiet_hours_off(

@@ -70,10 +70,10 @@ def test_the_bell_shows_the_count_and_the_last_time(grouped, make_workspace, use
 
 def test_grouping_is_set_over_rest_and_in_routing_files(staff_api):
     answer = staff_api.patch(f"/api/event-types/{LOST}/", {
-        "group_by": ["datasource_name"], "repeat_interval_minutes": 15}, format="json")
+        "group_by": ["datasource_name", "host"], "repeat_interval_minutes": 15}, format="json")
     assert answer.status_code == 200, answer.json()
     assert (answer.json()["group_by"], answer.json()["repeat_interval_minutes"]) == (
-        ["datasource_name"], 15)
+        ["datasource_name", "host"], 15)
     for bad, field in (({"group_by": "datasource_name"}, "group_by"),
                        ({"group_by": ["a", "a"]}, "group_by"),
                        ({"repeat_interval_minutes": 0}, "repeat_interval_minutes")):
@@ -81,13 +81,15 @@ def test_grouping_is_set_over_rest_and_in_routing_files(staff_api):
         assert refused.status_code == 400 and field in refused.json(), refused.json()
 
     exported = routing_export()
-    assert "group_by: [datasource_name]" in exported and "repeat_interval_minutes: 15" in exported
+    assert "group_by: [datasource_name, host]" in exported
+    assert "repeat_interval_minutes: 15" in exported
     EventType.objects.filter(key=LOST).update(group_by=[], repeat_interval_minutes=60)
     result = routing_import(exported)
     assert result.grouping_changed == 1
     assert routing_import(exported).grouping_changed == 0  # export then import: no change
     assert (EventType.objects.get(key=LOST).group_by,
-            EventType.objects.get(key=LOST).repeat_interval_minutes) == (["datasource_name"], 15)
+            EventType.objects.get(key=LOST).repeat_interval_minutes) == (
+        ["datasource_name", "host"], 15)
 
 
 def test_repeats_routed_by_two_workers_at_once_make_exactly_one(postgres, live_db, grouped,

@@ -15,7 +15,10 @@ from tests.support import api_client_for
 DEFAULT_POLICIES = [
     "notifications.policies.disabled.EventTypeDisabled",
     "notifications.policies.silences.Silences",
+    "notifications.policies.inhibition.Inhibition",
     "notifications.policies.grouping.Grouping",
+    "notifications.policies.resolution.Resolution",
+    "notifications.policies.escalation.Escalations",
     "notifications.policies.critical.CriticalAlways",
     "notifications.policies.mutes.Mutes",
     "notifications.policies.preferences.Preferences",
@@ -42,8 +45,8 @@ def team(make_workspace, make_user):
 def test_the_default_list_is_the_setting_in_order(settings):
     assert settings.DATAFI_ROUTING_POLICIES == DEFAULT_POLICIES
     assert [p.name for p in active_policies()] == [
-        "event_type_disabled", "silences", "grouping", "critical_always", "mutes",
-        "preferences", "quiet_hours"]
+        "event_type_disabled", "silences", "inhibition", "grouping", "resolution", "escalation",
+        "critical_always", "mutes", "preferences", "quiet_hours"]
 
 
 def test_a_policy_added_by_configuration_holds_and_drops_and_says_why(

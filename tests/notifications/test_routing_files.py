@@ -360,7 +360,7 @@ def test_api_import_json_applies_the_seed(staff_api):
 
     assert response.status_code == 200, response.content
     assert response.json() == {"rules_changed": 4, "priorities_changed": 4, "removed": 0,
-                               "grouping_changed": 0}
+                               "grouping_changed": 0, "inhibit_rules_changed": 0}
     assert rule_channels() == SEED_RULES
     assert routing_state()["overrides"] == SEED_OVERRIDES
 
