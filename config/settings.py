@@ -5,6 +5,7 @@ a SQLite file and kombu's filesystem broker, both under ``DATAFI_VAR_DIR`` (``va
 """
 
 import base64
+import os
 import secrets
 from pathlib import Path
 
@@ -21,6 +22,18 @@ environ.Env.read_env(BASE_DIR / ".env")
 
 VAR_DIR = Path(env.str("DATAFI_VAR_DIR", default=str(BASE_DIR / "var"))).resolve()
 VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+# --- Metrics (core/metrics.py, served by operations at /metrics) --------------------------
+# prometheus-client's multiprocess mode: every process of this host writes its values to
+# files here and a scrape sums them. Set before anything imports prometheus_client (it
+# reads the variable then). Empty it only while no process runs: bin/serve does at start.
+PROMETHEUS_MULTIPROC_DIR = os.environ.setdefault(
+    "PROMETHEUS_MULTIPROC_DIR", env.str("PROMETHEUS_MULTIPROC_DIR",
+                                        default=str(VAR_DIR / "metrics")))
+Path(PROMETHEUS_MULTIPROC_DIR).mkdir(parents=True, exist_ok=True)
+# /metrics asks for "Authorization: Bearer <this>" when set; unset, it answers loopback
+# clients only (and never a request that came through a proxy).
+DATAFI_METRICS_TOKEN = env.str("DATAFI_METRICS_TOKEN", default="")
 
 
 def _local_secret(name: str, generate=lambda: secrets.token_urlsafe(50)) -> str:
@@ -102,11 +115,15 @@ INSTALLED_APPS = [
     "notifications",
     "channels_app",
     "web",
+    "operations",  # health, readiness, metrics, the admin's Overview, manage.py status
     # Plug-in apps (a channel of your own, README "Adding a channel"), comma-separated.
     *env.list("DATAFI_EXTRA_APPS", default=[]),
 ]
 
 MIDDLEWARE = [
+    # /healthz, /readyz and /metrics, answered before the host check and the HTTPS redirect:
+    # probes and scrapers call a pod by its address, over plain HTTP.
+    "operations.middleware.ProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "config.security.SecurityHeadersMiddleware",  # CSP, Permissions-Policy: every response
     "config.middleware.RefuseNulInUrlMiddleware",
@@ -184,13 +201,37 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "notification-center"
 LOGOUT_REDIRECT_URL = "login"
 
+# LOG_FORMAT=json: one JSON object per line (python-json-logger), with the log context
+# (core.logcontext: event_id, delivery_id, digest_id, task_id, queue) as fields. Every process
+# reads it: web (gunicorn's own loggers through config/gunicorn.py), workers and beat.
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be plain or json, not {LOG_FORMAT!r}.")
+LOG_FORMATTERS = {
+    "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+    "json": {
+        "()": "pythonjsonlogger.json.JsonFormatter",
+        "format": "%(levelname)s %(name)s %(process)d %(message)s",
+        "rename_fields": {"levelname": "level", "name": "logger"},
+        "timestamp": "time",
+    },
+}
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {LOG_FORMAT: LOG_FORMATTERS[LOG_FORMAT]},
+    "filters": {"context": {"()": "core.logcontext.LogContextFilter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT,
+                             **({"filters": ["context"]} if LOG_FORMAT == "json" else {})}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    # Celery's task logger gets a handler of its own unless it has one: ours, in JSON.
+    "loggers": {"celery.task": {"handlers": ["console"], "propagate": False}}
+    if LOG_FORMAT == "json" else {},
 }
+if LOG_FORMAT == "json":
+    import logging
+
+    logging.captureWarnings(True)  # Python's warnings as records, not plain stderr lines
 
 # --- REST API -----------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -355,6 +396,16 @@ DATAFI_ROUTING_POLICIES = env.list("DATAFI_ROUTING_POLICIES", default=[
     "notifications.policies.preferences.Preferences",
 ])
 WEBHOOK_ALLOW_PRIVATE_NETWORKS = env.bool("WEBHOOK_ALLOW_PRIVATE_NETWORKS", default=False)
+
+# --- Operating it (operations/) -----------------------------------------------------------
+# /readyz and manage.py status: each dependency (database, broker, cache) must answer within
+# this many seconds, and beat's heartbeat (a periodic task, every 15 s) be younger than this.
+DATAFI_READYZ_TIMEOUT_SECONDS = env.float("DATAFI_READYZ_TIMEOUT_SECONDS", default=2)
+DATAFI_BEAT_HEARTBEAT_MAX_AGE_SECONDS = env.float("DATAFI_BEAT_HEARTBEAT_MAX_AGE_SECONDS",
+                                                  default=60)
+# The Overview's hourly rollups: an hour is computed again for this many hours after it
+# ended (its deliveries and digests settle), then kept as it is.
+DATAFI_OVERVIEW_SETTLE_HOURS = env.int("DATAFI_OVERVIEW_SETTLE_HOURS", default=3)
 
 # --- Outbound deliveries (email now, webhooks next) -------------------------------------------
 # The app's address, for links in emails ("open in Datafi").

@@ -1,0 +1,56 @@
+"""How many messages wait in each queue, read from the broker itself.
+
+One short-lived connection per reading, and for each queue a passive ``queue_declare``,
+which every broker answers with the queue's message count without changing anything:
+RabbitMQ from the queue (ready messages; unacknowledged ones are held by workers),
+Redis as ``LLEN`` of the queue's lists (kombu's priority lists included), the embedded
+filesystem broker by counting the queue's message files. A queue that does not exist yet
+holds nothing.
+"""
+
+import contextlib
+
+from celery import current_app
+
+from channels_app.backends import registered_backends
+from config import control_plane
+
+
+def queue_names() -> list[str]:
+    """The control plane's queues, and any a channel brings (README, "Adding a channel")."""
+    names = list(control_plane.QUEUES)
+    for backend in registered_backends():
+        for queue in (backend.queue, backend.batched_queue):
+            if queue not in names:
+                names.append(queue)
+    return names
+
+
+def queue_depths(names: list[str] | None = None) -> dict[str, int]:
+    """Queue -> messages waiting in it. Raises what the broker raises when it is down
+    (bounded by the broker's connection and socket timeouts in the settings)."""
+    depths = {}
+    with current_app.connection_for_read() as conn:
+        channel = conn.channel()
+        try:
+            for name in queue_names() if names is None else names:
+                try:
+                    depths[name] = channel.queue_declare(queue=name, passive=True).message_count
+                except conn.channel_errors as exc:
+                    if getattr(exc, "reply_code", None) != 404 and "NOT_FOUND" not in str(exc):
+                        raise
+                    depths[name] = 0
+                    channel = _reopen(conn, channel)  # AMQP closes a channel on a 404
+        finally:
+            _close(channel)
+    return depths
+
+
+def _reopen(conn, channel):
+    _close(channel)
+    return conn.channel()
+
+
+def _close(channel) -> None:
+    with contextlib.suppress(Exception):  # closing what the broker closed already
+        channel.close()
