@@ -1,6 +1,7 @@
 """The admin's Overview page (operations > Overview): charts of the last 24 hours or 7 days."""
 
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django.template.response import TemplateResponse
 
 from .models import Overview
@@ -12,6 +13,8 @@ class OverviewAdmin(admin.ModelAdmin):
     """No list, no forms: the model's changelist is the Overview (its view permission)."""
 
     def changelist_view(self, request, extra_context=None):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
         chosen = request.GET.get("range", "24h")
         if chosen not in RANGES:
             chosen = "24h"
