@@ -4,11 +4,17 @@ process's live values dropped when it exits; beat's first heartbeat sent at once
 Connected once per process from ``OperationsConfig.ready()``; prefork children inherit them.
 """
 
+import contextlib
+import json
 import logging
 import os
+import sys
 import time
+from datetime import UTC, datetime
 
 from celery import signals
+from celery.apps import worker as celery_worker
+from django.conf import settings
 from prometheus_client import multiprocess
 
 from config import control_plane
@@ -25,6 +31,19 @@ def connect() -> None:
     signals.worker_process_shutdown.connect(process_exiting, weak=False,
                                             dispatch_uid="operations.process_exiting")
     signals.beat_init.connect(beat_started, weak=False, dispatch_uid="operations.beat_started")
+    if settings.LOG_FORMAT == "json":
+        # The worker's few notices from its signal handlers (warm shutdown, restart) are
+        # printed, not logged (a handler must not take the logging locks): JSON too.
+        celery_worker.safe_say = say_json
+
+
+def say_json(msg, f=sys.__stderr__) -> None:
+    """Celery's ``safe_say`` as one JSON line, written with one ``os.write`` as Celery does."""
+    line = json.dumps({"message": str(msg).strip(), "level": "WARNING",
+                       "logger": "celery.apps.worker", "process": os.getpid(),
+                       "time": datetime.now(UTC).isoformat()})
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        os.write(f.fileno(), f"{line}\n".encode())
 
 
 def _queue(task) -> str:
