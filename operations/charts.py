@@ -53,14 +53,18 @@ def _hour_label(hour: datetime, span_hours: int) -> str | None:
     return f"{hour:%a %d}" if hour.hour == 0 else None
 
 
-def _nice_ceiling(value: float) -> float:
-    if value <= 0:
-        return 1
-    magnitude = 10 ** math.floor(math.log10(value))
-    for step in (1, 2, 2.5, 5, 10):
-        if value <= step * magnitude:
-            return step * magnitude
-    return 10 * magnitude
+def _count_ticks(largest: float) -> tuple[float, list[tuple[float, str]]]:
+    """The axis top and its ticks for counts up to ``largest``: whole steps of 1, 2 or 5
+    times a power of ten, at most 5 of them."""
+    step = 1.0
+    while largest > step * 5:
+        for factor in (2, 2.5, 2):  # 1 -> 2 -> 5 -> 10
+            step *= factor
+            if largest <= step * 5:
+                break
+    top = step * max(1, math.ceil(largest / step))
+    count = round(top / step)
+    return top, [(step * k, count_text(step * k)) for k in range(count + 1)]
 
 
 def _frame(chart_id: str, title: str, description: str, body: list[str],
@@ -103,13 +107,12 @@ def bar_chart(*, chart_id: str, title: str, hours: Sequence[datetime],
               series: Sequence[Series], unit: str) -> SafeString:
     """Stacked bars, one per hour, one segment per series (``unit``: what a value counts)."""
     totals = [sum(s.values[i] or 0 for s in series) for i in range(len(hours))]
-    top_value = _nice_ceiling(max(totals, default=0))
+    top_value, ticks = _count_ticks(max(totals, default=0))
 
     def y(value):
         return TOP + PLOT_H - PLOT_H * value / top_value
 
-    body = _axes(hours, [(top_value * k / 4, count_text(top_value * k / 4)) for k in range(5)],
-                 y)
+    body = _axes(hours, ticks, y)
     slot = PLOT_W / max(1, len(hours))
     width = max(1.0, slot * 0.8)
     for index, hour in enumerate(hours):
@@ -149,12 +152,11 @@ def line_chart(*, chart_id: str, title: str, hours: Sequence[datetime],
         decades = round(math.log10(high / low))
         ticks = [(low * 10 ** k, seconds_text(low * 10 ** k)) for k in range(decades + 1)]
     else:
-        top_value = _nice_ceiling(max(present, default=0))
+        top_value, ticks = _count_ticks(max(present, default=0))
 
         def y(value):
             return TOP + PLOT_H - PLOT_H * value / top_value
 
-        ticks = [(top_value * k / 4, count_text(top_value * k / 4)) for k in range(5)]
     body = _axes(hours, ticks, y)
     slot = PLOT_W / max(1, len(hours))
     for s in series:
