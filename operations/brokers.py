@@ -1,6 +1,6 @@
 """How many messages wait in each queue, read from the broker itself.
 
-One short-lived connection per reading, and for each queue a passive ``queue_declare``,
+For each queue a passive ``queue_declare``,
 which every broker answers with the queue's message count without changing anything:
 RabbitMQ from the queue (ready messages; unacknowledged ones are held by workers),
 Redis as ``LLEN`` of the queue's lists (kombu's priority lists included), the embedded
@@ -28,11 +28,17 @@ def queue_names() -> list[str]:
 
 def queue_depths(names: list[str] | None = None) -> dict[str, int]:
     """Queue -> messages waiting in it. Raises what the broker raises when it is down
-    (bounded by the broker's connection and socket timeouts in the settings)."""
+    (bounded by the broker's connection and socket timeouts in the settings).
+
+    Uses a connection of the process's pool (a scrape every few seconds opens none); its
+    default channel on Redis and the filesystem, a channel of its own on RabbitMQ, which
+    closes a channel that asked for a queue it does not have.
+    """
     depths = {}
-    with current_app.connection_for_read() as conn:
-        channel = conn.channel()
+    with current_app.pool.acquire(block=True, timeout=5) as conn:
+        own = conn.transport.driver_type == "amqp"
         try:
+            channel = conn.channel() if own else conn.default_channel
             for name in queue_names() if names is None else names:
                 try:
                     depths[name] = channel.queue_declare(queue=name, passive=True).message_count
@@ -40,9 +46,13 @@ def queue_depths(names: list[str] | None = None) -> dict[str, int]:
                     if getattr(exc, "reply_code", None) != 404 and "NOT_FOUND" not in str(exc):
                         raise
                     depths[name] = 0
-                    channel = _reopen(conn, channel)  # AMQP closes a channel on a 404
-        finally:
-            _close(channel)
+                    if own:
+                        channel = _reopen(conn, channel)
+            if own:
+                _close(channel)
+        except Exception:
+            conn.collect()  # not back to the pool broken: the next reading connects anew
+            raise
     return depths
 
 

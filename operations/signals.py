@@ -65,7 +65,7 @@ def task_finished(sender=None, task_id=None, task=None, state=None, **kwargs) ->
     task = task or sender
     started, queue = _started.pop(task_id, (None, _queue(task)))
     if started is not None:
-        metrics.TASK_DURATION.labels(task.name, queue).observe(time.perf_counter() - started)
+        metrics.TASK_DURATION.labels(task.name).observe(time.perf_counter() - started)
         metrics.TASKS_IN_PROGRESS.labels(task.name).dec()
     metrics.TASKS.labels(task.name, queue, (state or "unknown").lower()).inc()
     logcontext.log_context_set({})

@@ -191,7 +191,7 @@ def test_one_scrape_sums_two_gunicorn_workers_and_a_prefork_pool(live_db, make_w
                  outcome="delivered") == n * members
     assert total(scraped, "datafi_delivery_latency_seconds_count", channel="in_app") == \
         n * members
-    assert total(scraped, "datafi_task_duration_seconds_count", queue="urgent",
+    assert total(scraped, "datafi_task_duration_seconds_count",
                  task=control_plane.EVENT_ROUTE_URGENT) == n
     # Each process counted into files of its own: both web workers served emits.
     web_workers = [p.pid for p in process_tree(web.pid) if p.pid != web.pid]
