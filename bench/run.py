@@ -592,8 +592,8 @@ from config import control_plane
 from events.models import EventType
 from events.catalog import Priority
 channels = ["in_app", "email", "webhook"]
-kinds = ["unreachable", "timeout", "tls_failed", "auth_failed", "rejected", "http_status",
-         "unexpected"]
+kinds = ["unreachable", "timeout", "tls_failed", "auth_failed", "rejected", "server_error",
+         "rate_limited", "unexpected"]
 for key in EventType.objects.values_list("key", flat=True):
     for priority in Priority.VALUES:
         metrics.EVENTS_EMITTED.labels(key, priority).inc()

@@ -57,7 +57,8 @@ DELIVERY_ATTEMPT_SECONDS = Histogram(
 DELIVERY_ERRORS = Counter(
     "datafi_delivery_errors",
     "Failed send attempts by kind (unreachable, timeout, tls_failed, auth_failed, rejected, "
-    "http_status, ...), per channel: SMTP error kinds, webhook endpoint failures.",
+    "server_error, rate_limited, ...), per channel: SMTP error kinds, webhook endpoint "
+    "failures.",
     ["channel", "kind"])
 OUTBOX_PUBLISH_FAILURES = Counter(
     "datafi_outbox_publish_failures",
