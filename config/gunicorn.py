@@ -12,9 +12,10 @@ The master reads the project's settings module for the same values as every proc
 import contextlib
 import logging
 
+# Reading the settings module also exports PROMETHEUS_MULTIPROC_DIR to the environment,
+# for this master (child_exit) and the workers it forks.
+from config import observability
 from config import settings as project
-
-_settings_loaded = project.PROMETHEUS_MULTIPROC_DIR  # also exports it to the environment
 
 
 def child_exit(server, worker):
@@ -43,7 +44,7 @@ if project.LOG_FORMAT == "json":
     logconfig_dict = {
         "version": 1,
         "disable_existing_loggers": False,
-        "formatters": {"json": project.LOG_FORMATTERS["json"]},
+        "formatters": {"json": observability.LOG_FORMATTERS["json"]},
         "filters": {"access": {"()": AccessFields}},
         "handlers": {
             "console": {"class": "logging.StreamHandler", "formatter": "json",

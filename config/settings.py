@@ -5,7 +5,6 @@ a SQLite file and kombu's filesystem broker, both under ``DATAFI_VAR_DIR`` (``va
 """
 
 import base64
-import os
 import secrets
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Exchange, Queue
 
-from config import control_plane
+from config import control_plane, observability
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -23,17 +22,6 @@ environ.Env.read_env(BASE_DIR / ".env")
 VAR_DIR = Path(env.str("DATAFI_VAR_DIR", default=str(BASE_DIR / "var"))).resolve()
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
-# --- Metrics (core/metrics.py, served by operations at /metrics) --------------------------
-# prometheus-client's multiprocess mode: every process of this host writes its values to
-# files here and a scrape sums them. Set before anything imports prometheus_client (it
-# reads the variable then). Empty it only while no process runs: bin/serve does at start.
-PROMETHEUS_MULTIPROC_DIR = os.environ.setdefault(
-    "PROMETHEUS_MULTIPROC_DIR", env.str("PROMETHEUS_MULTIPROC_DIR",
-                                        default=str(VAR_DIR / "metrics")))
-Path(PROMETHEUS_MULTIPROC_DIR).mkdir(parents=True, exist_ok=True)
-# /metrics asks for "Authorization: Bearer <this>" when set; unset, it answers loopback
-# clients only (and never a request that came through a proxy).
-DATAFI_METRICS_TOKEN = env.str("DATAFI_METRICS_TOKEN", default="")
 
 
 def _local_secret(name: str, generate=lambda: secrets.token_urlsafe(50)) -> str:
@@ -121,9 +109,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # /healthz, /readyz and /metrics, answered before the host check and the HTTPS redirect:
-    # probes and scrapers call a pod by its address, over plain HTTP.
-    "operations.middleware.ProbeMiddleware",
+    "operations.middleware.ProbeMiddleware",  # probes: before the host check, HTTPS redirect
     "django.middleware.security.SecurityMiddleware",
     "config.security.SecurityHeadersMiddleware",  # CSP, Permissions-Policy: every response
     "config.middleware.RefuseNulInUrlMiddleware",
@@ -200,38 +186,6 @@ WHITENOISE_USE_FINDERS = True
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "notification-center"
 LOGOUT_REDIRECT_URL = "login"
-
-# LOG_FORMAT=json: one JSON object per line (python-json-logger), with the log context
-# (core.logcontext: event_id, delivery_id, digest_id, task_id, queue) as fields. Every process
-# reads it: web (gunicorn's own loggers through config/gunicorn.py), workers and beat.
-LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
-if LOG_FORMAT not in ("plain", "json"):
-    raise ImproperlyConfigured(f"LOG_FORMAT must be plain or json, not {LOG_FORMAT!r}.")
-LOG_FORMATTERS = {
-    "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
-    "json": {
-        "()": "pythonjsonlogger.json.JsonFormatter",
-        "format": "%(levelname)s %(name)s %(process)d %(message)s",
-        "rename_fields": {"levelname": "level", "name": "logger"},
-        "timestamp": "time",
-    },
-}
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {LOG_FORMAT: LOG_FORMATTERS[LOG_FORMAT]},
-    "filters": {"context": {"()": "core.logcontext.LogContextFilter"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT,
-                             **({"filters": ["context"]} if LOG_FORMAT == "json" else {})}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    # Celery's task logger gets a handler of its own unless it has one: ours, in JSON.
-    "loggers": {"celery.task": {"handlers": ["console"], "propagate": False}}
-    if LOG_FORMAT == "json" else {},
-}
-if LOG_FORMAT == "json":
-    import logging
-
-    logging.captureWarnings(True)  # Python's warnings as records, not plain stderr lines
 
 # --- REST API -----------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -397,14 +351,16 @@ DATAFI_ROUTING_POLICIES = env.list("DATAFI_ROUTING_POLICIES", default=[
 ])
 WEBHOOK_ALLOW_PRIVATE_NETWORKS = env.bool("WEBHOOK_ALLOW_PRIVATE_NETWORKS", default=False)
 
-# --- Operating it (operations/) -----------------------------------------------------------
-# /readyz and manage.py status: each dependency (database, broker, cache) must answer within
-# this many seconds, and beat's heartbeat (a periodic task, every 15 s) be younger than this.
+# --- Operating it (operations/, config/observability.py) -------------------------------
+# Log lines plain or JSON; /metrics wants "Bearer <token>" if set, else this host only;
+# /readyz's check timeout and beat's most lag; hours the Overview recomputes after they end.
+LOG_FORMAT = observability.log_format(env)
+LOGGING = observability.logging_config(LOG_FORMAT, env.str("LOG_LEVEL", default="INFO"))
+PROMETHEUS_MULTIPROC_DIR = observability.metrics_dir(env, VAR_DIR)
+DATAFI_METRICS_TOKEN = env.str("DATAFI_METRICS_TOKEN", default="")
 DATAFI_READYZ_TIMEOUT_SECONDS = env.float("DATAFI_READYZ_TIMEOUT_SECONDS", default=2)
 DATAFI_BEAT_HEARTBEAT_MAX_AGE_SECONDS = env.float("DATAFI_BEAT_HEARTBEAT_MAX_AGE_SECONDS",
                                                   default=60)
-# The Overview's hourly rollups: an hour is computed again for this many hours after it
-# ended (its deliveries and digests settle), then kept as it is.
 DATAFI_OVERVIEW_SETTLE_HOURS = env.int("DATAFI_OVERVIEW_SETTLE_HOURS", default=3)
 
 # --- Outbound deliveries (email now, webhooks next) -------------------------------------------

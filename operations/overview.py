@@ -18,7 +18,7 @@ from . import backlog
 from .charts import Series, bar_chart, line_chart
 from .health import heartbeat_age
 from .models import HourlyRollup
-from .rollups import LATENCY_BOUNDS, OUTCOME_ORDER, hour_of, quantile
+from .rollups import OUTCOME_ORDER, hour_of, quantile
 
 Kind = HourlyRollup.Kind
 RANGES = {"24h": ("Last 24 hours", 24), "7d": ("Last 7 days", 7 * 24)}
@@ -84,7 +84,6 @@ def overview_page(*, range_name: str) -> dict:
         "ranges": [(name, text) for name, (text, _) in RANGES.items()],
         "now": _now(),
         "sections": [{"title": title, "charts": charts} for title, charts in sections],
-        "latency_bounds": (LATENCY_BOUNDS[0], LATENCY_BOUNDS[-1]),
     }
 
 
