@@ -359,8 +359,7 @@ LOGGING = observability.logging_config(LOG_FORMAT, env.str("LOG_LEVEL", default=
 PROMETHEUS_MULTIPROC_DIR = observability.metrics_dir(env, VAR_DIR)
 DATAFI_METRICS_TOKEN = env.str("DATAFI_METRICS_TOKEN", default="")
 DATAFI_READYZ_TIMEOUT_SECONDS = env.float("DATAFI_READYZ_TIMEOUT_SECONDS", default=2)
-DATAFI_BEAT_HEARTBEAT_MAX_AGE_SECONDS = env.float("DATAFI_BEAT_HEARTBEAT_MAX_AGE_SECONDS",
-                                                  default=60)
+DATAFI_BEAT_HEARTBEAT_MAX_AGE_SECONDS = env.float("DATAFI_BEAT_HEARTBEAT_MAX_AGE_SECONDS", 60)
 DATAFI_OVERVIEW_SETTLE_HOURS = env.int("DATAFI_OVERVIEW_SETTLE_HOURS", default=3)
 
 # --- Outbound deliveries (email now, webhooks next) -------------------------------------------
