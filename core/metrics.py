@@ -33,7 +33,8 @@ LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 
 EVENTS_EMITTED = Counter(
-    "datafi_events_emitted", "Events emitted (committed), by event type and priority.",
+    "datafi_events_emitted",
+    "Events emit() recorded (not a deduplicated repeat), by event type and priority.",
     ["event_type", "priority"])
 NOTIFICATIONS = Counter(
     "datafi_notifications",

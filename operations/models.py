@@ -48,11 +48,12 @@ class HourlyRollup(models.Model):
         return f"{self.kind} {self.key} {self.outcome} at {self.hour:%Y-%m-%d %H}:00"
 
 
-class Overview(models.Model):
-    """No table: the admin's Overview page (``operations.admin``), and its permission."""
+class Overview(HourlyRollup):
+    """The admin's Overview page (``operations.admin``) and its permission: a proxy of the
+    rollups it draws, with no table (nor rows to dump) of its own."""
 
     class Meta:
-        managed = False
+        proxy = True
         verbose_name = "overview"
         verbose_name_plural = "overview"
         default_permissions = ("view",)

@@ -5,6 +5,7 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import Permission
+from django.db import transaction
 from django.utils import timezone
 
 from channels_app.services.webhooks import webhook_endpoint_save
@@ -73,8 +74,9 @@ def test_a_rollup_counts_each_hour_by_priority_channel_and_outcome(two_hours_of_
 
 def test_a_rollup_is_idempotent_and_keeps_the_most_backlog_of_the_hour(live_db, make_workspace):
     workspace = make_workspace(members=2)
-    emit("query.long_running_query", workspace=workspace)  # pending routing
-    overview_rollup()
+    with transaction.atomic():  # seen pending (no worker can route it before the commit)
+        emit("query.long_running_query", workspace=workspace)
+        overview_rollup()
     rows = HourlyRollup.objects.count()
     Event.objects.update(status="routed")
     result = overview_rollup()
