@@ -17,11 +17,12 @@ from dataclasses import dataclass, field
 
 #: queue -> what runs there. Run one worker per lane (the Procfile), so none waits for another.
 QUEUES = {
-    "urgent": "routing of critical and high events, and the outbox sweep that recovers them",
+    "urgent": "routing of critical and high events, the outbox sweep that recovers them, "
+              "and beat's heartbeat",
     "events": "routing of medium, low and info events, in batches",
     "deliveries": "immediate sends of critical and high events, and the delivery sweep",
     "digests": "flushes, digest sends, sends of batched priorities with digests off, "
-               "housekeeping",
+               "housekeeping (retention, the Overview's rollups)",
     "webhooks": "webhook sends, so a slow receiver holds up no email",
 }
 DEFAULT_QUEUE = "events"
@@ -40,6 +41,8 @@ RETENTION_PURGE = "notifications.retention_purge"
 HELD_RELEASE = "notifications.held_release"
 SNOOZED_WAKE = "notifications.snoozed_wake"
 ESCALATION_SWEEP = "notifications.escalation_sweep"
+BEAT_HEARTBEAT = "operations.beat_heartbeat"
+OVERVIEW_ROLLUP = "operations.overview_rollup"
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,12 @@ TASKS = (
     TaskSpec(ESCALATION_SWEEP, "deliveries",
              "send again, on more channels, events nobody acknowledged in time",
              schedules=(Schedule("Escalate unacknowledged events", 15),)),
+    # On the lane that is always served and quick: a fresh heartbeat says beat is sending
+    # its schedule and it is being run (/readyz, manage.py status).
+    TaskSpec(BEAT_HEARTBEAT, "urgent", "record that beat is alive",
+             schedules=(Schedule("Beat heartbeat", 15),)),
+    TaskSpec(OVERVIEW_ROLLUP, "digests", "count the last hours for the admin's Overview",
+             schedules=(Schedule("Roll up the Overview's figures", 5 * MINUTE),)),
 )
 
 _BY_NAME = {task.name: task for task in TASKS}

@@ -12,7 +12,7 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Exchange, Queue
 
-from config import control_plane
+from config import control_plane, observability
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -21,6 +21,7 @@ environ.Env.read_env(BASE_DIR / ".env")
 
 VAR_DIR = Path(env.str("DATAFI_VAR_DIR", default=str(BASE_DIR / "var"))).resolve()
 VAR_DIR.mkdir(parents=True, exist_ok=True)
+
 
 
 def _local_secret(name: str, generate=lambda: secrets.token_urlsafe(50)) -> str:
@@ -102,11 +103,13 @@ INSTALLED_APPS = [
     "notifications",
     "channels_app",
     "web",
+    "operations",  # health, readiness, metrics, the admin's Overview, manage.py status
     # Plug-in apps (a channel of your own, README "Adding a channel"), comma-separated.
     *env.list("DATAFI_EXTRA_APPS", default=[]),
 ]
 
 MIDDLEWARE = [
+    "operations.middleware.ProbeMiddleware",  # probes: before the host check, HTTPS redirect
     "django.middleware.security.SecurityMiddleware",
     "config.security.SecurityHeadersMiddleware",  # CSP, Permissions-Policy: every response
     "config.middleware.RefuseNulInUrlMiddleware",
@@ -183,14 +186,6 @@ WHITENOISE_USE_FINDERS = True
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "notification-center"
 LOGOUT_REDIRECT_URL = "login"
-
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-}
 
 # --- REST API -----------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -364,6 +359,17 @@ DATAFI_ROUTING_POLICIES = env.list("DATAFI_ROUTING_POLICIES", default=[
 # An escalation's after_minutes counts minutes of this many seconds (tests make it short).
 DATAFI_ESCALATION_MINUTE_SECONDS = env.float("DATAFI_ESCALATION_MINUTE_SECONDS", default=60.0)
 WEBHOOK_ALLOW_PRIVATE_NETWORKS = env.bool("WEBHOOK_ALLOW_PRIVATE_NETWORKS", default=False)
+
+# --- Operating it (operations/, config/observability.py) -------------------------------
+# Log lines plain or JSON; /metrics wants "Bearer <token>" if set, else this host only;
+# /readyz's check timeout and beat's most lag; hours the Overview recomputes after they end.
+LOG_FORMAT = observability.log_format(env)
+LOGGING = observability.logging_config(LOG_FORMAT, env.str("LOG_LEVEL", default="INFO"))
+PROMETHEUS_MULTIPROC_DIR = observability.metrics_dir(env, VAR_DIR)
+DATAFI_METRICS_TOKEN = env.str("DATAFI_METRICS_TOKEN", default="")
+DATAFI_READYZ_TIMEOUT_SECONDS = env.float("DATAFI_READYZ_TIMEOUT_SECONDS", default=2)
+DATAFI_BEAT_HEARTBEAT_MAX_AGE_SECONDS = env.float("DATAFI_BEAT_HEARTBEAT_MAX_AGE_SECONDS", 60)
+DATAFI_OVERVIEW_SETTLE_HOURS = env.int("DATAFI_OVERVIEW_SETTLE_HOURS", default=3)
 
 # --- Outbound deliveries (email now, webhooks next) -------------------------------------------
 # The app's address, for links in emails ("open in Datafi").

@@ -21,6 +21,7 @@ from channels_app.backends import ChannelBackend, Recipient
 from events.models import Event
 from events.templating import render_title
 
+from . import metrics as pipeline_metrics
 from .models import PRIORITY_BY_BUCKET, Delivery, Digest, Notification
 from .routing.audience import AudienceCheck
 
@@ -79,10 +80,12 @@ def notifications_create(*, routes) -> None:
     Each event's title is rendered once."""
     now = timezone.now()
     rows = []
+    emitted_at = []  # one per notification: its event's emit time (metrics)
     for route in routes:
         event = route.event
         event_type = event.event_type
         title = event_title(event)
+        added = len(rows)
         rows += [
             Notification(
                 user_id=recipient.user_id, event=event, workspace_id=event.workspace_id,
@@ -91,7 +94,9 @@ def notifications_create(*, routes) -> None:
             )
             for recipient in route.to_deliver()
         ]
+        emitted_at += [event.created_at] * (len(rows) - added)
     Notification.objects.bulk_create(rows, batch_size=1000, ignore_conflicts=True)
+    pipeline_metrics.delivered_now(IN_APP_CHANNEL, emitted_at, now=now)
 
 
 def digests_send(*, bucket: str, chunk_items: int | None = None) -> int:
@@ -199,6 +204,8 @@ def _send_chunk(digests: list[Digest], rendered: "_RenderedEvents") -> int:
     Digest.objects.filter(pk__in=[d.pk for d in digests if not items[d.pk]]).update(
         status=Digest.Status.CANCELLED, sent_at=now
     )
+    pipeline_metrics.digests_finished(IN_APP_CHANNEL, delivered=len(sent),
+                                      cancelled=len(digests) - len(sent))
     return len(sent)
 
 

@@ -9,6 +9,7 @@ import logging
 from celery import shared_task
 
 from config import control_plane
+from core.logcontext import log_context
 from events.services.lifecycle import event_mark_failed
 
 from . import retention
@@ -68,15 +69,16 @@ def events_route_pending(self) -> None:
 
 
 def _route(task, event_id: str) -> None:
-    try:
-        result = route.event_route(event_id=event_id)
-    except Exception as exc:  # any failure: bounded retries, then the event says why
-        logger.exception("event %s: routing failed", event_id)
-        _retry_or_give_up(task, exc, lambda error: event_mark_failed(event_id=event_id,
-                                                                     error=error))
-        return
-    if result.skipped:
-        logger.info("event %s: nothing to route (unknown, or routed already)", event_id)
+    with log_context(event_id=event_id):
+        try:
+            result = route.event_route(event_id=event_id)
+        except Exception as exc:  # any failure: bounded retries, then the event says why
+            logger.exception("event %s: routing failed", event_id)
+            _retry_or_give_up(task, exc, lambda error: event_mark_failed(event_id=event_id,
+                                                                         error=error))
+            return
+        if result.skipped:
+            logger.info("event %s: nothing to route (unknown, or routed already)", event_id)
 
 
 @shared_task(bind=True, **control_plane.task_options(control_plane.DIGEST_FLUSH))
@@ -98,8 +100,9 @@ def digest_flush(self, *, bucket: str) -> None:
 def delivery_send(*, delivery_id: str) -> None:
     """One attempt at a delivery (an event's or a digest's), on its channel's queue.
     Idempotent: the service claims the row first."""
-    outcome = send.delivery_send(delivery_id=delivery_id)
-    logger.info("delivery %s: %s", delivery_id, outcome)
+    with log_context(delivery_id=delivery_id):
+        outcome = send.delivery_send(delivery_id=delivery_id)
+        logger.info("delivery %s: %s", delivery_id, outcome)
 
 
 @shared_task(**control_plane.task_options(control_plane.DELIVERIES_PUBLISH))

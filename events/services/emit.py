@@ -11,6 +11,8 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from core import metrics
+
 from .. import catalog
 from ..exceptions import (
     EmitNotAllowed,
@@ -104,6 +106,9 @@ def event_emit(
             existing.deduplicated = True
             return existing
     event.deduplicated = False
+    # Counted as recorded (a caller's later rollback is rare; on commit it would cost every
+    # emit a callback of its own).
+    metrics.EVENTS_EMITTED.labels(event_type.key, event.priority).inc()
 
     if event.status != Event.Status.PENDING:
         logger.info("event %s logged, not delivered: %s is disabled", event.pk, event_type.key)

@@ -22,6 +22,8 @@ from django.core.cache import cache
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 
+from core import metrics
+
 from .. import catalog, dispatch
 from ..models import Event
 from .lifecycle import event_mark_route_error
@@ -52,7 +54,9 @@ def event_enqueue(*, event_id, priority: str) -> bool:
         dispatch.publish(job, event_id=str(event_id))
     except Exception as exc:  # the broker's failure must not become the caller's
         _broker_down_until = time.monotonic() + settings.DATAFI_BROKER_BACKOFF_SECONDS
-        logger.warning("routing of event %s not enqueued, the sweep will retry: %r", event_id, exc)
+        metrics.OUTBOX_PUBLISH_FAILURES.inc()
+        logger.warning("routing of event %s not enqueued, the sweep will retry: %r", event_id, exc,
+                       extra={"event_id": str(event_id)})
         _mark_due_for_sweep(event_id)
         return False
     return True
@@ -102,6 +106,7 @@ def routing_request(*, event_ids=()) -> bool:
         dispatch.publish(dispatch.ROUTE_PENDING)
     except Exception as exc:  # the broker's failure must not become the caller's
         _broker_down_until = time.monotonic() + settings.DATAFI_BROKER_BACKOFF_SECONDS
+        metrics.OUTBOX_PUBLISH_FAILURES.inc()
         logger.warning("routing of pending events not requested, the sweep will retry: %r",
                        exc)
         routing_request_clear()

@@ -13,8 +13,10 @@ from django.utils import timezone
 
 from channels_app.backends import ChannelBackend, Recipient, get_backend
 from channels_app.errors import DeliveryError
+from core.logcontext import log_context_add
 from events.models import Event
 
+from .. import metrics as pipeline_metrics
 from ..in_app import event_title
 from ..models import Delivery, DeliveryAttempt, Digest
 from ..routing.audience import AudienceCheck
@@ -64,6 +66,8 @@ def delivery_send(*, delivery_id) -> str:
     if delivery is None:
         logger.info("delivery %s: not found, nothing to send", delivery_id)
         return Outcome.SKIPPED
+    log_context_add(delivery_id=delivery.pk, event_id=delivery.event_id,
+                    digest_id=delivery.digest_id)
     backend = get_backend(delivery.channel)
     if backend is None or not backend.external or not delivery.is_sent_alone:
         return Outcome.SKIPPED
@@ -93,18 +97,18 @@ def delivery_send(*, delivery_id) -> str:
                    else DeliveryAttempt.Outcome.PERMANENT)
         return _record(attempt, backend, outcome=outcome, status_code=error.code,
                        error=error.detail, duration=time.monotonic() - started,
-                       retry_after=error.retry_after)
+                       retry_after=error.retry_after, error_kind=error.kind)
     except ValueError as exc:  # the message cannot be built (e.g. not a valid address)
         return _record(attempt, backend, outcome=DeliveryAttempt.Outcome.PERMANENT,
                        status_code=None, error=f"The message cannot be built: {exc}",
-                       duration=time.monotonic() - started)
+                       duration=time.monotonic() - started, error_kind="unbuildable")
     except Exception as exc:  # a bug in a channel: recorded now, retried, never left sending
         logger.exception("delivery %s: the %s channel failed unexpectedly", delivery_id,
                          backend.name)
         return _record(attempt, backend, outcome=DeliveryAttempt.Outcome.TRANSIENT,
                        status_code=None, duration=time.monotonic() - started,
                        error=f"Unexpected error in the {backend.label} channel: "
-                             f"{type(exc).__name__}: {exc}")
+                             f"{type(exc).__name__}: {exc}", error_kind="unexpected")
     return _record(attempt, backend, outcome=DeliveryAttempt.Outcome.DELIVERED,
                    status_code=status_code, response=response,
                    duration=time.monotonic() - started)
@@ -182,8 +186,10 @@ def _render(delivery: Delivery, backend: ChannelBackend):
 
 def _record(attempt: _Attempt, backend: ChannelBackend, *, outcome: str,
             status_code: int | None, duration: float, error: str = "", response: str = "",
-            retry_after: float | None = None) -> str:
+            retry_after: float | None = None, error_kind: str = "") -> str:
     """Write the attempt's outcome and the delivery's next state, in one transaction."""
+    pipeline_metrics.attempt_made(channel=backend.name, outcome=outcome, seconds=duration,
+                                  error_kind=error_kind)
     now = timezone.now()
     delivery, number = attempt.delivery, attempt.record.number
     error = error[:ERROR_KEEP_CHARS]
@@ -254,6 +260,8 @@ def delivery_finish(delivery: Delivery, status: str, *, now, status_code: int | 
         delivery.delivered_at = now
         fields.append("delivered_at")
     delivery.save(update_fields=fields)
+    pipeline_metrics.delivery_finished(channel=delivery.channel, status=status,
+                                       event_id=delivery.event_id, now=now)
     if delivery.kind == Delivery.Kind.DIGEST:
         items = Delivery.objects.filter(digest_id=delivery.digest_id, kind=Delivery.Kind.EVENT,
                                         status__in=[Delivery.Status.SENDING,

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from events.services.lifecycle import RoutingOutcome, events_mark_routed
 
+from .. import metrics as pipeline_metrics
 from ..models import Delivery
 from .plan import Decision, RoutingPlan
 
@@ -29,6 +30,7 @@ def plan_record(plan: RoutingPlan, *, policies=()) -> list[Delivery]:
     now = timezone.now()
     rows = []
     in_process = defaultdict(list)
+    routed = defaultdict(int)  # channel -> recipients to notify (metrics)
     for route in plan.routes():
         backend, event = route.backend, route.event
         sent_by_backend = not backend.external and not route.bucket
@@ -38,6 +40,7 @@ def plan_record(plan: RoutingPlan, *, policies=()) -> list[Delivery]:
         for recipient in route.recipients:
             verdict = verdicts.get(recipient.key) if verdicts else None
             if verdict is None:
+                routed[backend.name] += 1
                 if sent_by_backend:
                     continue
                 rows.append(Delivery(
@@ -64,6 +67,7 @@ def plan_record(plan: RoutingPlan, *, policies=()) -> list[Delivery]:
     written = Delivery.objects.bulk_create(rows, batch_size=1000)
     for policy in policies:
         policy.commit(plan)
+    pipeline_metrics.recipients_routed(routed)
     events_mark_routed([_outcome(event_plan) for event_plan in plan.events])
     return [d for d in written if d.status == Delivery.Status.PENDING and not d.bucket]
 

@@ -78,8 +78,9 @@ INLINE = [
 def test_no_page_template_or_admin_markup_has_what_the_csp_refuses():
     """What the browser tests do not open is checked here: every page template (emails are
     not pages: mail clients need inline styles) and the HTML the apps' Python makes."""
-    sources = [p for p in (ROOT / "templates").rglob("*.html") if "emails" not in p.parts]
-    for app in ("config", "events", "notifications", "channels_app", "web"):
+    sources = [p for base in ("templates", "operations/templates")
+               for p in (ROOT / base).rglob("*.html") if "emails" not in p.parts]
+    for app in ("config", "events", "notifications", "channels_app", "web", "operations"):
         sources += [p for p in (ROOT / app).rglob("*.py") if "migrations" not in p.parts]
     found = [f"{path.relative_to(ROOT)}:{number}: {what}"
              for path in sources
