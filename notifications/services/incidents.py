@@ -35,6 +35,10 @@ from ..routing.rules import routing_get
 logger = logging.getLogger(__name__)
 
 ESCALATIONS_PER_SWEEP = 500
+#: What a sweep reads of an escalation and its event: what the channels' ``targets`` need.
+ESCALATION_FIELDS = ("channels", "emails", "due_at", "event__workspace", "event__priority",
+                     "event__recipient_ids", "event__acknowledged_at", "event__resolved_at",
+                     "event__event_type__key", "event__event_type__category__slug")
 
 
 # --- acknowledge --------------------------------------------------------------------------
@@ -88,8 +92,8 @@ def escalations_send(*, now=None, batch_size: int = ESCALATIONS_PER_SWEEP) -> in
     with transaction.atomic():
         due = list(Escalation.objects.select_for_update(skip_locked=True, of=("self",))
                    .filter(status=Escalation.Status.PENDING, due_at__lte=now)
-                   .select_related("event__event_type__category", "event__workspace")
-                   .order_by("due_at")[:batch_size])
+                   .select_related("event__event_type__category")
+                   .only(*ESCALATION_FIELDS).order_by("due_at")[:batch_size])
         if not due:
             return 0
         stale = [e.pk for e in due if e.event.acknowledged_at or e.event.resolved_at]
