@@ -60,9 +60,9 @@ def events_mark_routed(outcomes: Iterable[RoutingOutcome]) -> int:
         distinct = {_key(getattr(o, attribute)) for o in outcomes}
         if len(distinct) == 1:
             values[name] = _value(getattr(outcomes[0], attribute), output)
-        else:  # one statement still: a CASE over the ids
-            values[name] = Case(*(When(pk=o.event_id, then=_value(getattr(o, attribute),
-                                                                   output))
+        else:  # one statement still: a CASE over the ids (a value, never a column name)
+            values[name] = Case(*(When(pk=o.event_id, then=Value(getattr(o, attribute),
+                                                                  output_field=output))
                                   for o in outcomes), output_field=output)
     return Event.objects.filter(pk__in=[o.event_id for o in outcomes],
                                 status=Event.Status.PENDING).update(**values)

@@ -369,3 +369,21 @@ def test_escalation_is_set_over_rest_and_checked(staff_api):
     cleared = staff_api.patch(f"/api/routing-rules/{created.json()['id']}/",
                               {"escalate": None}, format="json")
     assert cleared.json()["escalate"] is None
+
+
+def test_one_batch_leaves_each_event_in_its_own_state(team, staff_api):
+    inhibit_queries_by_datasource(staff_api)
+    outage = emit_and_route(LOST, team, datasource_name="Warehouse")
+    batch = [emit(QUERY_FAILED, workspace=team,
+                  payload={"query_name": "q", "datasource_name": name})
+             for name in ("Warehouse", "Lake")]
+    locked = list(Event.objects.select_related("event_type__category")
+                  .filter(pk__in=[e.pk for e in batch]))
+
+    events_route(locked, token=None)
+
+    states = dict(Event.objects.filter(pk__in=[e.pk for e in batch])
+                  .values_list("payload__datasource_name", "status"))
+    assert states == {"Warehouse": "inhibited", "Lake": "routed"}
+    assert Event.objects.get(pk=batch[0].pk).inhibited_by == outage.pk
+    assert Event.objects.get(pk=batch[1].pk).inhibited_by is None
