@@ -1,7 +1,12 @@
 """The app's pages. Thin on purpose: each renders a template whose scripts read and change
 everything through the REST API (session auth + CSRF), the same code path as API clients.
-The pages only carry reference data: priority labels, category names.
+The pages only carry reference data: priority labels, category names, event type labels;
+the preferences page also the time zones and the user's own workspaces (its mute form's
+choices).
 """
+
+import zoneinfo
+from functools import cache
 
 from django.conf import settings
 from django.contrib.auth.mixins import LoginRequiredMixin
@@ -13,7 +18,7 @@ from django.views.generic import RedirectView, TemplateView
 
 from events.catalog import Priority
 from events.forms import SigninForm, signin_page_response
-from events.models import Category
+from events.models import Category, EventType, Workspace
 
 
 class AppPage(LoginRequiredMixin, TemplateView):
@@ -29,6 +34,12 @@ class AppPage(LoginRequiredMixin, TemplateView):
                     {"slug": slug, "name": name}
                     for slug, name in Category.objects.order_by("position", "slug")
                     .values_list("slug", "name")
+                ],
+                "event_types": [
+                    {"key": key, "label": label, "category": category}
+                    for key, label, category in EventType.objects.order_by(
+                        "category__position", "category__slug", "label")
+                    .values_list("key", "label", "category__slug")
                 ],
                 "poll_ms": round(settings.DATAFI_BELL_POLL_SECONDS * 1000),
             },
@@ -49,6 +60,29 @@ class NotificationDetailView(AppPage):
 
 class PreferencesView(AppPage):
     template_name = "web/preferences.html"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["app_config"].update(
+            time_zones=time_zone_choices(),
+            workspaces=[{"id": public_id, "name": name} for public_id, name in
+                        Workspace.objects.filter(memberships__user=self.request.user)
+                        .order_by("name", "public_id").values_list("public_id", "name")])
+        return context
+
+
+#: The regions of the IANA names people pick from (the rest are aliases: "US/Eastern",
+#: "Etc/GMT+5", ...; a stored alias is still shown, and accepted, as such).
+ZONE_REGIONS = ("Africa/", "America/", "Antarctica/", "Arctic/", "Asia/", "Atlantic/",
+                "Australia/", "Europe/", "Indian/", "Pacific/")
+
+
+@cache
+def time_zone_choices() -> list[str]:
+    """The time zones the preferences page offers: every region's zone (``tzdata``), and
+    UTC first."""
+    return ["UTC", *sorted(name for name in zoneinfo.available_timezones()
+                           if name.startswith(ZONE_REGIONS))]
 
 
 class SigninView(LoginView):

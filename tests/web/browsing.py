@@ -44,6 +44,35 @@ def read(driver, fn):
     return wait(driver, lambda d: (fn(d),), f"a stable read of {fn.__name__}")[0]
 
 
+def bell(driver):
+    """The bell's button and its badge."""
+    return driver.find_element(By.ID, "bell-button"), driver.find_element(By.ID, "bell-badge")
+
+
+def wait_for_count(driver, count, message):
+    """Wait until the bell says ``count`` unread; its badge."""
+    label = f"Notifications: {count} unread"
+    wait(driver, lambda d: bell(d)[0].get_attribute("aria-label") == label, message)
+    return bell(driver)[1]
+
+
+def open_dropdown(driver):
+    button, _ = bell(driver)
+    if button.get_attribute("aria-expanded") != "true":
+        button.click()
+    wait(driver, EC.visibility_of_element_located((By.ID, "bell-panel")), "the dropdown")
+    assert button.get_attribute("aria-expanded") == "true"
+
+
+def click(driver, selector, message):
+    """Click the element ``selector`` finds, found again if a poll re-rendered it."""
+    def clicked(d):
+        d.find_element(By.CSS_SELECTOR, selector).click()
+        return True
+
+    wait(driver, clicked, message)
+
+
 def sign_in(driver, live_server, username):
     """Sign in on the app's sign-in page; wait for the center and the bell's first poll."""
     driver.get(f"{live_server.url}/accounts/login/")

@@ -45,7 +45,8 @@ def browser(tmp_path):
         for argument in ("--headless=new", "--no-sandbox", "--disable-gpu",
                          "--disable-dev-shm-usage", "--disable-background-networking",
                          "--disable-component-update", "--disable-sync", "--no-first-run",
-                         "--window-size=1280,900", f"--user-data-dir={profile}"):
+                         "--window-size=1280,900", f"--user-data-dir={profile}",
+                         "--lang=en-US"):  # one locale: time inputs read 10:30 PM
             options.add_argument(argument)
         options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
         driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)

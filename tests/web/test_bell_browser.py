@@ -14,7 +14,7 @@ from notifications.models import NotificationPreference
 from notifications.services.digests import digest_flush
 from tests.support import emit_and_route
 
-from .browsing import read, sign_in, wait
+from .browsing import bell, click, open_dropdown, read, sign_in, wait, wait_for_count
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -26,40 +26,11 @@ def fast_bell(settings):
     settings.DATAFI_BELL_POLL_SECONDS = 0.5
 
 
-def bell(driver):
-    button = driver.find_element(By.ID, "bell-button")
-    badge = driver.find_element(By.ID, "bell-badge")
-    return button, badge
-
-
-def wait_for_count(driver, count, message):
-    label = f"Notifications: {count} unread"
-    wait(driver, lambda d: bell(d)[0].get_attribute("aria-label") == label, message)
-    return bell(driver)[1]
-
-
-def open_dropdown(driver):
-    button, _ = bell(driver)
-    if button.get_attribute("aria-expanded") != "true":
-        button.click()
-    wait(driver, EC.visibility_of_element_located((By.ID, "bell-panel")), "the dropdown")
-    assert button.get_attribute("aria-expanded") == "true"
-
-
 def dropdown_titles(driver):
     def titles(d):
         return [e.text for e in d.find_elements(By.CSS_SELECTOR, "#bell-list .bell-item-title")]
 
     return read(driver, titles)
-
-
-def click(driver, selector, message):
-    """Click the element ``selector`` finds, found again if a poll re-rendered it."""
-    def clicked(d):
-        d.find_element(By.CSS_SELECTOR, selector).click()
-        return True
-
-    wait(driver, clicked, message)
 
 
 def test_the_bell_live_in_a_browser(live_server, live_db, make_workspace, make_user, browser,

@@ -1,6 +1,9 @@
 """The app's pages over plain HTTP: sign-in for any user, pages that need it, the bell's
 markup, and static files served by the app itself (WhiteNoise, no build step)."""
 
+import json
+import re
+
 import pytest
 from django.test import Client
 
@@ -75,9 +78,34 @@ def test_the_priority_colors_are_a_stylesheet_made_from_the_one_palette(client, 
         assert f'[data-priority="{priority}"] {{ --priority-color: {color}; }}' in css
 
 
+def app_config(page) -> dict:
+    """The reference data a page carries (its ``app-config`` JSON)."""
+    return json.loads(re.search(r'<script id="app-config" type="application/json">(.*?)</script>',
+                                page.content.decode(), re.S).group(1))
+
+
+def test_the_preferences_page_offers_the_zones_and_only_the_users_own_workspaces(
+        client, user, make_user, make_workspace):
+    mine = make_workspace("Analytics", users=[user])
+    make_workspace("Secret project", users=[make_user("bob")])
+    client.force_login(user)
+
+    config = app_config(client.get("/preferences/"))
+
+    assert config["workspaces"] == [{"id": mine.public_id, "name": "Analytics"}]
+    assert config["time_zones"][0] == "UTC"
+    assert {"Europe/Paris", "America/New_York", "Asia/Kathmandu"} <= set(config["time_zones"])
+    assert "US/Eastern" not in config["time_zones"]  # aliases are not offered
+    assert {"key": "query.query_failed", "label": "Query failed", "category": "queries"} in \
+        config["event_types"]
+    other = app_config(client.get("/notifications/"))
+    assert "workspaces" not in other and "time_zones" not in other  # only where it is used
+
+
 @pytest.mark.parametrize("name", ["app.css", "api.js", "bell.js", "center.js", "detail.js",
-                                  "preferences.js", "admin.css", "admin-periodic-task.js",
-                                  "swagger-ui-page.css"])
+                                  "preferences.js", "attention.js", "forms.js",
+                                  "quiet-hours.js", "mutes.js", "admin.css",
+                                  "admin-periodic-task.js", "swagger-ui-page.css"])
 def test_static_files_are_served_by_the_app(client, db, name):
     response = client.get(f"/static/web/{name}")
     assert response.status_code == 200

@@ -10,6 +10,9 @@ export const config = (() => {
     priorities: data.priorities || [],
     categories: data.categories || [],
     pollMs: data.poll_ms || 10000,
+    eventTypes: data.event_types || [],
+    timeZones: data.time_zones || [],
+    workspaces: data.workspaces || [],
   };
 })();
 
@@ -18,6 +21,10 @@ export const priorityInfo = (value) =>
 
 export const categoryName = (slug) =>
   (config.categories.find((c) => c.slug === slug) || {}).name || slug || "Mixed";
+
+/** An event type as people know it: its label ("Query failed"), else its key. */
+export const eventTypeLabel = (key) =>
+  (config.eventTypes.find((t) => t.key === key) || {}).label || key;
 
 /**
  * fetch() against the API. Returns {status, data, etag}; data is null for 304/204.
@@ -46,6 +53,14 @@ export async function api(path, { method = "GET", body, etag } = {}) {
   return { status: response.status, data, etag: response.headers.get("ETag") };
 }
 
+/** What a refused request says, for a person: the API's messages (``{field: [message]}``
+ * or ``{"detail"}``), else the status. */
+export function errorText(error) {
+  const messages = (value) => (value && typeof value === "object"
+    ? Object.values(value).flatMap(messages) : [String(value)]);
+  return error.data ? messages(error.data).join(" ") : String(error.message || error);
+}
+
 /** Tell the bell (and any open list) that reading state changed here. */
 export const announceChange = () => window.dispatchEvent(new CustomEvent("datafi:changed"));
 
@@ -63,6 +78,21 @@ export function el(tag, attrs = {}, ...children) {
     node.append(child instanceof Node ? child : document.createTextNode(String(child)));
   }
   return node;
+}
+
+/** Text for screen readers only (``.visually-hidden``). */
+export const hiddenText = (text) => el("span", { class: "visually-hidden" }, text);
+
+/**
+ * Replace ``container``'s children and keep the keyboard where it was: the element with the
+ * same ``data-focus-key`` in the new children gets the focus back (a poll re-rendered the
+ * list under a keyboard user).
+ */
+export function replaceKeepingFocus(container, children) {
+  const focused = container.contains(document.activeElement)
+    ? document.activeElement.dataset.focusKey : undefined;
+  container.replaceChildren(...children);
+  if (focused) container.querySelector(`[data-focus-key="${CSS.escape(focused)}"]`)?.focus();
 }
 
 /** A priority's badge; its color comes from priority-colors.css by data-priority. */
@@ -88,6 +118,20 @@ export const absoluteTime = (iso) => (iso ? new Date(iso).toLocaleString() : "")
 
 export function timeElement(iso) {
   return el("time", { datetime: iso, title: absoluteTime(iso) }, relativeTime(iso));
+}
+
+/**
+ * A grouped notification's repeats: "× N" (N occurrences in all, the first and its
+ * repeats) and when the last one happened; null when it never repeated.
+ */
+export function repeatInfo(notification) {
+  if (!notification.repeat_count) return null;
+  const times = notification.repeat_count + 1;
+  return el("span", { class: "repeat", dataset: { occurrences: times } },
+    el("span", { class: "repeat-count", "aria-hidden": "true" }, `× ${times}`),
+    hiddenText(`${times} occurrences`),
+    notification.last_occurred_at
+      ? [" · last ", timeElement(notification.last_occurred_at)] : null);
 }
 
 /** A workspace as people know it: its name, with its id on hover (only the id for a

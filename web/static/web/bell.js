@@ -1,10 +1,16 @@
 // The bell in the header: unread count and color of the most urgent unread priority, the
 // tab title, and a dropdown of the latest notifications. Live without reload: it polls the
 // unread count with If-None-Match, so an idle bell gets a 304 (one cheap query on the
-// server), and fetches the list only when something changed.
+// server), and fetches the list only when something changed. Each notification can be
+// snoozed (gone from the bell and the count at once) and, unless it is a digest or critical,
+// its event type muted ("Mute this kind", with Undo).
 import {
-  announceChange, api, config, digestItems, el, priorityBadge, timeElement, workspaceLabel,
+  announceChange, api, config, digestItems, el, errorText, eventTypeLabel,
+  priorityBadge, repeatInfo, replaceKeepingFocus, timeElement, workspaceLabel,
 } from "./api.js";
+import {
+  clockText, closeOpenControl, muteEventType, muteRemove, snoozeControl, userTimeZone,
+} from "./attention.js";
 
 const COUNT_URL = "/api/notifications/unread-count/";
 const LIST_URL = "/api/notifications/?page_size=8";
@@ -16,11 +22,13 @@ const panel = document.getElementById("bell-panel");
 const list = document.getElementById("bell-list");
 const empty = document.getElementById("bell-empty");
 const markAll = document.getElementById("bell-mark-all");
+const notice = document.getElementById("bell-notice");
 
 let countEtag = null;
 let listEtag = null;
 let listStale = true;
 let timer = null;
+let snoozeOpenFor = null; // the notification whose snooze presets show, kept across renders
 
 function showCount({ count, by_priority: byPriority }) {
   const top = ORDER.find((p) => (byPriority[p] || 0) > 0) || "";
@@ -34,21 +42,119 @@ function showCount({ count, by_priority: byPriority }) {
 }
 
 function itemRow(notification) {
+  const repeats = repeatInfo(notification);
   const link = el("a", {
     class: "bell-item-link", href: `/notifications/${notification.id}/`,
-    dataset: { id: notification.id },
+    dataset: { id: notification.id, focusKey: `${notification.id}:open` },
     onclick: (event) => openNotification(event, notification),
   },
   priorityBadge(notification.priority),
   el("span", { class: "bell-item-title" }, notification.title),
   el("span", { class: "bell-item-meta" },
-    workspaceLabel(notification, "All workspaces"), " · ", timeElement(notification.created_at)));
+    workspaceLabel(notification, "All workspaces"), " · ", timeElement(notification.created_at),
+    repeats ? [" · ", repeats] : null));
   const row = el("li", {
     class: `bell-item${notification.is_read ? "" : " unread"}`,
     dataset: { id: notification.id, kind: notification.kind },
   }, link);
   if (notification.kind === "digest") row.append(digestItems(notification));
+  row.append(itemActions(notification, row));
   return row;
+}
+
+/** Snooze, and "Mute this kind" for one event's notification that is not critical (a
+ * digest mixes kinds; critical events are never muted, so the button would promise
+ * nothing). */
+function itemActions(notification, row) {
+  const actions = el("div", { class: "bell-item-actions" }, snoozeControl(notification, {
+    open: snoozeOpenFor === notification.id,
+    onToggle: (open) => {
+      if (open) snoozeOpenFor = notification.id;
+      else if (snoozeOpenFor === notification.id) snoozeOpenFor = null;
+    },
+    onSnoozed: async (snoozed) => {
+      removeRow(row);
+      announceChange(); // the count follows at once
+      const zone = await userTimeZone().catch(() => undefined);
+      say(`Snoozed “${notification.title}” until ${clockText(snoozed.snoozed_until, zone)}.`);
+    },
+    onError: (error) => say(`Not snoozed: ${errorText(error)}`),
+  }));
+  if (notification.kind !== "digest" && notification.priority !== "critical") {
+    actions.append(muteButton(notification.event_type, notification.id));
+  }
+  return actions;
+}
+
+/** Take a row out of the list now, and keep the keyboard in the list. */
+function removeRow(row) {
+  const next = row.nextElementSibling || row.previousElementSibling;
+  const hadFocus = row.contains(document.activeElement) || document.activeElement === document.body;
+  row.remove();
+  empty.hidden = list.children.length > 0;
+  if (hadFocus) (next?.querySelector(".bell-item-link") || markAll).focus();
+}
+
+/** A message in the panel (a status: screen readers hear it), with optional controls. */
+function say(text, ...controls) {
+  notice.replaceChildren(el("span", {}, text), ...controls);
+}
+
+// --- mutes: the user's own, read when the panel opens, so each row says whether its kind is
+// muted and its button mutes or unmutes it.
+let mutes = [];
+
+const activeMutes = (key) => mutes.filter((m) => m.event_type === key
+  && (m.until === null || Date.parse(m.until) > Date.now()));
+
+async function loadMutes({ changed = false } = {}) {
+  if (changed) window.dispatchEvent(new CustomEvent("datafi:mutes-changed"));
+  mutes = (await api("/api/mutes/")).data;
+  for (const node of list.querySelectorAll("button[data-action=mute]")) showMuteState(node);
+}
+
+function showMuteState(node) {
+  const muted = activeMutes(node.dataset.eventType).length > 0;
+  const text = muted ? "Unmute this kind" : "Mute this kind";
+  node.textContent = text;
+  node.setAttribute("aria-label", `${text}: ${eventTypeLabel(node.dataset.eventType)}`);
+  node.dataset.muted = String(muted);
+}
+
+function muteButton(key, id) {
+  const node = el("button", {
+    type: "button", class: "link-button",
+    dataset: { action: "mute", eventType: key, focusKey: `${id}:mute` },
+    onclick: () => (activeMutes(key).length ? unmute(key) : mute(key)),
+  });
+  showMuteState(node);
+  return node;
+}
+
+async function mute(key) {
+  const label = eventTypeLabel(key);
+  try {
+    mutes = [...mutes, await muteEventType(key)];
+    say(`Muted “${label}”: new ones won't reach you until you unmute it (critical ones ` +
+        "still do). ",
+      el("button", { type: "button", class: "link-button", id: "bell-undo-mute",
+                     onclick: () => unmute(key) }, "Undo"),
+      " · ", el("a", { href: "/preferences/#mutes" }, "Your mutes"));
+  } catch (error) {
+    say(`Not muted: ${errorText(error)}`);
+  }
+  await loadMutes({ changed: true }).catch((error) => console.warn(error));
+}
+
+async function unmute(key) {
+  const label = eventTypeLabel(key);
+  try {
+    for (const found of activeMutes(key)) await muteRemove(found.id);
+    say(`“${label}” is no longer muted.`);
+  } catch (error) {
+    say(`Not unmuted: ${errorText(error)}`);
+  }
+  await loadMutes({ changed: true }).catch((error) => console.warn(error));
 }
 
 async function openNotification(event, notification) {
@@ -62,7 +168,7 @@ async function openNotification(event, notification) {
 }
 
 function showList(notifications) {
-  list.replaceChildren(...notifications.map(itemRow));
+  replaceKeepingFocus(list, notifications.map(itemRow));
   empty.hidden = notifications.length > 0;
 }
 
@@ -95,8 +201,10 @@ async function poll() {
 
 function setOpen(open) {
   panel.hidden = !open;
+  if (!open) { notice.replaceChildren(); closeOpenControl(); snoozeOpenFor = null; }
   button.setAttribute("aria-expanded", String(open));
   if (open && listStale) refreshList().catch((error) => console.warn(error));
+  if (open) loadMutes().catch((error) => console.warn(error));
 }
 
 button.addEventListener("click", () => setOpen(panel.hidden));

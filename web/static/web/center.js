@@ -1,8 +1,11 @@
 // The notification center: the full list over the cursor-paginated API, filters, paging,
-// select several and mark them read.
+// select several and mark them read; snooze one (1 hour, tomorrow 9:00), and the "Snoozed"
+// view (?snoozed=true) where each can be brought back now.
 import {
-  announceChange, api, categoryName, config, el, priorityBadge, timeElement, workspaceLabel,
+  announceChange, api, categoryName, config, el, errorText,
+  priorityBadge, repeatInfo, replaceKeepingFocus, timeElement, workspaceLabel,
 } from "./api.js";
+import { clockText, snoozeControl, unsnooze, userTimeZone, zonedText } from "./attention.js";
 
 const form = document.getElementById("filters");
 const rows = document.getElementById("center-rows");
@@ -12,6 +15,7 @@ const newer = document.getElementById("page-newer");
 const older = document.getElementById("page-older");
 const markSelected = document.getElementById("mark-selected");
 const selectAll = document.getElementById("select-all");
+const status = document.getElementById("center-status");
 
 for (const p of config.priorities) {
   document.getElementById("filter-priority").append(el("option", { value: p.value }, p.label));
@@ -25,10 +29,22 @@ const initial = new URLSearchParams(window.location.search);
 for (const name of ["unread", "priority", "category", "workspace"]) {
   if (initial.has(name)) form.elements[name].value = initial.get(name);
 }
+// Two views: the notifications, and the snoozed ones (each with the time it comes back).
+const snoozedView = initial.get("snoozed") === "true";
+form.elements.snoozed.value = snoozedView ? "true" : "";
+document.getElementById(snoozedView ? "view-snoozed" : "view-inbox")
+  .setAttribute("aria-current", "page");
+if (snoozedView) {
+  document.getElementById("center-heading").textContent = "Snoozed notifications";
+  document.getElementById("actions-head").textContent = "Comes back";
+  document.title = document.title.replace("Notifications", "Snoozed notifications");
+  empty.textContent = "Nothing is snoozed.";
+}
 
 let current = null; // the API URL of the page shown
 let etag = null;
 let page = { next: null, previous: null };
+let snoozeOpenFor = null; // the row whose snooze presets show, kept when the list re-renders
 
 function apiUrl() {
   const params = new URLSearchParams({ page_size: "20" });
@@ -46,19 +62,69 @@ function updateSelection() {
   markSelected.textContent = ids.length ? `Mark ${ids.length} selected as read` : "Mark selected as read";
 }
 
-function row(n) {
-  return el("tr", { class: n.is_read ? "" : "unread", dataset: { id: n.id } },
+function row(n, zone) {
+  const repeats = repeatInfo(n);
+  const tr = el("tr", { class: n.is_read ? "" : "unread", dataset: { id: n.id } },
     el("td", {}, el("input", {
       type: "checkbox", value: n.id, "aria-label": `Select ${n.title}`, onchange: updateSelection,
+      dataset: { focusKey: `${n.id}:select` },
     })),
     el("td", {}, priorityBadge(n.priority)),
     el("td", {},
-      el("a", { href: `/notifications/${n.id}/`, class: "row-title" }, n.title),
+      el("a", { href: `/notifications/${n.id}/`, class: "row-title",
+                dataset: { focusKey: `${n.id}:open` } }, n.title),
       n.kind === "digest" ? el("span", { class: "muted" }, ` · ${n.item_count} events`) : null,
-      n.is_read ? null : el("span", { class: "dot", title: "Unread" })),
+      n.is_read ? null : el("span", { class: "dot", title: "Unread" }),
+      repeats ? el("div", { class: "muted" }, repeats) : null),
     el("td", {}, categoryName(n.category)),
     el("td", {}, workspaceLabel(n, "—")),
     el("td", {}, timeElement(n.created_at)));
+  tr.append(el("td", {}, snoozedView ? unsnoozeCell(n, tr, zone) : snoozeControl(n, {
+    open: snoozeOpenFor === n.id,
+    onToggle: (open) => {
+      if (open) snoozeOpenFor = n.id;
+      else if (snoozeOpenFor === n.id) snoozeOpenFor = null;
+    },
+    onSnoozed: async (snoozed) => {
+      removeRow(tr, ".snooze-button");
+      announceChange(); // out of the unread count at once
+      const zone = await userTimeZone().catch(() => undefined);
+      status.textContent = `Snoozed “${n.title}” until ${clockText(snoozed.snoozed_until, zone)}.`;
+    },
+    onError: (error) => { status.textContent = `Not snoozed: ${errorText(error)}`; },
+  })));
+  return tr;
+}
+
+/** In the snoozed view: when it comes back by itself, and a button to bring it back now. */
+function unsnoozeCell(n, tr, zone) {
+  return el("div", { class: "snoozed-until" },
+    el("span", {}, "Until ", el("time", { datetime: n.snoozed_until },
+      zonedText(n.snoozed_until, zone))),
+    el("button", {
+      type: "button", class: "link-button", "aria-label": `Unsnooze: ${n.title}`,
+      dataset: { action: "unsnooze", focusKey: `${n.id}:unsnooze` },
+      onclick: async () => {
+        try {
+          await unsnooze(n.id);
+          removeRow(tr, "button[data-action=unsnooze]");
+          announceChange();
+          status.textContent = `“${n.title}” is back in your notifications, unread.`;
+        } catch (error) {
+          status.textContent = `Not unsnoozed: ${errorText(error)}`;
+        }
+      },
+    }, "Unsnooze"));
+}
+
+/** Take a row out now; the keyboard moves to the same control in the next row. */
+function removeRow(tr, control) {
+  const next = tr.nextElementSibling || tr.previousElementSibling;
+  const hadFocus = tr.contains(document.activeElement) || document.activeElement === document.body;
+  tr.remove();
+  empty.hidden = rows.children.length > 0;
+  updateSelection();
+  if (hadFocus) (next?.querySelector(control) || document.getElementById("center-heading")).focus();
 }
 
 async function load(url, { keepEtag = false } = {}) {
@@ -69,7 +135,9 @@ async function load(url, { keepEtag = false } = {}) {
     if (answer.status === 304) return;
     etag = answer.etag;
     page = { next: answer.data.next, previous: answer.data.previous };
-    rows.replaceChildren(...answer.data.results.map(row));
+    // The snoozed view says when each comes back on the user's own clock.
+    const zone = snoozedView ? await userTimeZone().catch(() => undefined) : undefined;
+    replaceKeepingFocus(rows, answer.data.results.map((n) => row(n, zone)));
     empty.hidden = answer.data.results.length > 0;
     newer.disabled = !page.previous;
     older.disabled = !page.next;

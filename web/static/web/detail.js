@@ -1,5 +1,6 @@
 // One notification: title, priority, event type, workspace, occurred time, every payload
-// field; a digest lists its events. Opening it marks it read.
+// field; a digest lists its events; a grouped one how often it happened and when last; a
+// snoozed one when it comes back. Opening it marks it read.
 import {
   absoluteTime, announceChange, api, categoryName, digestItems, el, priorityBadge, timeElement,
   workspaceLabel,
@@ -33,7 +34,17 @@ function render(n) {
     el("dt", {}, "Workspace"), el("dd", { id: "detail-workspace" }, workspaceLabel(n, "All workspaces")),
     el("dt", {}, n.kind === "digest" ? "Sent" : "Occurred"),
     el("dd", { id: "detail-occurred" },
-      absoluteTime(n.occurred_at || n.created_at), " (", timeElement(n.occurred_at || n.created_at), ")"));
+      absoluteTime(n.occurred_at || n.created_at), " (", timeElement(n.occurred_at || n.created_at), ")"),
+    n.repeat_count ? [
+      el("dt", {}, "Occurrences"),
+      el("dd", { id: "detail-repeats" }, el("span", { class: "repeat-count" }, `× ${n.repeat_count + 1}`),
+        ` (the first and ${n.repeat_count} ${n.repeat_count === 1 ? "repeat" : "repeats"}); last `,
+        absoluteTime(n.last_occurred_at), " (", timeElement(n.last_occurred_at), ")"),
+    ] : null,
+    n.snoozed_until ? [
+      el("dt", {}, "Snoozed until"),
+      el("dd", { id: "detail-snoozed" }, absoluteTime(n.snoozed_until)),
+    ] : null);
   const body = n.kind === "digest"
     ? [el("h2", {}, "Events"), digestItems(n)]
     : [el("h2", {}, "Details"), payloadList(n.payload)];

@@ -1,7 +1,11 @@
 // Preferences: per category, each channel users choose on or off (PUT /api/preferences/).
 // The channels come with the answer (its "channels": name and label), so a channel an app
-// adds shows here as a column of its own.
+// adds shows here as a column of its own. Below: the time zone and quiet hours
+// (quiet-hours.js) and the user's mutes (mutes.js).
 import { api, categoryName, el } from "./api.js";
+import { setUserTimeZone } from "./attention.js";
+import { initMutes } from "./mutes.js";
+import { initQuietHours } from "./quiet-hours.js";
 
 const head = document.getElementById("prefs-head");
 const rows = document.getElementById("prefs-rows");
@@ -50,6 +54,9 @@ async function main() {
   channels = data.channels;
   render();
   document.getElementById("prefs-table").dataset.loaded = "true";
+  setUserTimeZone(data.timezone);
+  initQuietHours(data);
+  await initMutes();
 }
 
 main();
