@@ -306,9 +306,8 @@ DATAFI_SIGNIN_THROTTLE_RATE = env.str(
 DATAFI_MAX_PAYLOAD_BYTES = 64 * 1024
 DATAFI_MAX_PAYLOAD_DEPTH = env.int("DATAFI_MAX_PAYLOAD_DEPTH", default=32)
 DATAFI_MAX_ROUTING_FILE_BYTES = env.int("DATAFI_MAX_ROUTING_FILE_BYTES", default=256 * 1024)
-# An event whose publish failed is enqueued again by the next outbox sweep (every 30 s);
-# one still unrouted this long after emit (or after its last enqueue) is enqueued again too:
-# a lost message (a worker killed while holding it, a broker restarted empty).
+# An event whose publish failed is enqueued again by the next outbox sweep (every 30 s), and
+# one unrouted this long after emit or its last enqueue (a lost message) too.
 DATAFI_OUTBOX_STALE_SECONDS = env.int("DATAFI_OUTBOX_STALE_SECONDS", default=600)
 # The same window for critical and high events, so they are back within 2 minutes
 # (this window plus one sweep interval); a duplicate enqueue is harmless.
@@ -319,31 +318,24 @@ DATAFI_OUTBOX_URGENT_STALE_SECONDS = env.int("DATAFI_OUTBOX_URGENT_STALE_SECONDS
 # stops holding back new ones after that; the outbox sweep routes what it left behind).
 DATAFI_ROUTING_BATCH_SIZE = env.int("DATAFI_ROUTING_BATCH_SIZE", default=500)
 DATAFI_ROUTING_REQUEST_SECONDS = env.int("DATAFI_ROUTING_REQUEST_SECONDS", default=60)
-# After a failed publish, a process stops trying the broker for this long (events wait for
-# the sweep), so a transaction emitting many events during an outage is not held up.
+# After a failed publish, a process leaves the broker alone this long (events wait for the
+# sweep): a transaction emitting many events during an outage is not held up.
 DATAFI_BROKER_BACKOFF_SECONDS = env.int("DATAFI_BROKER_BACKOFF_SECONDS", default=30)
 # How often an open page's bell asks whether anything changed (an unchanged answer is a 304).
 DATAFI_BELL_POLL_SECONDS = env.float("DATAFI_BELL_POLL_SECONDS", default=10)
 # A digest flush sends its in-app digests in chunks of at most this many items (whole
-# digests; one larger digest is a chunk of its own), one transaction each: its memory
-# holds one chunk, whatever the number of items waiting.
+# digests), one transaction each: its memory holds one chunk, whatever is waiting.
 DATAFI_FLUSH_CHUNK_ITEMS = env.int("DATAFI_FLUSH_CHUNK_ITEMS", default=5000)
 # Events, notifications, deliveries and digests older than this many days are deleted once
 # nothing about them is still to be sent (notifications.retention, hourly); 0 keeps all.
 DATAFI_RETENTION_DAYS = env.int("DATAFI_RETENTION_DAYS", default=90)
 # The channels of an event no routing rule covers, by its effective priority (PRODUCT.md).
-DATAFI_DEFAULT_CHANNELS = {
-    "critical": ["in_app", "email", "webhook"],
-    "high": ["in_app", "email"],
-    "medium": ["in_app"],
-    "low": ["in_app"],
-    "info": ["in_app"],
-}
+DATAFI_DEFAULT_CHANNELS = {"critical": ["in_app", "email", "webhook"], "high": ["in_app", "email"],
+                           "medium": ["in_app"], "low": ["in_app"], "info": ["in_app"]}
 # A digest that fails this many flushes is marked failed, its items too.
 DATAFI_DIGEST_MAX_ATTEMPTS = env.int("DATAFI_DIGEST_MAX_ATTEMPTS", default=3)
 # The delivery policies routing runs, in order, between "who is in the audience" and "write
-# the rows" (notifications/policies/): each decides for whole events or single
-# (recipient, channel) pairs. Critical-always comes before the users' own choices.
+# the rows" (notifications/policies/), for whole events or (recipient, channel) pairs.
 DATAFI_ROUTING_POLICIES = env.list("DATAFI_ROUTING_POLICIES", default=[
     "notifications.policies.disabled.EventTypeDisabled",  # an admin's settings first:
     "notifications.policies.silences.Silences",  # they stop any priority
@@ -356,7 +348,7 @@ DATAFI_ROUTING_POLICIES = env.list("DATAFI_ROUTING_POLICIES", default=[
     "notifications.policies.preferences.Preferences",
     "notifications.policies.quiet_hours.QuietHours",
 ])
-# An escalation's after_minutes counts minutes of this many seconds (tests make it short).
+# An escalation's after_minutes counts minutes of this many seconds (tests: 1).
 DATAFI_ESCALATION_MINUTE_SECONDS = env.float("DATAFI_ESCALATION_MINUTE_SECONDS", default=60.0)
 WEBHOOK_ALLOW_PRIVATE_NETWORKS = env.bool("WEBHOOK_ALLOW_PRIVATE_NETWORKS", default=False)
 
@@ -380,9 +372,8 @@ DATAFI_APP_URL = env.str("DATAFI_APP_URL", default="http://localhost:8000/")
 DATAFI_RETRY_BASE_SECONDS = env.float("DATAFI_RETRY_BASE_SECONDS", default=10)
 DATAFI_RETRY_MAX_SECONDS = env.float("DATAFI_RETRY_MAX_SECONDS", default=300)
 DATAFI_EMAIL_MAX_ATTEMPTS = env.int("DATAFI_EMAIL_MAX_ATTEMPTS", default=4)
-# Routing or a flush with more sends than this hands their publishing to the send workers
-# in tasks of this many (notifications.deliveries.enqueue), so a critical event for
-# a large audience does not hold its urgent worker process while it publishes each send.
+# Routing with more sends than this hands their publishing to the send workers in tasks of
+# this many (deliveries.enqueue): a large audience does not hold its urgent worker.
 DATAFI_SEND_FANOUT_CHUNK = env.int("DATAFI_SEND_FANOUT_CHUNK", default=100)
 # A delivery still "sending" this long after its attempt started lost its worker: the
 # delivery sweep sends it again. Longer than any SMTP/HTTP timeout (the SMTP one is <= 300).
@@ -402,8 +393,8 @@ WEBHOOK_READ_TIMEOUT_SECONDS = env.float("WEBHOOK_READ_TIMEOUT_SECONDS", default
 WEBHOOK_MAX_RESPONSE_BYTES = env.int("WEBHOOK_MAX_RESPONSE_BYTES", default=4096)
 # This many failed deliveries in a row deactivate an endpoint (0: never) and tell staff.
 WEBHOOK_DISABLE_AFTER_FAILURES = env.int("WEBHOOK_DISABLE_AFTER_FAILURES", default=20)
-# The CAs (a PEM file) a receiver's certificate must chain to; empty: certifi's bundle
-# (Mozilla's). The transport ignores the environment, REQUESTS_CA_BUNDLE included.
+# The CAs (a PEM file) receivers' certificates chain to; empty: certifi's (Mozilla's). The
+# transport ignores the environment, REQUESTS_CA_BUNDLE included.
 WEBHOOK_CA_BUNDLE = env.str("WEBHOOK_CA_BUNDLE", default="")
 if WEBHOOK_CA_BUNDLE and not Path(WEBHOOK_CA_BUNDLE).is_file():
     raise ImproperlyConfigured(f"WEBHOOK_CA_BUNDLE: {WEBHOOK_CA_BUNDLE} is not a file.")
