@@ -134,12 +134,8 @@ def build_event_email(
         "unsubscribe_url": unsubscribe_url,
         "acknowledge_url": acknowledge_url and header_text(acknowledge_url),
     }
-    return _message(
-        subject=context["subject"], template="event", context=context, to=to,
-        from_email=from_email, from_name=from_name, message_id=message_id,
-        datafi_event=event.event_type.key, priority=event.priority,
-        unsubscribe_url=unsubscribe_url, date=date,
-    )
+    return _event_message(event, "event", context, to=to, from_email=from_email,
+                          from_name=from_name, message_id=message_id, date=date)
 
 
 def build_resolution_email(
@@ -165,12 +161,8 @@ def build_resolution_email(
         "link": _link(app_url, None),
         "unsubscribe_url": unsubscribe_url,
     }
-    return _message(
-        subject=context["subject"], template="resolution", context=context, to=to,
-        from_email=from_email, from_name=from_name, message_id=message_id,
-        datafi_event=event.event_type.key, priority=event.priority,
-        unsubscribe_url=unsubscribe_url, date=date,
-    )
+    return _event_message(event, "resolution", context, to=to, from_email=from_email,
+                          from_name=from_name, message_id=message_id, date=date)
 
 
 def build_digest_email(
@@ -257,6 +249,18 @@ def _message(
     msg.add_alternative(_render(f"emails/{template}.html", context, autoescape=True),
                         subtype="html", cte="quoted-printable")
     return msg
+
+
+def _event_message(event: Event, template: str, context: dict, *, to: str, from_email: str,
+                   from_name: str, message_id: str, date: datetime | None) -> EmailMessage:
+    """One event's message from ``template`` and ``context`` (its subject and
+    unsubscribe_url included)."""
+    return _message(
+        subject=context["subject"], template=template, context=context, to=to,
+        from_email=from_email, from_name=from_name, message_id=message_id,
+        datafi_event=event.event_type.key, priority=event.priority,
+        unsubscribe_url=context["unsubscribe_url"], date=date,
+    )
 
 
 def _address(value: str, *, display_name: str = "", role: str) -> Address:

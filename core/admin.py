@@ -55,3 +55,19 @@ class ModelAdmin(admin.ModelAdmin):
         with ApplicationErrors(self, request) as refusal:
             return super().delete_view(request, object_id, extra_context)
         return HttpResponseRedirect(request.get_full_path()) if refusal.error else None
+
+
+class ServiceDeletes:
+    """For a ModelAdmin whose rows are deleted by a service: ``delete_one(obj)`` calls it,
+    for the delete page and for the list's "Delete selected" alike (one at a time, so the
+    service does its part for each)."""
+
+    def delete_one(self, obj) -> None:
+        raise NotImplementedError
+
+    def delete_model(self, request, obj):
+        self.delete_one(obj)
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset:
+            self.delete_one(obj)

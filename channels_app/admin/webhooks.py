@@ -9,7 +9,7 @@ from django.http import HttpResponseNotAllowed, HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from core.admin import ModelAdmin
+from core.admin import ModelAdmin, ServiceDeletes
 from events.models import Category, EventType
 
 from ..backends.webhook import WEBHOOK_CHANNEL
@@ -69,7 +69,7 @@ class WebhookEndpointForm(forms.ModelForm):
 
 
 @admin.register(WebhookEndpoint)
-class WebhookEndpointAdmin(ModelAdmin):
+class WebhookEndpointAdmin(ServiceDeletes, ModelAdmin):
     admin_section = "events"  # listed with the catalog it delivers (config/admin.py)
     form = WebhookEndpointForm
     list_display = ["name", "url", "format", "is_active", "last_delivery",
@@ -121,12 +121,8 @@ class WebhookEndpointAdmin(ModelAdmin):
         saved = webhook_endpoint_save(values=form.service_values(), endpoint=stored)
         obj.pk = saved.pk
 
-    def delete_model(self, request, obj):
+    def delete_one(self, obj):
         webhook_endpoint_delete(endpoint=obj)
-
-    def delete_queryset(self, request, queryset):
-        for endpoint in queryset:
-            webhook_endpoint_delete(endpoint=endpoint)
 
     def get_urls(self):
         return [

@@ -4,7 +4,7 @@ resolving events by hand from the event log."""
 from django import forms
 from django.contrib import admin, messages
 
-from core.admin import ApplicationErrors, ModelAdmin
+from core.admin import ApplicationErrors, ModelAdmin, ServiceDeletes
 from events.admin import EventAdmin
 from events.models import Category, Event, EventType
 
@@ -42,7 +42,7 @@ class InhibitRuleForm(forms.ModelForm):
 
 
 @admin.register(InhibitRule)
-class InhibitRuleAdmin(ModelAdmin):
+class InhibitRuleAdmin(ServiceDeletes, ModelAdmin):
     form = InhibitRuleForm
     list_display = ["__str__", "equal_keys", "comment", "created_by", "created_at"]
     list_select_related = ["source_event_type", "created_by"]
@@ -60,12 +60,8 @@ class InhibitRuleAdmin(ModelAdmin):
                                   rule=InhibitRule.objects.get(pk=obj.pk) if change else None)
         obj.pk = saved.pk
 
-    def delete_model(self, request, obj):
+    def delete_one(self, obj):
         inhibit_rule_delete(rule=obj)
-
-    def delete_queryset(self, request, queryset):
-        for rule in queryset:
-            inhibit_rule_delete(rule=rule)
 
 
 @admin.register(Escalation)

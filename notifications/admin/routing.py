@@ -7,7 +7,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
 from channels_app.backends import registered_backends
-from core.admin import ModelAdmin
+from core.admin import ModelAdmin, ServiceDeletes
 from core.errors import ApplicationError
 
 from ..models import RoutingRule
@@ -90,7 +90,7 @@ class RoutingImportForm(forms.Form):
 
 
 @admin.register(RoutingRule)
-class RoutingRuleAdmin(ModelAdmin):
+class RoutingRuleAdmin(ServiceDeletes, ModelAdmin):
     form = RoutingRuleForm
     list_display = ["__str__", "category", "event_type", "channel_list", "escalation",
                     "updated_at"]
@@ -117,12 +117,8 @@ class RoutingRuleAdmin(ModelAdmin):
                          escalate=form.escalation(),
                          notify_resolved=bool(data.get("notify_resolved")))
 
-    def delete_model(self, request, obj):
+    def delete_one(self, obj):
         routing_rule_delete(rule=obj)
-
-    def delete_queryset(self, request, queryset):
-        for rule in queryset:
-            routing_rule_delete(rule=rule)
 
     def get_urls(self):
         return [

@@ -206,3 +206,18 @@ def test_unknown_inhibit_targets_are_refused_by_the_service(db):
     with pytest.raises(ApplicationError) as refused:
         inhibit_rule_save(values={"source_event_type": LOST, "target_event_types": ["a.b"]})
     assert refused.value.field == "target_event_types"
+
+
+def test_the_admins_delete_selected_goes_through_the_service(admin_client):
+    """Routing rules and inhibit rules are deleted one at a time by their services (the
+    routing configuration's cache version moves with each)."""
+    for n, key in enumerate(("query.query_failed", "query.long_running_query")):
+        InhibitRule.objects.create(source_event_type=EventType.objects.get(key=LOST),
+                                   target_event_types=[key], comment=str(n))
+    answer = admin_client.post(reverse("admin:notifications_inhibitrule_changelist"), {
+        "action": "delete_selected", "post": "yes",
+        "_selected_action": [str(pk) for pk in InhibitRule.objects.values_list("pk", flat=True)]},
+        follow=True)
+
+    assert answer.status_code == 200
+    assert not InhibitRule.objects.exists()
