@@ -209,8 +209,8 @@ def test_unknown_inhibit_targets_are_refused_by_the_service(db):
 
 
 def test_the_admins_delete_selected_goes_through_the_service(admin_client):
-    """Routing rules and inhibit rules are deleted one at a time by their services (the
-    routing configuration's cache version moves with each)."""
+    """The list's "Delete selected" deletes each row through its service
+    (``core.admin.ServiceDeletes``)."""
     for n, key in enumerate(("query.query_failed", "query.long_running_query")):
         InhibitRule.objects.create(source_event_type=EventType.objects.get(key=LOST),
                                    target_event_types=[key], comment=str(n))
