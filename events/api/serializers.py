@@ -2,7 +2,7 @@ from rest_framework import serializers
 from rest_framework.authtoken.serializers import AuthTokenSerializer
 from rest_framework.settings import api_settings
 
-from events.models import Event
+from events.models import Category, Event, EventType
 from events.services.emit import MAX_RECIPIENTS
 from events.signin import signin_attempt
 
@@ -17,6 +17,8 @@ class StrictFieldsMixin:
 
     #: At most this many refused fields are named (the rest are counted).
     NAMED_AT_MOST = 10
+    #: Read by the schema (``core.openapi``): such a request is additionalProperties false.
+    refuses_unknown_fields = True
 
     def to_internal_value(self, data):
         if hasattr(data, "keys"):
@@ -24,6 +26,11 @@ class StrictFieldsMixin:
             refused = sorted(set(data.keys()) - set(writable) - {"csrfmiddlewaretoken"})
             if refused:
                 raise serializers.ValidationError(self._refusals(refused, writable))
+        if isinstance(data, dict):  # JSON, whose values have types (a form's are text)
+            mistyped = {name: [problem] for name, value in data.items()
+                        if (problem := json_type_problem(self.fields[name], value))}
+            if mistyped:
+                raise serializers.ValidationError(mistyped)
         return super().to_internal_value(data)
 
     def _refusals(self, refused: list[str], writable: list[str]) -> dict:
@@ -38,6 +45,46 @@ class StrictFieldsMixin:
                 f"{len(refused)} fields refused in all; the first {self.NAMED_AT_MOST} are "
                 "named"]
         return errors
+
+
+#: A field's JSON type, where DRF would convert another one (1 to "1", "1" to 1, 0 to False).
+_JSON_TYPES = (
+    (serializers.BooleanField, bool, "true or false"),
+    (serializers.IntegerField, int, "an integer"),
+    (serializers.CharField, str, "a string"),
+    (serializers.ChoiceField, str, "a string"),
+    (serializers.DateTimeField, str, "a string"),
+    (serializers.SlugRelatedField, str, "a string"),
+)
+
+
+def json_type_problem(field, value) -> str | None:
+    """Why ``value`` (from a JSON body) is not of ``field``'s JSON type, or None: the API
+    takes exactly what its schema says, never a number for a string or the reverse."""
+    if value is None:
+        return None  # the field says whether it may be null
+    if isinstance(field, serializers.ListField) and isinstance(value, list):
+        max_length = field.max_length if field.max_length is not None else len(value)
+        problems = [json_type_problem(field.child, item) for item in value[:max_length]]
+        return next((f"item {i}: {p}" for i, p in enumerate(problems) if p), None)
+    for kind, python_type, name in _JSON_TYPES:
+        if isinstance(field, kind):
+            if isinstance(field, serializers.ChoiceField) and not all(
+                    isinstance(choice, str) for choice in field.choices):
+                return None
+            if isinstance(value, bool) and python_type is not bool or not isinstance(
+                    value, python_type):
+                return f"Must be {name}, not {_json_name(value)}."
+            return None
+    return None
+
+
+def _json_name(value) -> str:
+    for python_type, name in ((bool, "true or false"), (int, "a number"), (float, "a number"),
+                              (str, "a string"), (list, "a list"), (dict, "an object")):
+        if isinstance(value, python_type):
+            return name
+    return type(value).__name__
 
 
 def _field_name(name, limit: int = 80) -> str:
@@ -58,9 +105,18 @@ def refuse_fields(data) -> None:
 class BoundedListField(serializers.ListField):
     """A list of at most ``max_length`` items, counted before any item is checked, so a
     long list costs nothing to refuse; an error names the field and never echoes the list
-    (of the items' own errors, the first few are given)."""
+    (of the items' own errors, the first few are given). ``distinct``: the schema says no
+    item may be listed twice (whoever checks the items refuses a repeat)."""
 
     ITEM_ERRORS_SHOWN = 5
+
+    def __init__(self, *, distinct: bool = False, **kwargs):
+        self.distinct = distinct
+        super().__init__(**kwargs)
+
+    @property
+    def openapi(self) -> dict:
+        return {"uniqueItems": True} if self.distinct else {}
 
     def to_internal_value(self, data):
         if (isinstance(data, list) and self.max_length is not None
@@ -75,9 +131,66 @@ class BoundedListField(serializers.ListField):
             raise
 
 
+def event_type_keys() -> list[str]:
+    """The catalog's event type keys (the schema's ``EventTypeKeyEnum``)."""
+    return sorted(EventType.objects.values_list("key", flat=True))
+
+
+def category_slugs() -> list[str]:
+    """The catalog's category slugs (the schema's ``CategorySlugEnum``)."""
+    return sorted(Category.objects.values_list("slug", flat=True))
+
+
+class EventTypeKeyField(serializers.CharField):
+    """An event type's key, e.g. ``query.query_failed``; the schema lists the catalog's."""
+
+    @staticmethod
+    def openapi() -> dict:
+        return {"enum": event_type_keys()}
+
+
+class WorkspaceIdField(serializers.CharField):
+    """A workspace's public id: ``ws_`` then 1 to 37 lower-case letters, digits or ``_``."""
+
+    openapi = {"pattern": "^ws_[a-z0-9_]{1,37}$"}
+
+
+class CategorySlugField(serializers.CharField):
+    """A category's slug, e.g. ``queries``; the schema lists the catalog's."""
+
+    @staticmethod
+    def openapi() -> dict:
+        return {"enum": category_slugs()}
+
+
+class ListedSlugRelatedField(serializers.SlugRelatedField):
+    """A slug of a small set the schema lists (the catalog's categories or event types)."""
+
+    @property
+    def openapi(self) -> dict:
+        values = sorted(self.get_queryset().values_list(self.slug_field, flat=True))
+        return {"type": "string", "enum": [*values, None] if self.allow_null else values}
+
+
+#: A payload value as the schema says it (a component, since it nests): JSON without a NUL
+#: character in any text or key. emit() also bounds its size, depth and integers (README
+#: "How an event flows"), which a schema cannot say.
+PAYLOAD_TEXT = {"type": "string", "pattern": "^[^\\u0000]*$"}
+PAYLOAD_VALUE = {"$ref": "#/components/schemas/PayloadValue"}
+PAYLOAD_OBJECT = {"type": "object", "propertyNames": PAYLOAD_TEXT,
+                  "additionalProperties": PAYLOAD_VALUE}
+PAYLOAD_COMPONENTS = {"PayloadValue": {"nullable": True, "anyOf": [
+    PAYLOAD_TEXT, {"type": "number"}, {"type": "boolean"},
+    {"type": "array", "items": PAYLOAD_VALUE}, PAYLOAD_OBJECT]}}
+
+
 class PayloadField(serializers.JSONField):
     """A JSON object, passed on as it is: ``emit()`` checks it (depth, text, size) without
     recursion, where DRF's JSONField would re-encode it and fail on deep nesting."""
+
+    openapi = {**PAYLOAD_OBJECT,
+               "description": "A JSON object: at most 64 KiB as JSON, 32 levels deep."}
+    openapi_components = PAYLOAD_COMPONENTS
 
     def to_internal_value(self, data):
         if not isinstance(data, dict):
@@ -86,11 +199,11 @@ class PayloadField(serializers.JSONField):
 
 
 class EmitSerializer(StrictFieldsMixin, serializers.Serializer):
-    event_type = serializers.CharField()
-    workspace_id = serializers.CharField(required=False, allow_null=True, allow_blank=False)
+    event_type = EventTypeKeyField()
+    workspace_id = WorkspaceIdField(required=False, allow_null=True)
     payload = PayloadField(required=False, default=dict)
     recipients = BoundedListField(
-        child=serializers.IntegerField(), required=False, allow_null=True,
+        child=serializers.IntegerField(), required=False, allow_null=True, allow_empty=False,
         max_length=MAX_RECIPIENTS,
         error_messages={"max_length": "at most {max_length} user ids; leave it out to notify "
                                       "the whole workspace"},
@@ -103,9 +216,8 @@ class EmitSerializer(StrictFieldsMixin, serializers.Serializer):
 
 class EventSerializer(serializers.ModelSerializer):
     event_type = serializers.SlugRelatedField(slug_field="key", read_only=True)
-    workspace_id = serializers.SlugRelatedField(
-        source="workspace", slug_field="public_id", read_only=True
-    )
+    workspace_id = serializers.CharField(source="workspace.public_id", read_only=True,
+                                         allow_null=True)
 
     class Meta:
         model = Event
