@@ -22,8 +22,14 @@ Described once here rather than on each view:
 
 from collections.abc import Callable
 
+from django.core.validators import EmailValidator, RegexValidator, URLValidator
 from drf_spectacular import openapi
-from drf_spectacular.plumbing import ResolvedComponent, force_instance, is_basic_serializer
+from drf_spectacular.plumbing import (
+    ResolvedComponent,
+    force_instance,
+    is_basic_serializer,
+    is_patched_serializer,
+)
 from rest_framework import permissions, serializers
 
 from core.errors import ApplicationError
@@ -175,8 +181,21 @@ class AutoSchema(openapi.AutoSchema):
         if direction == "request":
             if getattr(serializer, "refuses_unknown_fields", False):
                 schema["additionalProperties"] = False
-            schema.update(_fragment(serializer))
+            if not is_patched_serializer(serializer, direction):  # a PATCH gives what it changes
+                schema.update(_fragment(serializer))
         return schema
+
+    def _get_request_body(self, direction="request"):
+        """A body that must say something (a required field, one of several) is required."""
+        body = super()._get_request_body(direction)
+        if not body or self.method == "PATCH":
+            return body
+        serializer = force_instance(self.get_request_serializer())
+        if is_basic_serializer(serializer) and (
+                any(f.required for f in serializer.fields.values())
+                or {"oneOf", "minProperties"} & set(_fragment(serializer))):
+            body["required"] = True
+        return body
 
     def _map_serializer_field(self, field, direction, bypass_extensions=False):
         schema = super()._map_serializer_field(field, direction, bypass_extensions)
@@ -184,8 +203,9 @@ class AutoSchema(openapi.AutoSchema):
             return schema
         validators = getattr(field, "validators", [])
         if schema.get("type") == "string" and isinstance(field, serializers.CharField) \
-                and not _has_shape(schema):
-            refused = NUL + "".join(getattr(v, "refused_characters", "") for v in validators)
+                and not _has_shape(schema, validators):
+            own = "".join(getattr(v, "refused_characters", "") for v in validators)
+            refused = own if own.startswith(NUL) else NUL + own
             schema["pattern"] = (f"^[^{refused}]*$" if field.allow_blank
                                  else f"^[^{refused}]*[^\\s{refused}][^{refused}]*$")
         if isinstance(field, serializers.ListField) and not field.allow_empty:
@@ -209,8 +229,11 @@ def _fragment(source) -> dict:
     return dict(fragment or {})
 
 
-def _has_shape(schema: dict) -> bool:
-    return any(key in schema for key in ("pattern", "format", "enum", "oneOf"))
+def _has_shape(schema: dict, validators) -> bool:
+    """Whether the text's shape is said already (a pattern, a format, choices), or will be by
+    drf-spectacular from a validator."""
+    return any(key in schema for key in ("pattern", "format", "enum", "oneOf")) or any(
+        isinstance(v, (RegexValidator, EmailValidator, URLValidator)) for v in validators)
 
 
 def _default_parsers() -> list:

@@ -1,3 +1,4 @@
+from django.http import QueryDict
 from rest_framework import serializers
 from rest_framework.authtoken.serializers import AuthTokenSerializer
 from rest_framework.settings import api_settings
@@ -26,7 +27,7 @@ class StrictFieldsMixin:
             refused = sorted(set(data.keys()) - set(writable) - {"csrfmiddlewaretoken"})
             if refused:
                 raise serializers.ValidationError(self._refusals(refused, writable))
-        if isinstance(data, dict):  # JSON, whose values have types (a form's are text)
+        if isinstance(data, dict) and not isinstance(data, QueryDict):  # JSON: typed values
             mistyped = {name: [problem] for name, value in data.items()
                         if (problem := json_type_problem(self.fields[name], value))}
             if mistyped:
@@ -164,12 +165,14 @@ class CategorySlugField(serializers.CharField):
 
 
 class ListedSlugRelatedField(serializers.SlugRelatedField):
-    """A slug of a small set the schema lists (the catalog's categories or event types)."""
+    """A slug of a small set the schema lists (the catalog's categories or event types);
+    where it may be null, empty is null too (DRF's reading of a related field)."""
 
     @property
     def openapi(self) -> dict:
         values = sorted(self.get_queryset().values_list(self.slug_field, flat=True))
-        return {"type": "string", "enum": [*values, None] if self.allow_null else values}
+        return {"type": "string", "minLength": 0,
+                "enum": [*values, "", None] if self.allow_null else values}
 
 
 #: A payload value as the schema says it (a component, since it nests): JSON without a NUL

@@ -87,6 +87,7 @@ class EventExplainView(APIView):
     permission_classes = [staff_with(read=EXPLAIN)]
 
     @extend_schema(parameters=[OpenApiParameter("user", OpenApiTypes.STR, required=True,
+                                                pattern=r"^[^\u0000]*[^\s\u0000][^\u0000]*$",
                                                 description="A username.")],
                    responses=ExplainSerializer)
     def get(self, request, event_id):

@@ -17,6 +17,16 @@ from ..models import Bucket, Delivery, DeliveryAttempt, Notification, RoutingRul
 from ..routing.files import routing_file_read
 
 
+def exactly_one_of(*names: str) -> dict:
+    """The schema of a body that gives exactly one of the text fields ``names`` (the others
+    absent or null)."""
+    return {"oneOf": [
+        {"required": [name], "properties": {
+            name: {"type": "string"},
+            **{other: {"not": {"type": "string"}} for other in names if other != name}}}
+        for name in names]}
+
+
 class NotificationSerializer(serializers.ModelSerializer):
     event_type = serializers.CharField(source="event_type_key", read_only=True)
     workspace_id = serializers.SerializerMethodField()
@@ -88,7 +98,7 @@ _datetime = serializers.DateTimeField().to_representation
 
 
 class NotificationFilterSerializer(serializers.Serializer):
-    unread = serializers.BooleanField(required=False, default=None,
+    unread = serializers.BooleanField(required=False, allow_null=True, default=None,
                                       help_text="true: unread only; false: read only.")
     snoozed = serializers.BooleanField(
         required=False, default=False,
@@ -149,6 +159,8 @@ class PreferencesSerializer(StrictFieldsMixin, serializers.Serializer):
     """PUT replaces the categories given (a channel left out of one goes back to on) and sets
     the time zone and quiet hours when given; what is left out is kept."""
 
+    openapi = {"minProperties": 1}
+
     categories = serializers.DictField(child=ChannelChoicesField(), required=False)
     timezone = serializers.CharField(
         required=False, max_length=64, help_text="IANA name, e.g. Europe/Paris (default UTC).")
@@ -171,6 +183,8 @@ class PreferencesSerializer(StrictFieldsMixin, serializers.Serializer):
 
 
 class RoutingRuleSerializer(StrictFieldsMixin, serializers.ModelSerializer):
+    openapi = exactly_one_of("category", "event_type")
+
     category = ListedSlugRelatedField(
         slug_field="slug", queryset=Category.objects.all(), required=False, allow_null=True)
     event_type = ListedSlugRelatedField(
@@ -285,16 +299,6 @@ class SnoozeSerializer(StrictFieldsMixin, serializers.Serializer):
         if len(attrs) != 1:
             raise serializers.ValidationError({"minutes": ['Give either "minutes" or "until".']})
         return attrs
-
-
-def exactly_one_of(*names: str) -> dict:
-    """The schema of a body that gives exactly one of the text fields ``names`` (the others
-    absent or null)."""
-    return {"oneOf": [
-        {"required": [name], "properties": {
-            name: {"type": "string"},
-            **{other: {"not": {"type": "string"}} for other in names if other != name}}}
-        for name in names]}
 
 
 class MuteSerializer(StrictFieldsMixin, serializers.Serializer):
