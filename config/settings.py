@@ -226,10 +226,7 @@ SPECTACULAR_SETTINGS = {
     # Requests and answers described apart: a request has no read-only field (the API
     # refuses them) and a write-only one (a password) is in no answer.
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {"PriorityEnum": "events.catalog.Priority.CHOICES",
-                            # the catalog's, listed when the schema is made
-                            "EventTypeKeyEnum": "events.api.serializers.event_type_keys",
-                            "CategorySlugEnum": "events.api.serializers.category_slugs"},
+    "ENUM_NAME_OVERRIDES": {"PriorityEnum": "events.catalog.Priority.CHOICES"},
     # Swagger UI served from our own static files: /api/docs/ works without internet, and its
     # start script is a separate request (SpectacularSwaggerSplitView), not inline: the CSP
     # allows no inline script. No online validator badge (an image from elsewhere).

@@ -1,3 +1,6 @@
+import itertools
+
+from django.db import DatabaseError
 from django.http import QueryDict
 from rest_framework import serializers
 from rest_framework.authtoken.serializers import AuthTokenSerializer
@@ -28,7 +31,8 @@ class StrictFieldsMixin:
             if refused:
                 raise serializers.ValidationError(self._refusals(refused, writable))
         if isinstance(data, dict) and not isinstance(data, QueryDict):  # JSON: typed values
-            mistyped = {name: [problem] for name, value in data.items()
+            mistyped = {name: problem if isinstance(problem, dict) else [problem]
+                        for name, value in data.items()
                         if (problem := json_type_problem(self.fields[name], value))}
             if mistyped:
                 raise serializers.ValidationError(mistyped)
@@ -59,15 +63,19 @@ _JSON_TYPES = (
 )
 
 
-def json_type_problem(field, value) -> str | None:
+def json_type_problem(field, value) -> str | dict | None:
     """Why ``value`` (from a JSON body) is not of ``field``'s JSON type, or None: the API
-    takes exactly what its schema says, never a number for a string or the reverse."""
+    takes exactly what its schema says, never a number for a string or the reverse. For a
+    list, the first few items' problems by index (as DRF names a list's items)."""
     if value is None:
         return None  # the field says whether it may be null
     if isinstance(field, serializers.ListField) and isinstance(value, list):
-        max_length = field.max_length if field.max_length is not None else len(value)
-        problems = [json_type_problem(field.child, item) for item in value[:max_length]]
-        return next((f"item {i}: {p}" for i, p in enumerate(problems) if p), None)
+        if field.max_length is not None and len(value) > field.max_length:
+            return None  # refused for its length first, unread
+        problems = ((str(i), json_type_problem(field.child, item)) for i, item in enumerate(value))
+        named = dict(itertools.islice(((i, [p]) for i, p in problems if p),
+                                      BoundedListField.ITEM_ERRORS_SHOWN))
+        return named or None
     for kind, python_type, name in _JSON_TYPES:
         if isinstance(field, kind):
             if isinstance(field, serializers.ChoiceField) and not all(
@@ -132,14 +140,16 @@ class BoundedListField(serializers.ListField):
             raise
 
 
-def event_type_keys() -> list[str]:
-    """The catalog's event type keys (the schema's ``EventTypeKeyEnum``)."""
-    return sorted(EventType.objects.values_list("key", flat=True))
-
-
-def category_slugs() -> list[str]:
-    """The catalog's category slugs (the schema's ``CategorySlugEnum``)."""
-    return sorted(Category.objects.values_list("slug", flat=True))
+def listed(queryset, field: str, *, extra: tuple = ()) -> dict:
+    """The schema's enum of ``field`` over ``queryset`` (the catalog, read when the schema is
+    made), or nothing while there is none: an empty or not yet migrated database (``manage.py
+    check --deploy`` makes the schema too). Inline (in ``allOf``), not a named component:
+    its values are data, not a fixed choice set."""
+    try:
+        values = sorted(queryset.values_list(field, flat=True))
+    except DatabaseError:
+        values = []
+    return {"allOf": [{"enum": [*values, *extra]}]} if values else {}
 
 
 class EventTypeKeyField(serializers.CharField):
@@ -147,7 +157,7 @@ class EventTypeKeyField(serializers.CharField):
 
     @staticmethod
     def openapi() -> dict:
-        return {"enum": event_type_keys()}
+        return listed(EventType.objects.all(), "key")
 
 
 class WorkspaceIdField(serializers.CharField):
@@ -161,7 +171,7 @@ class CategorySlugField(serializers.CharField):
 
     @staticmethod
     def openapi() -> dict:
-        return {"enum": category_slugs()}
+        return listed(Category.objects.all(), "slug")
 
 
 class ListedSlugRelatedField(serializers.SlugRelatedField):
@@ -170,9 +180,9 @@ class ListedSlugRelatedField(serializers.SlugRelatedField):
 
     @property
     def openapi(self) -> dict:
-        values = sorted(self.get_queryset().values_list(self.slug_field, flat=True))
+        extra = ("", None) if self.allow_null else ()
         return {"type": "string", "minLength": 0,
-                "enum": [*values, "", None] if self.allow_null else values}
+                **listed(self.get_queryset(), self.slug_field, extra=extra)}
 
 
 #: A payload value as the schema says it (a component, since it nests): JSON without a NUL
