@@ -199,7 +199,7 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.JSONRenderer",
         "core.rest.BrowsableAPIRenderer",  # DRF's, within the CSP
     ],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "core.openapi.AutoSchema",  # errors and strict requests, once
     "DEFAULT_FILTER_BACKENDS": [],
     # A service's ApplicationError or ValidationError answers 400 {field: [message]}.
     "EXCEPTION_HANDLER": "core.rest.exception_handler",
@@ -218,6 +218,9 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Emit events, read and acknowledge notifications, administer routing.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Requests and answers described apart: a request has no read-only field (the API
+    # refuses them) and a write-only one (a password) is in no answer.
+    "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {"PriorityEnum": "events.catalog.Priority.CHOICES"},
     # Swagger UI served from our own static files: /api/docs/ works without internet, and its
     # start script is a separate request (SpectacularSwaggerSplitView), not inline: the CSP

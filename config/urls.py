@@ -13,6 +13,10 @@ admin.site.site_title = "Datafi"
 admin.site.index_title = "Administration"
 admin.site.enable_nav_sidebar = False  # the event catalog's list needs the width
 
+# Under /api/ a 404 or 500 of Django's own (a URL no route matches) is JSON, as the API's.
+handler404 = "core.rest.not_found"
+handler500 = "core.rest.server_error"
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/auth/token/", AuthTokenView.as_view(), name="api-token"),

@@ -1,6 +1,8 @@
 """The one error family, as REST answers it (``core.admin`` is the same for the admin)."""
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import JsonResponse
+from django.views import defaults
 from rest_framework import renderers
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
@@ -27,6 +29,21 @@ def exception_handler(exc, context):
             headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
             return Response(exc.as_data(), status=exc.status_code, headers=headers)
     return drf_exception_handler(exc, context)
+
+
+def not_found(request, exception):
+    """Django's 404 (``handler404``): under ``/api/`` as the API answers one, JSON
+    ``{"detail": ...}``, e.g. for an id that is not a number; elsewhere the page."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Not found."}, status=404)
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request):
+    """Django's 500 (``handler500``): JSON ``{"detail": ...}`` under ``/api/``."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Server error."}, status=500)
+    return defaults.server_error(request)
 
 
 class BrowsableAPIRenderer(renderers.BrowsableAPIRenderer):

@@ -2,7 +2,7 @@
 family (``core.errors.ApplicationError``), each naming the input it came from.
 """
 
-from core.errors import ApplicationError, TooManyRequests, Unavailable
+from core.errors import ApplicationError, Conflict, TooManyRequests, Unavailable
 
 
 class EmitError(ApplicationError):
@@ -48,6 +48,12 @@ class WorkspaceError(ApplicationError):
 
     ``field`` names the input it came from (as in the REST API and the commands).
     """
+
+
+class WorkspaceConflict(Conflict, WorkspaceError):
+    """The workspace, or the membership, exists already (a 409 over REST)."""
+
+    code = "exists"
 
 
 class BrokerUnavailable(Unavailable):

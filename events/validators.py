@@ -22,6 +22,10 @@ def validate_single_line(value) -> None:
                 code="control_character", params={"code": f"{ord(char):04X}"})
 
 
+# The same, as the OpenAPI schema says it (core.openapi): no Cc, Zl or Zp character.
+validate_single_line.refused_characters = "\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029"
+
+
 #: The most payload keys an event type groups repeats by.
 GROUP_BY_MAX_KEYS = 10
 _PAYLOAD_KEY_MAX = 100

@@ -1,6 +1,11 @@
 from rest_framework import serializers
 
-from events.api.serializers import BoundedListField, StrictFieldsMixin
+from events.api.serializers import (
+    BoundedListField,
+    CategorySlugField,
+    EventTypeKeyField,
+    StrictFieldsMixin,
+)
 from events.models import Workspace
 
 from ..models import (
@@ -61,6 +66,25 @@ class TestResultSerializer(serializers.Serializer):
     detail = serializers.CharField(required=False, help_text="A human sentence.")
 
 
+class WorkspaceSlugField(serializers.SlugRelatedField):
+    """A workspace by its public id; empty is the same as null."""
+
+    openapi = {"pattern": "^(|ws_[a-z0-9_]{1,37})$", "minLength": 0}
+
+
+#: A port a receiver can listen on: 1 to 65535.
+_PORT = "(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})"
+_LABEL = "[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
+
+
+class WebhookUrlField(serializers.CharField):
+    """A receiver's URL. The schema gives the common shape (https, a host name, a port from
+    1 to 65535, a path); the SSRF guard also refuses a host that resolves to an internal
+    address, which no schema can say (README "Webhooks")."""
+
+    openapi = {"pattern": f"^https://({_LABEL}\\.)+[a-z]{{2,63}}(:{_PORT})?(/[A-Za-z0-9._~/-]*)?$"}
+
+
 #: The most category slugs or event type keys one endpoint's filter lists.
 FILTER_MAX_ITEMS = 1000
 
@@ -78,17 +102,17 @@ class WebhookEndpointSerializer(StrictFieldsMixin, serializers.ModelSerializer):
         write_only=True, required=False, allow_blank=True, allow_null=True,
         max_length=ROUTING_KEY_MAX_LENGTH,
         help_text="PagerDuty routing key. Write-only, like secret.")
-    workspace_id = serializers.SlugRelatedField(
+    workspace_id = WorkspaceSlugField(
         source="workspace", slug_field="public_id", queryset=Workspace.objects.all(),
         required=False, allow_null=True, help_text="Only this workspace's events; null: all.")
     # Bounded before the catalog is asked: each item must be a known, distinct slug or key.
-    categories = BoundedListField(child=serializers.CharField(max_length=50), required=False,
-                                  max_length=FILTER_MAX_ITEMS,
+    categories = BoundedListField(child=CategorySlugField(max_length=50), required=False,
+                                  max_length=FILTER_MAX_ITEMS, distinct=True,
                                   help_text="Category slugs; empty: every category.")
-    event_types = BoundedListField(child=serializers.CharField(max_length=120),
-                                   required=False, max_length=FILTER_MAX_ITEMS,
+    event_types = BoundedListField(child=EventTypeKeyField(max_length=120),
+                                   required=False, max_length=FILTER_MAX_ITEMS, distinct=True,
                                    help_text="Event type keys; empty: every event type.")
-    url = serializers.CharField(max_length=2000, help_text="https only.")
+    url = WebhookUrlField(max_length=2000, help_text="https only.")
 
     class Meta:
         model = WebhookEndpoint

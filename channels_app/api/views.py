@@ -1,4 +1,4 @@
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
@@ -112,6 +112,12 @@ class WebhookEndpointViewSet(viewsets.ModelViewSet):
         return Response(result.as_dict())
 
 
+CHANNEL = OpenApiParameter("channel", str, OpenApiParameter.PATH,
+                           description="An installed channel that sends digests.")
+
+
+@extend_schema_view(retrieve=extend_schema(parameters=[CHANNEL]),
+                    partial_update=extend_schema(parameters=[CHANNEL]))
 class DigestSettingViewSet(viewsets.GenericViewSet):
     """Per channel: batch medium, low and info into digests, or send at once (staff)."""
 

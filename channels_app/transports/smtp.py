@@ -286,6 +286,9 @@ class _Step:
         if isinstance(exc, socket.gaierror):
             return TransientError(f"The host {config.host} cannot be resolved: {exc.strerror}.",
                                   kind=UNREACHABLE)
+        if isinstance(exc, UnicodeError):  # a host name IDNA cannot encode (a label too long)
+            return PermanentError(f"The host {config.host[:100]} is not a valid host name.",
+                                  kind=UNREACHABLE)
         if isinstance(exc, ConnectionRefusedError):
             return TransientError(f"{where} refused the connection: nothing listens there.",
                                   kind=UNREACHABLE)

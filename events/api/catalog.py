@@ -25,7 +25,7 @@ class EventTypeSerializer(StrictFieldsMixin, serializers.ModelSerializer):
         choices=[("", "No override"), *Priority.CHOICES], required=False, allow_blank=True
     )
     group_by = BoundedListField(
-        child=serializers.CharField(max_length=100), required=False, max_length=10,
+        child=serializers.CharField(max_length=100), required=False, max_length=10, distinct=True,
         help_text="Payload keys whose equal values make a repeat; empty: no grouping.")
     resolves = BoundedListField(
         child=serializers.CharField(max_length=120), required=False, max_length=20,

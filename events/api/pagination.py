@@ -22,6 +22,26 @@ class CursorPagination(pagination.CursorPagination):
 
     invalid_cursor_message = INVALID_CURSOR
 
+    def get_page_size(self, request):
+        """``page_size`` when given: a positive integer (more than ``max_page_size`` gives
+        that many), else a 400 naming it; DRF would quietly use the default instead."""
+        text = request.query_params.get(self.page_size_query_param or "", "")
+        if not (self.page_size_query_param and text):
+            return self.page_size
+        if not (text.isascii() and text.isdigit() and text.strip("0")):
+            raise ValidationError({self.page_size_query_param: [
+                f"A page size is a whole number from 1 (at most {self.max_page_size} are "
+                "given)."]})
+        size = int(text) if len(text) <= 18 else None  # longer: more than any maximum
+        return min(size or self.max_page_size, self.max_page_size or size)
+
+    def get_schema_operation_parameters(self, view):
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_size_query_param:
+                parameter["schema"]["minimum"] = 1
+        return parameters
+
     def paginate_queryset(self, queryset, request, view=None):
         self._queryset = queryset  # decode_cursor checks the position against its model
         return super().paginate_queryset(queryset, request, view)

@@ -5,6 +5,7 @@ from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from events.exceptions import SigninThrottled
 from events.services.emit import event_emit
 
 from .parsers import EmitJSONParser
@@ -50,3 +51,4 @@ class AuthTokenView(ObtainAuthToken):
     """Username and password for an API token, under the sign-in limit (``events.signin``)."""
 
     serializer_class = SigninTokenSerializer
+    refusals = {"post": (SigninThrottled,)}

@@ -4,9 +4,10 @@ from django.db import transaction
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
-from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
+from core.openapi import refuses
+from events.exceptions import WorkspaceConflict
 from events.models import Membership, Workspace
 from events.services.workspaces import (
     membership_add,
@@ -17,11 +18,11 @@ from events.services.workspaces import (
 )
 
 from .permissions import StaffModelPermissions
-from .serializers import StrictFieldsMixin
+from .serializers import StrictFieldsMixin, WorkspaceIdField
 
 
 class WorkspaceSerializer(StrictFieldsMixin, serializers.ModelSerializer):
-    workspace_id = serializers.CharField(
+    workspace_id = WorkspaceIdField(
         source="public_id", required=False, max_length=40,
         help_text="Public id like 'ws_analytics'; generated when omitted. Cannot change later.",
     )
@@ -30,6 +31,12 @@ class WorkspaceSerializer(StrictFieldsMixin, serializers.ModelSerializer):
         model = Workspace
         fields = ["workspace_id", "name", "created_at"]
         read_only_fields = ["created_at"]
+
+
+class WorkspaceRenameSerializer(WorkspaceSerializer):
+    """A workspace changes only its name: its id is read-only (other systems hold it)."""
+
+    workspace_id = serializers.CharField(source="public_id", read_only=True)
 
 
 class MemberSerializer(StrictFieldsMixin, serializers.ModelSerializer):
@@ -54,6 +61,12 @@ class WorkspaceViewSet(viewsets.ModelViewSet):
     lookup_field = "public_id"
     lookup_url_kwarg = "workspace_id"
 
+    def get_serializer_class(self):
+        if self.action in ("update", "partial_update"):
+            return WorkspaceRenameSerializer
+        return WorkspaceSerializer
+
+    @refuses(WorkspaceConflict)
     def create(self, request, *args, **kwargs):
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -67,8 +80,6 @@ class WorkspaceViewSet(viewsets.ModelViewSet):
                                          partial=kwargs.get("partial", False))
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        if data.get("public_id", workspace.public_id) != workspace.public_id:
-            raise ValidationError({"workspace_id": ["cannot be changed: other systems hold it"]})
         workspace_update(workspace=workspace, name=data.get("name", workspace.name))
         return Response(self.get_serializer(workspace).data)
 
@@ -99,6 +110,7 @@ class WorkspaceMemberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
         return get_object_or_404(Workspace, public_id=self.kwargs["workspace_id"])
 
     @extend_schema(responses={201: MemberSerializer})
+    @refuses(WorkspaceConflict)
     def create(self, request, workspace_id=None):
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)

@@ -7,7 +7,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
-from ..exceptions import WorkspaceError
+from ..exceptions import WorkspaceConflict, WorkspaceError
 from ..models import Membership, Workspace
 
 WORKSPACE_ID = re.compile(r"ws_[a-z0-9_]{1,37}")
@@ -28,14 +28,14 @@ def workspace_create(
         else:
             _validate_workspace_id(workspace_id)
             if Workspace.objects.filter(public_id=workspace_id).exists():
-                raise WorkspaceError(f"workspace {workspace_id!r} exists already",
-                                     field="workspace_id")
+                raise WorkspaceConflict(f"workspace {workspace_id!r} exists already",
+                                        field="workspace_id")
             try:
                 with transaction.atomic():
                     workspace = Workspace.objects.create(name=name, public_id=workspace_id)
             except IntegrityError:  # created concurrently
-                raise WorkspaceError(f"workspace {workspace_id!r} exists already",
-                                     field="workspace_id") from None
+                raise WorkspaceConflict(f"workspace {workspace_id!r} exists already",
+                                        field="workspace_id") from None
         for username, role in members:
             membership_add(workspace=workspace, username=username, role=role)
     return workspace
@@ -73,7 +73,7 @@ def membership_add(*, workspace: Workspace | str, username: str,
         with transaction.atomic():
             return Membership.objects.create(workspace=workspace, user=user, role=role)
     except IntegrityError:
-        raise WorkspaceError(
+        raise WorkspaceConflict(
             f"{username!r} is a member of {workspace.public_id} already", field="username"
         ) from None
 

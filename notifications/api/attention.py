@@ -9,7 +9,8 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.errors import ApplicationError
+from core.errors import ApplicationError, Conflict
+from core.openapi import refuses
 from events.api.permissions import StaffModelPermissions, staff_with
 from events.api.serializers import refuse_fields
 from events.models import Event, EventType, Workspace
@@ -69,6 +70,7 @@ class SilenceViewSet(viewsets.ModelViewSet):
     @extend_schema(request=None, responses=SilenceSerializer)
     @action(detail=True, methods=["post"], permission_classes=[
         staff_with(write=("notifications.expire_silence",))])
+    @refuses(Conflict)
     def expire(self, request, pk=None):
         """End the silence now (409 when it has ended already)."""
         refuse_fields(request.data)
@@ -85,6 +87,7 @@ class EventExplainView(APIView):
     permission_classes = [staff_with(read=EXPLAIN)]
 
     @extend_schema(parameters=[OpenApiParameter("user", OpenApiTypes.STR, required=True,
+                                                pattern=r"^[^\u0000]*[^\s\u0000][^\u0000]*$",
                                                 description="A username.")],
                    responses=ExplainSerializer)
     def get(self, request, event_id):

@@ -1,15 +1,31 @@
 from django.utils import timezone
 from rest_framework import serializers
-from rest_framework.validators import UniqueValidator
 
 from channels_app.backends import channel_names, get_backend
-from events.api.serializers import BoundedListField, StrictFieldsMixin
+from events.api.serializers import (
+    BoundedListField,
+    CategorySlugField,
+    EventTypeKeyField,
+    ListedSlugRelatedField,
+    StrictFieldsMixin,
+    WorkspaceIdField,
+)
 from events.catalog import Priority
 from events.models import Category, EventType
 
 from ..models import Bucket, Delivery, DeliveryAttempt, Notification, RoutingRule
 from ..routing.files import routing_file_read
 from .incidents import EscalationSerializer
+
+
+def exactly_one_of(*names: str) -> dict:
+    """The schema of a body that gives exactly one of the text fields ``names`` (the others
+    absent or null)."""
+    return {"oneOf": [
+        {"required": [name], "properties": {
+            name: {"type": "string"},
+            **{other: {"not": {"type": "string"}} for other in names if other != name}}}
+        for name in names]}
 
 
 class NotificationSerializer(serializers.ModelSerializer):
@@ -103,12 +119,13 @@ _datetime = serializers.DateTimeField().to_representation
 
 
 class NotificationFilterSerializer(serializers.Serializer):
-    unread = serializers.BooleanField(required=False, allow_null=True, default=None)
+    unread = serializers.BooleanField(required=False, allow_null=True, default=None,
+                                      help_text="true: unread only; false: read only.")
     snoozed = serializers.BooleanField(
         required=False, default=False,
         help_text="true: only your snoozed notifications (left out of the default list).")
     priority = serializers.ChoiceField(choices=Priority.VALUES, required=False)
-    category = serializers.CharField(required=False, help_text="Category slug, e.g. queries")
+    category = CategorySlugField(required=False, help_text="Category slug, e.g. queries")
     workspace = serializers.CharField(required=False, help_text="Workspace id, e.g. ws_abc123")
 
     def validate_category(self, value):
@@ -163,6 +180,8 @@ class PreferencesSerializer(StrictFieldsMixin, serializers.Serializer):
     """PUT replaces the categories given (a channel left out of one goes back to on) and sets
     the time zone and quiet hours when given; what is left out is kept."""
 
+    openapi = {"minProperties": 1}
+
     categories = serializers.DictField(child=ChannelChoicesField(), required=False)
     timezone = serializers.CharField(
         required=False, max_length=64, help_text="IANA name, e.g. Europe/Paris (default UTC).")
@@ -185,19 +204,15 @@ class PreferencesSerializer(StrictFieldsMixin, serializers.Serializer):
 
 
 class RoutingRuleSerializer(StrictFieldsMixin, serializers.ModelSerializer):
+    openapi = exactly_one_of("category", "event_type")
+
     escalate = EscalationSerializer(
         required=False, allow_null=True,
         help_text="Critical and high events nobody acknowledges in time go out again.")
-    category = serializers.SlugRelatedField(
-        slug_field="slug", queryset=Category.objects.all(), required=False, allow_null=True,
-        validators=[UniqueValidator(RoutingRule.objects.all(),
-                                    message="This category already has a routing rule.")],
-    )
-    event_type = serializers.SlugRelatedField(
-        slug_field="key", queryset=EventType.objects.all(), required=False, allow_null=True,
-        validators=[UniqueValidator(RoutingRule.objects.all(),
-                                    message="This event type already has a routing rule.")],
-    )
+    category = ListedSlugRelatedField(
+        slug_field="slug", queryset=Category.objects.all(), required=False, allow_null=True)
+    event_type = ListedSlugRelatedField(
+        slug_field="key", queryset=EventType.objects.all(), required=False, allow_null=True)
 
     class Meta:
         model = RoutingRule
@@ -237,6 +252,9 @@ class DeliverySerializer(serializers.ModelSerializer):
     address = serializers.SerializerMethodField()
     endpoint_id = serializers.SerializerMethodField()
 
+    bucket = serializers.ChoiceField(choices=Bucket.choices, allow_blank=True, read_only=True,
+                                     help_text="Its digest bucket; empty when sent at once.")
+
     class Meta:
         model = Delivery
         fields = ["id", "kind", "event_id", "event_type", "channel", "target", "user_id",
@@ -274,6 +292,8 @@ class DeliveryAttemptSerializer(serializers.ModelSerializer):
 
 
 class DeliveryFilterSerializer(serializers.Serializer):
+    """Filters of the delivery log; a filter left empty (``status=``) filters nothing."""
+
     channel = serializers.ChoiceField(choices=(), required=False)
     status = serializers.ChoiceField(choices=Delivery.Status.values, required=False)
     bucket = serializers.ChoiceField(choices=Bucket.values, required=False)
@@ -295,6 +315,8 @@ class DigestFlushQueuedSerializer(serializers.Serializer):
 
 
 class SnoozeSerializer(StrictFieldsMixin, serializers.Serializer):
+    openapi = {"oneOf": [{"required": ["minutes"]}, {"required": ["until"]}]}
+
     minutes = serializers.IntegerField(required=False, min_value=1, max_value=43200,
                                        help_text="1 to 43200 (30 days).")
     until = serializers.DateTimeField(required=False, help_text="ISO-8601 with an offset.")
@@ -308,23 +330,28 @@ class SnoozeSerializer(StrictFieldsMixin, serializers.Serializer):
 class MuteSerializer(StrictFieldsMixin, serializers.Serializer):
     """One of ``event_type``, ``category`` or ``workspace_id``; ``until`` or null."""
 
+    openapi = exactly_one_of("event_type", "category", "workspace_id")
+
     id = serializers.IntegerField(read_only=True)
-    event_type = serializers.CharField(required=False, max_length=120, allow_null=True,
-                                       source="event_type.key")
-    category = serializers.CharField(required=False, max_length=50, allow_null=True,
-                                     source="category.slug")
-    workspace_id = serializers.CharField(required=False, max_length=40, allow_null=True,
-                                         source="workspace.public_id")
+    event_type = EventTypeKeyField(required=False, max_length=120, allow_null=True,
+                                   source="event_type.key")
+    category = CategorySlugField(required=False, max_length=50, allow_null=True,
+                                 source="category.slug")
+    workspace_id = WorkspaceIdField(required=False, max_length=40, allow_null=True,
+                                    source="workspace.public_id")
     until = serializers.DateTimeField(required=False, allow_null=True,
                                       help_text="When the mute ends; null: until removed.")
     created_at = serializers.DateTimeField(read_only=True)
 
 
 class SilenceMatchersSerializer(StrictFieldsMixin, serializers.Serializer):
-    event_type = serializers.CharField(required=False, max_length=120)
-    category = serializers.CharField(required=False, max_length=50)
-    workspace_id = serializers.CharField(required=False, max_length=40)
-    payload = serializers.DictField(required=False, help_text="{key: value}, each equal.")
+    openapi = {"minProperties": 1}
+
+    event_type = EventTypeKeyField(required=False, max_length=120)
+    category = CategorySlugField(required=False, max_length=50)
+    workspace_id = WorkspaceIdField(required=False, max_length=40)
+    payload = serializers.DictField(required=False, allow_empty=False,
+                                    help_text="{key: value}, each equal.")
 
 
 class SilenceSerializer(StrictFieldsMixin, serializers.Serializer):
@@ -333,7 +360,8 @@ class SilenceSerializer(StrictFieldsMixin, serializers.Serializer):
     starts_at = serializers.DateTimeField(required=False, help_text="Default: now.")
     ends_at = serializers.DateTimeField()
     comment = serializers.CharField(max_length=2000)
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by = serializers.CharField(source="created_by.username", read_only=True,
+                                       allow_null=True, help_text="Its author's username.")
     state = serializers.SerializerMethodField(help_text="active, upcoming or expired.")
     created_at = serializers.DateTimeField(read_only=True)
 
@@ -345,8 +373,8 @@ class SilenceSerializer(StrictFieldsMixin, serializers.Serializer):
 
 
 class ExplainRequestSerializer(StrictFieldsMixin, serializers.Serializer):
-    event_type = serializers.CharField(max_length=120)
-    workspace_id = serializers.CharField(required=False, allow_null=True, max_length=40)
+    event_type = EventTypeKeyField(max_length=120)
+    workspace_id = WorkspaceIdField(required=False, allow_null=True, max_length=40)
     payload = serializers.DictField(required=False, default=dict)
     user = serializers.CharField(max_length=150, help_text="A username.")
 

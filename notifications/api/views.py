@@ -8,12 +8,15 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from channels_app.backends.webhook import WEBHOOK_CHANNEL
+from core.errors import Conflict
+from core.openapi import refuses
 from events.api.pagination import CursorPagination
 from events.api.parsers import JSONParser
 from events.api.permissions import StaffModelPermissions, staff_with
 from events.api.serializers import refuse_fields
+from events.exceptions import BrokerUnavailable
 
-from ..deliveries.manual import delivery_replay, delivery_retry
+from ..deliveries.manual import DeliveryNotRetryable, delivery_replay, delivery_retry
 from ..models import RoutingRule
 from ..routing.files import INHIBIT_PERMISSIONS, routing_export, routing_import
 from ..selectors import bell, deliveries, digests, preferences
@@ -137,7 +140,8 @@ class NotificationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
         refuse_fields(request.data)
         return Response({"marked": reading.notification_mark_all_read(user=request.user)})
 
-    @extend_schema(request=NotificationIdsSerializer, responses=MarkedSerializer)
+    @extend_schema(request=NotificationIdsSerializer, responses=MarkedSerializer,
+                   operation_id="notifications_read_many")
     @action(detail=False, methods=["post"], url_path="read")
     def read_many(self, request):
         """Mark several of your notifications read; ids that are not yours are ignored."""
@@ -188,12 +192,14 @@ class PreferencesView(APIView):
 class RoutingRuleViewSet(viewsets.ModelViewSet):
     """Routing rules per category or event type (staff)."""
 
+    refusals = {"create": (Conflict,), "update": (Conflict,), "partial_update": (Conflict,)}
+
     serializer_class = RoutingRuleSerializer
     permission_classes = [StaffModelPermissions]
     queryset = RoutingRule.objects.select_related("category", "event_type")
 
     def perform_create(self, serializer):
-        serializer.instance = routing_rule_set(**serializer.validated_data)
+        serializer.instance = routing_rule_set(**serializer.validated_data, new=True)
 
     def perform_update(self, serializer):
         rule, data = serializer.instance, serializer.validated_data
@@ -217,10 +223,26 @@ ROUTING_WRITE = ("notifications.add_routingrule", "notifications.change_routingr
                  "notifications.delete_routingrule", "events.change_eventtype")
 
 
+_LIST = {"type": "array", "items": {"type": "string"}}
+_SETTINGS = {"channels": _LIST, "emails": _LIST}
+_EVENT_TYPE_SETTINGS = {
+    "type": "object", "additionalProperties": False, "properties": {
+        **_SETTINGS, "priority": {"type": "string"}, "group_by": _LIST,
+        "repeat_interval_minutes": {"type": "integer"}}}
+#: What GET /api/routing/export/ answers, as the YAML reads: README "Routing files".
+ROUTING_FILE = {
+    "type": "object", "required": ["routing"], "additionalProperties": False,
+    "description": "A routing file (README, \"Routing files\"): per category slug its rule "
+                   "and, per event name, the event type's settings.",
+    "properties": {"routing": {"type": "object", "additionalProperties": {
+        "type": "object", "properties": _SETTINGS,
+        "additionalProperties": _EVENT_TYPE_SETTINGS}}}}
+
+
 class RoutingExportView(APIView):
     permission_classes = [staff_with(read=ROUTING_READ)]
 
-    @extend_schema(responses={(200, "application/yaml"): OpenApiTypes.STR})
+    @extend_schema(responses={(200, "application/yaml"): ROUTING_FILE})
     def get(self, request):
         response = HttpResponse(routing_export(), content_type="application/yaml; charset=utf-8")
         response["Content-Disposition"] = 'attachment; filename="routing.yaml"'
@@ -277,18 +299,20 @@ class DeliveryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         return Response(DeliveryAttemptSerializer(deliveries.delivery_attempt_list(
             delivery=delivery), many=True).data)
 
-    @extend_schema(request=None, responses={200: DeliverySerializer, 409: OpenApiTypes.OBJECT})
+    @extend_schema(request=None, responses=DeliverySerializer)
     @action(detail=True, methods=["post"],
             permission_classes=[staff_with(write=("notifications.change_delivery",))])
+    @refuses(DeliveryNotRetryable)
     def retry(self, request, pk=None):
         """Send a failed delivery again under the same id (409 when it is not failed)."""
         refuse_fields(request.data)
         delivery = delivery_retry(delivery_id=self.get_object().pk)
         return Response(self.get_serializer(delivery).data)
 
-    @extend_schema(request=None, responses={200: DeliverySerializer, 409: OpenApiTypes.OBJECT})
+    @extend_schema(request=None, responses=DeliverySerializer)
     @action(detail=True, methods=["post"],
             permission_classes=[staff_with(write=("notifications.change_delivery",))])
+    @refuses(DeliveryNotRetryable)
     def replay(self, request, pk=None):
         """Send a delivered or failed delivery again under the same id (409 otherwise)."""
         refuse_fields(request.data)
@@ -313,6 +337,7 @@ class DigestFlushView(APIView):
     permission_classes = [staff_with(write=("notifications.flush_digests",))]
 
     @extend_schema(request=DigestFlushSerializer, responses={202: DigestFlushQueuedSerializer})
+    @refuses(BrokerUnavailable)
     def post(self, request):
         serializer = DigestFlushSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

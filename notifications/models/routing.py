@@ -5,7 +5,12 @@ from django.core.validators import validate_email
 from django.db import models
 from django.db.models import Q
 
-from channels_app.backends import ChannelListError, check_channel_list, registered_backends
+from channels_app.backends import (
+    ChannelListError,
+    channel_names,
+    check_channel_list,
+    registered_backends,
+)
 from events.models import Category, EventType
 
 
@@ -15,6 +20,11 @@ def validate_channels(value) -> None:
         check_channel_list(value)
     except ChannelListError as exc:
         raise ValidationError(exc.message) from None
+
+
+# As the OpenAPI schema says it (core.openapi), with the channels installed then.
+validate_channels.openapi = lambda: {"type": "array", "minItems": 1, "uniqueItems": True,
+                                     "items": {"type": "string", "enum": channel_names()}}
 
 
 def validate_email_list(value) -> None:
@@ -28,6 +38,10 @@ def validate_email_list(value) -> None:
             validate_email(address)
         except ValidationError:
             raise ValidationError(f"{address!r} is not a valid email address.") from None
+
+
+validate_email_list.openapi = {"type": "array",
+                               "items": {"type": "string", "format": "email"}}
 
 
 ESCALATION_KEYS = ("after_minutes", "channels", "emails")

@@ -1,6 +1,6 @@
 """Routing rules: the one way they are written."""
 
-from core.errors import ApplicationError, full_clean
+from core.errors import ApplicationError, Conflict, full_clean
 from events.models import Category, EventType
 
 from ..models import RoutingRule, normalize_escalation
@@ -15,21 +15,24 @@ def routing_rule_set(
     escalate=...,
     notify_resolved: bool | None = None,
     rule: RoutingRule | None = None,
+    new: bool = False,
 ) -> RoutingRule:
     """Set the channels of one event type or one category (exactly one of them).
 
     Changes ``rule`` (saved or not) when given, target included; otherwise replaces the
-    target's rule or creates it. ``extra_emails`` None keeps the rule's lists. Raises
-    ``ApplicationError`` naming the fields (unknown or missing channels, a bad address, a
-    target that already has another rule). ``escalate`` (a dict, or None for none) and
-    ``notify_resolved`` are kept when not given. The one way routing rules are written.
+    target's rule or creates it (with ``new``, only creates it). Raises ``ApplicationError``
+    naming the fields (unknown or missing channels, a bad address), ``Conflict`` for a
+    target that has another rule (or one at all, with ``new``). ``extra_emails`` None keeps
+    the rule's lists; ``escalate`` (a dict, or None for none) and ``notify_resolved`` are
+    kept when not given. The one way routing rules are written.
     """
     if (event_type is None) == (category is None):
         raise ApplicationError("Choose exactly one target: a category or an event type.")
-    if rule is None:
-        rule = RoutingRule.objects.filter(event_type=event_type, category=category).first()
-    if rule is None:
-        rule = RoutingRule()
+    holder = RoutingRule.objects.filter(event_type=event_type, category=category).first()
+    if holder is not None and (new or (rule is not None and rule.pk != holder.pk)):
+        field, kind = ("event_type", "event type") if event_type else ("category", "category")
+        raise Conflict(f"This {kind} already has a routing rule.", field=field, code="exists")
+    rule = rule or holder or RoutingRule()
     rule.event_type, rule.category = event_type, category
     rule.channels = channels
     if extra_emails is not None:

@@ -210,9 +210,7 @@ def test_the_deploy_check_has_nothing_to_report_with_datafi_https():
 
     issues = deploy_check(DATAFI_HTTPS="true", **real)
 
-    # drf_spectacular's own deploy check reports the OpenAPI schema's warnings: the
-    # schema's own issue (#19, part 1), not this switch's.
-    assert [issue for issue in issues if not issue.startswith("drf_spectacular.")] == []
+    assert issues == []  # drf_spectacular's own check too: the schema has no warning
     assert set(deploy_check(DATAFI_HTTPS="false", **real)) >= {
         "security.W004", "security.W008", "security.W012", "security.W016"}
 

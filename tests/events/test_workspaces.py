@@ -133,8 +133,19 @@ def test_staff_create_list_rename_and_delete_workspaces(staff_api):
     assert list(Workspace.objects.values_list("public_id", flat=True)) == [ops_id]
 
 
+def test_a_workspace_id_that_is_taken_is_a_409_naming_it(staff_api):
+    Workspace.objects.create(public_id="ws_taken", name="Taken")
+
+    response = staff_api.post(WORKSPACES_URL, {"workspace_id": "ws_taken", "name": "Again"},
+                              format="json")
+
+    assert response.status_code == 409, response.content
+    assert response.json() == {"detail": "workspace 'ws_taken' exists already",
+                               "code": "exists", "field": "workspace_id"}
+    assert Workspace.objects.count() == 1
+
+
 @pytest.mark.parametrize("body, field", [
-    ({"workspace_id": "ws_taken", "name": "Again"}, "workspace_id"),
     ({"workspace_id": "sales", "name": "Sales"}, "workspace_id"),
     ({"workspace_id": "ws_UPPER", "name": "Sales"}, "workspace_id"),
     ({"workspace_id": "ws_sales"}, "name"),
@@ -179,8 +190,9 @@ def test_staff_add_list_and_remove_members(staff_api, make_user):
     assert added.status_code == 201, added.content
     assert added.json()["user_id"] == ann.pk
     assert default_role.json()["role"] == "member"
-    assert again.status_code == unknown.status_code == bad_role.status_code == 400
-    assert "already" in again.json()["username"][0]
+    assert unknown.status_code == bad_role.status_code == 400
+    assert again.status_code == 409  # the state, not the input: a conflict naming the field
+    assert again.json()["field"] == "username" and "already" in again.json()["detail"]
     assert "unknown user" in unknown.json()["username"][0]
     assert "role" in bad_role.json()
     listed = staff_api.get(url).json()

@@ -430,14 +430,15 @@ def test_api_post_needs_exactly_one_of_category_and_event_type(staff_api, body):
 
 @pytest.mark.parametrize(("field", "value"), [
     ("event_type", "query.query_failed"), ("category", "queries")])
-def test_api_post_of_a_second_rule_for_the_same_target_is_400(staff_api, field, value):
+def test_api_post_of_a_second_rule_for_the_same_target_is_409(staff_api, field, value):
     first = staff_api.post(RULES_URL, {field: value, "channels": ["email"]}, format="json")
     assert first.status_code == 201, first.content
 
     response = staff_api.post(RULES_URL, {field: value, "channels": ["webhook"]}, format="json")
 
-    assert response.status_code == 400
-    assert "already has a routing rule" in response.json()[field][0]
+    assert response.status_code == 409
+    assert response.json()["field"] == field and response.json()["code"] == "exists"
+    assert "already has a routing rule" in response.json()["detail"]
     assert RoutingRule.objects.get().channels == ["email"]
 
 
