@@ -8,7 +8,7 @@ from ..models import EventType
 from ..routing_view import routing_describer
 from ..services.catalog import event_type_update
 from .permissions import staff_with
-from .serializers import BoundedListField, StrictFieldsMixin
+from .serializers import BoundedListField, EventTypeKeyField, StrictFieldsMixin
 
 
 class EventTypeSerializer(StrictFieldsMixin, serializers.ModelSerializer):
@@ -28,7 +28,7 @@ class EventTypeSerializer(StrictFieldsMixin, serializers.ModelSerializer):
         child=serializers.CharField(max_length=100), required=False, max_length=10, distinct=True,
         help_text="Payload keys whose equal values make a repeat; empty: no grouping.")
     resolves = BoundedListField(
-        child=serializers.CharField(max_length=120), required=False, max_length=20,
+        child=EventTypeKeyField(max_length=120), required=False, max_length=20, distinct=True,
         help_text="Event type keys an event of this type resolves (unresolved events of "
                   "those types in its workspace with equal group_by values).")
     effective_channels = serializers.SerializerMethodField()

@@ -7,20 +7,48 @@ from rest_framework import serializers, viewsets
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from channels_app.backends import registered_backends
+from core.errors import Conflict
+from core.openapi import refuses
 from events.api.permissions import StaffModelPermissions
-from events.api.serializers import BoundedListField, StrictFieldsMixin, refuse_fields
+from events.api.serializers import (
+    BoundedListField,
+    CategorySlugField,
+    EventTypeKeyField,
+    StrictFieldsMixin,
+    refuse_fields,
+)
 from events.models import Event
+from events.validators import validate_single_line
 
 from ..models import InhibitRule
+from ..models.routing import ESCALATION_MAX_MINUTES
 from ..services import incidents
+
+
+class ExternalChannelField(serializers.CharField):
+    """A channel that sends outside the app (email, webhook, a plug-in's); the schema lists
+    the installed ones."""
+
+    @property
+    def openapi(self) -> dict:
+        return {"enum": [b.name for b in registered_backends() if b.external]}
+
+
+class PayloadKeyField(serializers.CharField):
+    """A payload key: one line of 1 to 100 characters."""
+
+    def __init__(self, **kwargs):
+        super().__init__(max_length=100, validators=[validate_single_line], **kwargs)
 
 
 class EscalationSerializer(StrictFieldsMixin, serializers.Serializer):
     """A routing rule's ``escalate``: where a critical or high event nobody acknowledged in
     ``after_minutes`` goes out again."""
 
-    after_minutes = serializers.IntegerField(min_value=1, max_value=7 * 24 * 60)
-    channels = BoundedListField(child=serializers.CharField(max_length=50), max_length=10,
+    after_minutes = serializers.IntegerField(min_value=1, max_value=ESCALATION_MAX_MINUTES)
+    channels = BoundedListField(child=ExternalChannelField(), min_length=1, max_length=10,
+                                distinct=True,
                                 help_text='External channels, e.g. ["email", "webhook"].')
     emails = BoundedListField(child=serializers.EmailField(), required=False, max_length=100,
                               help_text="Addresses that also get the escalation.")
@@ -30,13 +58,17 @@ class EventStateSerializer(serializers.Serializer):
     id = serializers.UUIDField()
     status = serializers.CharField()
     acknowledged_at = serializers.DateTimeField(allow_null=True)
-    acknowledged_by = serializers.CharField(source="acknowledged_by_name", allow_null=True)
+    acknowledged_by = serializers.SerializerMethodField(
+        help_text="A username, or the address whose email link was used; null until then.")
     escalated_at = serializers.DateTimeField(allow_null=True)
     resolved_at = serializers.DateTimeField(allow_null=True)
     resolved_by = serializers.SlugRelatedField(slug_field="username", read_only=True,
                                                allow_null=True)
     resolved_by_event = serializers.UUIDField(allow_null=True)
     resolved_now = serializers.BooleanField(help_text="false: it was resolved already.")
+
+    def get_acknowledged_by(self, event) -> str | None:
+        return event.acknowledged_by_name or None
 
 
 class EventResolveView(APIView):
@@ -59,14 +91,18 @@ class InhibitRuleSerializer(StrictFieldsMixin, serializers.Serializer):
     there whose ``equal`` payload values are the source's are kept as ``inhibited``."""
 
     id = serializers.IntegerField(read_only=True)
-    source_event_type = serializers.CharField(source="source_event_type.key", max_length=120,
-                                              help_text="An event type key.")
-    target_event_types = BoundedListField(child=serializers.CharField(max_length=120),
-                                          required=False, max_length=20)
-    target_categories = BoundedListField(child=serializers.CharField(max_length=50),
-                                         required=False, max_length=20)
-    equal = BoundedListField(child=serializers.CharField(max_length=100), required=False,
-                             max_length=10, help_text="Payload keys whose values must match.")
+    openapi = {"anyOf": [
+        {"required": [name], "properties": {name: {"minItems": 1}}}
+        for name in ("target_event_types", "target_categories")]}
+
+    source_event_type = EventTypeKeyField(source="source_event_type.key", max_length=120)
+    target_event_types = BoundedListField(child=EventTypeKeyField(max_length=120),
+                                          required=False, max_length=20, distinct=True)
+    target_categories = BoundedListField(child=CategorySlugField(max_length=50),
+                                         required=False, max_length=20, distinct=True)
+    equal = BoundedListField(child=PayloadKeyField(), required=False, max_length=10,
+                             distinct=True,
+                             help_text="Payload keys whose values must match.")
     comment = serializers.CharField(max_length=2000, required=False, allow_blank=True)
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     created_at = serializers.DateTimeField(read_only=True)
@@ -90,6 +126,15 @@ class InhibitRuleViewSet(viewsets.ModelViewSet):
     def perform_create(self, serializer):
         serializer.instance = incidents.inhibit_rule_save(values=serializer.service_values(),
                                                           created_by=self.request.user)
+
+    @refuses(Conflict)
+    def update(self, request, *args, **kwargs):
+        """A change that would leave the rule without targets is a 409."""
+        return super().update(request, *args, **kwargs)
+
+    @refuses(Conflict)
+    def partial_update(self, request, *args, **kwargs):
+        return super().partial_update(request, *args, **kwargs)
 
     def perform_update(self, serializer):
         serializer.instance = incidents.inhibit_rule_save(values=serializer.service_values(),

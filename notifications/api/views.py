@@ -18,7 +18,7 @@ from events.exceptions import BrokerUnavailable
 
 from ..deliveries.manual import DeliveryNotRetryable, delivery_replay, delivery_retry
 from ..models import RoutingRule
-from ..routing.files import INHIBIT_PERMISSIONS, routing_export, routing_import
+from ..routing.files import INHIBIT_PERMISSIONS, ROUTING_FILE, routing_export, routing_import
 from ..selectors import bell, deliveries, digests, preferences
 from ..services import attention, incidents, reading
 from ..services.digests import digest_flush_enqueue
@@ -114,10 +114,10 @@ class NotificationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
                                                      **serializer.validated_data)
         return Response(self.get_serializer(notification).data)
 
-    @extend_schema(request=None, responses={200: NotificationSerializer,
-                                            409: OpenApiTypes.OBJECT},
+    @extend_schema(request=None, responses=NotificationSerializer,
                    parameters=[NOTIFICATION_ID])
     @action(detail=True, methods=["post"])
+    @refuses(Conflict)
     def acknowledge(self, request, pk=None):
         """Acknowledge the event for everyone it went to (its pending escalation is
         cancelled) and mark your copy read. Already acknowledged: 200, saying by whom."""
@@ -221,22 +221,6 @@ ROUTING_READ = ("notifications.view_routingrule",)
 # An import writes rules (and with replace deletes them) and sets priority overrides.
 ROUTING_WRITE = ("notifications.add_routingrule", "notifications.change_routingrule",
                  "notifications.delete_routingrule", "events.change_eventtype")
-
-
-_LIST = {"type": "array", "items": {"type": "string"}}
-_SETTINGS = {"channels": _LIST, "emails": _LIST}
-_EVENT_TYPE_SETTINGS = {
-    "type": "object", "additionalProperties": False, "properties": {
-        **_SETTINGS, "priority": {"type": "string"}, "group_by": _LIST,
-        "repeat_interval_minutes": {"type": "integer"}}}
-#: What GET /api/routing/export/ answers, as the YAML reads: README "Routing files".
-ROUTING_FILE = {
-    "type": "object", "required": ["routing"], "additionalProperties": False,
-    "description": "A routing file (README, \"Routing files\"): per category slug its rule "
-                   "and, per event name, the event type's settings.",
-    "properties": {"routing": {"type": "object", "additionalProperties": {
-        "type": "object", "properties": _SETTINGS,
-        "additionalProperties": _EVENT_TYPE_SETTINGS}}}}
 
 
 class RoutingExportView(APIView):

@@ -208,6 +208,7 @@ def inhibit_rule_save(*, values: dict, rule: InhibitRule | None = None,
     """Create an inhibit rule (or change ``rule``) from ``values``: ``source_event_type`` (a
     key), ``target_event_types`` (keys) and/or ``target_categories`` (slugs), at least one
     target in all; ``equal`` (payload keys); ``comment``. Every key and slug must exist.
+    A change that would leave a rule without targets is a ``Conflict`` (with what it has).
     The one way inhibit rules are written (admin, REST, routing files)."""
     rule = rule or InhibitRule(created_by=created_by)
     unknown = sorted(set(values) - set(INHIBIT_KEYS))
@@ -231,8 +232,9 @@ def inhibit_rule_save(*, values: dict, rule: InhibitRule | None = None,
                  "event type")
     _check_known(Category, "slug", rule.target_categories, "target_categories", "category")
     if not rule.target_event_types and not rule.target_categories:
-        raise ApplicationError("Give at least one target: target_event_types or "
-                               "target_categories.", field="target_event_types")
+        refusal = Conflict if rule.pk else ApplicationError  # a change that empties it
+        raise refusal("Give at least one target: target_event_types or target_categories.",
+                      field="target_event_types")
     rule.save()
     return rule
 

@@ -25,7 +25,8 @@ answers a short error naming the key path (``reading``, ``parsing``).
 
 from .exporting import routing_export
 from .importing import INHIBIT_PERMISSIONS, ImportResult, routing_import
+from .parsing import ROUTING_FILE
 from .reading import RoutingFileError, routing_file_read
 
-__all__ = ["INHIBIT_PERMISSIONS", "ImportResult", "RoutingFileError", "routing_export",
-           "routing_file_read", "routing_import"]
+__all__ = ["INHIBIT_PERMISSIONS", "ROUTING_FILE", "ImportResult", "RoutingFileError",
+           "routing_export", "routing_file_read", "routing_import"]

@@ -36,6 +36,31 @@ INHIBIT_MAX = 200
 COMMENT_MAX = InhibitRule._meta.get_field("comment").max_length
 
 
+_LIST = {"type": "array", "items": {"type": "string"}}
+_RULE = {"channels": _LIST, "emails": _LIST, "notify_resolved": {"type": "boolean"},
+         "escalate": {"type": "object", "additionalProperties": False,
+                      "required": ["after_minutes", "channels"],
+                      "properties": {"after_minutes": {"type": "integer"}, "channels": _LIST,
+                                     "emails": _LIST}}}
+_EVENT_TYPE = {"type": "object", "additionalProperties": False, "properties": {
+    **_RULE, "priority": {"type": "string"}, "group_by": _LIST,
+    "repeat_interval_minutes": {"type": "integer"}, "resolves": _LIST}}
+#: A routing file as JSON Schema (what GET /api/routing/export/ answers, as the YAML reads).
+ROUTING_FILE = {
+    "type": "object", "required": ["routing"], "additionalProperties": False,
+    "description": "A routing file (README, \"Routing files\"): per category slug its rule "
+                   "and, per event name, the event type's settings; the inhibit rules.",
+    "properties": {
+        "routing": {"type": "object", "additionalProperties": {
+            "type": "object", "properties": _RULE, "additionalProperties": _EVENT_TYPE}},
+        "inhibit": {"type": "array", "items": {
+            "type": "object", "additionalProperties": False,
+            "required": ["source_event_type"],
+            "properties": {"source_event_type": {"type": "string"},
+                           "target_event_types": _LIST, "target_categories": _LIST,
+                           "equal": _LIST, "comment": {"type": "string"}}}}}}
+
+
 @dataclass
 class Entry:
     path: str
