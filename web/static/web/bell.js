@@ -225,7 +225,7 @@ function showList(notifications) {
 }
 
 async function refreshList() {
-  zone ??= await userTimeZone().catch(() => undefined);
+  zone = await userTimeZone().catch(() => zone); // read once per page (or saved since)
   const { status, data, etag } = await api(LIST_URL, { etag: listEtag });
   if (status === 200) {
     listEtag = etag;
