@@ -103,7 +103,7 @@ def test_the_preferences_page_offers_the_zones_and_only_the_users_own_workspaces
 
 
 @pytest.mark.parametrize("name", ["app.css", "api.js", "bell.js", "center.js", "detail.js",
-                                  "preferences.js", "attention.js", "forms.js",
+                                  "preferences.js", "attention.js", "incidents.js", "forms.js",
                                   "quiet-hours.js", "mutes.js", "admin.css",
                                   "admin-periodic-task.js", "swagger-ui-page.css"])
 def test_static_files_are_served_by_the_app(client, db, name):

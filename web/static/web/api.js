@@ -86,13 +86,29 @@ export const hiddenText = (text) => el("span", { class: "visually-hidden" }, tex
 /**
  * Replace ``container``'s children and keep the keyboard where it was: the element with the
  * same ``data-focus-key`` in the new children gets the focus back (a poll re-rendered the
- * list under a keyboard user).
+ * list under a keyboard user). Keys read ``<id>:<control>[:<part>]``; when that control is
+ * gone (someone else acknowledged or resolved it meanwhile), the focus goes to the closest
+ * one left: ``<id>:<control>``, else the notification's own ``<id>:open``.
  */
 export function replaceKeepingFocus(container, children) {
   const focused = container.contains(document.activeElement)
     ? document.activeElement.dataset.focusKey : undefined;
   container.replaceChildren(...children);
-  if (focused) container.querySelector(`[data-focus-key="${CSS.escape(focused)}"]`)?.focus();
+  if (focused) focusByKey(container, focused);
+}
+
+/** Focus the element of ``container`` with focus key ``key``, or the closest one left (see
+ * ``replaceKeepingFocus``); whether one got it. */
+export function focusByKey(container, key) {
+  const find = (k) => container.querySelector(`[data-focus-key="${CSS.escape(k)}"]`);
+  const parts = key.split(":");
+  const keys = [];
+  for (let n = parts.length; n >= Math.min(2, parts.length); n -= 1) {
+    keys.push(parts.slice(0, n).join(":"));
+  }
+  const target = [...keys, `${parts[0]}:open`].map(find).find(Boolean);
+  target?.focus();
+  return Boolean(target);
 }
 
 /** A priority's badge; its color comes from priority-colors.css by data-priority. */

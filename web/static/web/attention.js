@@ -131,9 +131,9 @@ export async function unsnooze(id) {
   return data;
 }
 
-let openControl = null; // the one snooze control whose choices show
+let openControl = null; // the one disclosure (snooze presets, a resolve's confirmation) shown
 
-/** Hide the snooze presets that show, if any (``focus``: back on their button). */
+/** Hide the disclosure that shows, if any (``focus``: back on its button). */
 export function closeOpenControl({ focus = false } = {}) {
   if (!openControl) return;
   const { button, menu, onToggle } = openControl;
@@ -149,10 +149,39 @@ document.addEventListener("click", (event) => {
 });
 
 /**
- * A "Snooze" button that shows its presets (a disclosure: Tab moves through them, Escape
- * closes them). ``onSnoozed(notification, preset)`` runs after the API accepted;
- * ``onError(error)`` when it refused. ``open`` shows the presets at once (a re-rendered
- * list keeps an open control open); ``onToggle(open)`` says when they show or hide.
+ * Make ``button`` show and hide ``menu`` inside ``root`` (a disclosure: Tab moves through
+ * the menu, Escape hides it and puts the keyboard back on the button, a click elsewhere
+ * hides it); one shows at a time on a page. ``open`` shows it at once (a re-rendered list
+ * keeps an open one open); ``onToggle(open)`` says when it shows or hides; ``onShow()``
+ * runs each time it shows.
+ */
+export function disclosure({ root, button, menu, open = false, onToggle, onShow }) {
+  const control = { root, button, menu, onToggle };
+  function show() {
+    if (openControl && openControl.root !== root) closeOpenControl();
+    openControl = control;
+    menu.hidden = false;
+    button.setAttribute("aria-expanded", "true");
+    onToggle?.(true);
+    onShow?.();
+  }
+  button.addEventListener("click", () => {
+    if (menu.hidden) show(); else closeOpenControl();
+  });
+  root.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && !menu.hidden) {
+      event.stopPropagation(); // the bell's panel stays open: only the menu closes
+      closeOpenControl({ focus: true });
+    }
+  });
+  if (open) show();
+}
+
+/**
+ * A "Snooze" button that shows its presets (a ``disclosure``). ``onSnoozed(notification,
+ * preset)`` runs after the API accepted; ``onError(error)`` when it refused. ``open`` shows
+ * the presets at once (a re-rendered list keeps an open control open); ``onToggle(open)``
+ * says when they show or hide.
  */
 export function snoozeControl(notification, { onSnoozed, onError, open = false, onToggle } = {}) {
   const menuId = `snooze-menu-${notification.id}-${Math.random().toString(36).slice(2, 8)}`;
@@ -185,28 +214,12 @@ export function snoozeControl(notification, { onSnoozed, onError, open = false, 
     "aria-label": `Snooze ${notification.title} until`, hidden: true,
   }, choices);
   const root = el("div", { class: "snooze" }, button, menu);
-  const control = { root, button, menu, onToggle };
-
-  function show() {
-    if (openControl && openControl.root !== root) closeOpenControl();
-    openControl = control;
-    menu.hidden = false;
-    button.setAttribute("aria-expanded", "true");
-    onToggle?.(true);
-    userTimeZone().then((zone) => {
+  disclosure({
+    root, button, menu, open, onToggle,
+    onShow: () => userTimeZone().then((zone) => {
       hint.textContent = zone === browserTimeZone() ? "" : ` (${zone})`;
-    }).catch(() => {});
-  }
-  button.addEventListener("click", () => {
-    if (menu.hidden) show(); else closeOpenControl();
+    }).catch(() => {}),
   });
-  root.addEventListener("keydown", (event) => {
-    if (event.key === "Escape" && !menu.hidden) {
-      event.stopPropagation(); // the bell's panel stays open: only the presets close
-      closeOpenControl({ focus: true });
-    }
-  });
-  if (open) show();
   return root;
 }
 

@@ -3,14 +3,21 @@
 // unread count with If-None-Match, so an idle bell gets a 304 (one cheap query on the
 // server), and fetches the list only when something changed. Each notification can be
 // snoozed (gone from the bell and the count at once) and, unless it is a digest or critical,
-// its event type muted ("Mute this kind", with Undo).
+// its event type muted ("Mute this kind", with Undo). A critical or high event can be
+// acknowledged and any event resolved, for everyone it went to; each row shows whether it
+// was acknowledged (by whom), escalated or resolved, and another user's bell follows on
+// its next poll.
 import {
-  announceChange, api, config, digestItems, el, errorText, eventTypeLabel,
+  announceChange, api, config, digestItems, el, errorText, eventTypeLabel, focusByKey,
   priorityBadge, repeatInfo, replaceKeepingFocus, timeElement, workspaceLabel,
 } from "./api.js";
 import {
   clockText, closeOpenControl, muteEventType, muteRemove, snoozeControl, userTimeZone,
 } from "./attention.js";
+import {
+  acknowledgeButton, acknowledgedText, canAcknowledge, canResolve, incidentStates,
+  resolveControl, resolvedText,
+} from "./incidents.js";
 
 const COUNT_URL = "/api/notifications/unread-count/";
 const LIST_URL = "/api/notifications/?page_size=8";
@@ -28,7 +35,8 @@ let countEtag = null;
 let listEtag = null;
 let listStale = true;
 let timer = null;
-let snoozeOpenFor = null; // the notification whose snooze presets show, kept across renders
+let openFor = null; // whose menu shows ("<id>:snooze", "<id>:resolve"), kept across renders
+let zone; // the user's time zone, once read: the states' times on their clock
 
 function showCount({ count, by_priority: byPriority }) {
   const top = ORDER.find((p) => (byPriority[p] || 0) > 0) || "";
@@ -52,7 +60,8 @@ function itemRow(notification) {
   el("span", { class: "bell-item-title" }, notification.title),
   el("span", { class: "bell-item-meta" },
     workspaceLabel(notification, "All workspaces"), " · ", timeElement(notification.created_at),
-    repeats ? [" · ", repeats] : null));
+    repeats ? [" · ", repeats] : null),
+  incidentLine(notification));
   const row = el("li", {
     class: `bell-item${notification.is_read ? "" : " unread"}`,
     dataset: { id: notification.id, kind: notification.kind },
@@ -62,16 +71,48 @@ function itemRow(notification) {
   return row;
 }
 
-/** Snooze, and "Mute this kind" for one event's notification that is not critical (a
- * digest mixes kinds; critical events are never muted, so the button would promise
- * nothing). */
+function incidentLine(notification) {
+  const states = incidentStates(notification, { zone });
+  return states && el("span", { class: "bell-item-states" }, states);
+}
+
+/** Keeps ``key``'s menu open across re-renders while it shows. */
+const keepOpen = (key) => ({
+  open: openFor === key,
+  onToggle: (open) => {
+    if (open) openFor = key;
+    else if (openFor === key) openFor = null;
+  },
+});
+
+/** Acknowledge (critical and high) and Resolve; Snooze; and "Mute this kind" for one
+ * event's notification that is not critical (a digest mixes kinds; critical events are
+ * never muted, so the button would promise nothing). */
 function itemActions(notification, row) {
-  const actions = el("div", { class: "bell-item-actions" }, snoozeControl(notification, {
-    open: snoozeOpenFor === notification.id,
-    onToggle: (open) => {
-      if (open) snoozeOpenFor = notification.id;
-      else if (snoozeOpenFor === notification.id) snoozeOpenFor = null;
-    },
+  const actions = el("div", { class: "bell-item-actions" });
+  if (canAcknowledge(notification)) {
+    actions.append(acknowledgeButton(notification, {
+      onAcknowledged: (updated) => {
+        replaceRow(row, updated, `${updated.id}:resolve`);
+        announceChange(); // read now: the count follows at once
+        say(acknowledgedText(updated));
+      },
+      onError: (error) => say(`Not acknowledged: ${errorText(error)}`),
+    }));
+  }
+  if (canResolve(notification)) {
+    actions.append(resolveControl(notification, {
+      ...keepOpen(`${notification.id}:resolve`),
+      onResolved: ({ notification: updated, resolvedNow }) => {
+        replaceRow(row, updated, `${updated.id}:open`);
+        announceChange();
+        say(resolvedText(updated, resolvedNow));
+      },
+      onError: (error) => say(`Not resolved: ${errorText(error)}`),
+    }));
+  }
+  actions.append(snoozeControl(notification, {
+    ...keepOpen(`${notification.id}:snooze`),
     onSnoozed: async (snoozed) => {
       removeRow(row);
       announceChange(); // the count follows at once
@@ -84,6 +125,17 @@ function itemActions(notification, row) {
     actions.append(muteButton(notification.event_type, notification.id));
   }
   return actions;
+}
+
+/** Show ``row`` as ``notification`` is now, the keyboard on its ``focusKey`` (or the
+ * closest control left) if it was in the row. */
+function replaceRow(row, notification, focusKey) {
+  const shown = list.querySelector(`.bell-item[data-id="${notification.id}"]`) || row; // polled
+  const hadFocus = shown.contains(document.activeElement)
+    || document.activeElement === document.body;
+  const fresh = itemRow(notification);
+  shown.replaceWith(fresh);
+  if (hadFocus) focusByKey(fresh, focusKey);
 }
 
 /** Take a row out of the list now, and keep the keyboard in the list. */
@@ -173,6 +225,7 @@ function showList(notifications) {
 }
 
 async function refreshList() {
+  zone = await userTimeZone().catch(() => zone); // read once per page (or saved since)
   const { status, data, etag } = await api(LIST_URL, { etag: listEtag });
   if (status === 200) {
     listEtag = etag;
@@ -201,7 +254,7 @@ async function poll() {
 
 function setOpen(open) {
   panel.hidden = !open;
-  if (!open) { notice.replaceChildren(); closeOpenControl(); snoozeOpenFor = null; }
+  if (!open) { notice.replaceChildren(); closeOpenControl(); openFor = null; }
   button.setAttribute("aria-expanded", String(open));
   if (open && listStale) refreshList().catch((error) => console.warn(error));
   if (open) loadMutes().catch((error) => console.warn(error));

@@ -1,11 +1,17 @@
 // The notification center: the full list over the cursor-paginated API, filters, paging,
 // select several and mark them read; snooze one (1 hour, tomorrow 9:00), and the "Snoozed"
-// view (?snoozed=true) where each can be brought back now.
+// view (?snoozed=true) where each can be brought back now. Each row shows whether its event
+// was acknowledged (by whom), escalated or resolved; critical and high ones can be
+// acknowledged and any event resolved, for everyone it went to.
 import {
-  announceChange, api, categoryName, config, el, errorText,
+  announceChange, api, categoryName, config, el, errorText, focusByKey,
   priorityBadge, repeatInfo, replaceKeepingFocus, timeElement, workspaceLabel,
 } from "./api.js";
 import { clockText, snoozeControl, unsnooze, userTimeZone, zonedText } from "./attention.js";
+import {
+  acknowledgeButton, acknowledgedText, canAcknowledge, canResolve, incidentStates,
+  resolveControl, resolvedText,
+} from "./incidents.js";
 
 const form = document.getElementById("filters");
 const rows = document.getElementById("center-rows");
@@ -44,7 +50,7 @@ if (snoozedView) {
 let current = null; // the API URL of the page shown
 let etag = null;
 let page = { next: null, previous: null };
-let snoozeOpenFor = null; // the row whose snooze presets show, kept when the list re-renders
+let openFor = null; // whose menu shows ("<id>:snooze", "<id>:resolve"), kept across renders
 
 function apiUrl() {
   const params = new URLSearchParams({ page_size: "20" });
@@ -75,25 +81,78 @@ function row(n, zone) {
                 dataset: { focusKey: `${n.id}:open` } }, n.title),
       n.kind === "digest" ? el("span", { class: "muted" }, ` · ${n.item_count} events`) : null,
       n.is_read ? null : el("span", { class: "dot", title: "Unread" }),
-      repeats ? el("div", { class: "muted" }, repeats) : null),
+      repeats ? el("div", { class: "muted" }, repeats) : null,
+      incidentLine(n, zone)),
     el("td", {}, categoryName(n.category)),
     el("td", {}, workspaceLabel(n, "—")),
     el("td", {}, timeElement(n.created_at)));
-  tr.append(el("td", {}, snoozedView ? unsnoozeCell(n, tr, zone) : snoozeControl(n, {
-    open: snoozeOpenFor === n.id,
-    onToggle: (open) => {
-      if (open) snoozeOpenFor = n.id;
-      else if (snoozeOpenFor === n.id) snoozeOpenFor = null;
-    },
+  tr.append(el("td", {}, snoozedView ? unsnoozeCell(n, tr, zone) : rowActions(n, tr, zone)));
+  return tr;
+}
+
+function incidentLine(n, zone) {
+  const states = incidentStates(n, { zone });
+  return states && el("div", { class: "row-states" }, states);
+}
+
+/** Keeps ``key``'s menu open across re-renders while it shows. */
+const keepOpen = (key) => ({
+  open: openFor === key,
+  onToggle: (open) => {
+    if (open) openFor = key;
+    else if (openFor === key) openFor = null;
+  },
+});
+
+/** Acknowledge (critical and high events), Resolve (events), Snooze. */
+function rowActions(n, tr, zone) {
+  const actions = el("div", { class: "row-actions" });
+  if (canAcknowledge(n)) {
+    actions.append(acknowledgeButton(n, {
+      onAcknowledged: (updated) => {
+        replaceRow(tr, row(updated, zone), `${n.id}:resolve`);
+        announceChange(); // read now: the count follows at once
+        status.textContent = acknowledgedText(updated);
+      },
+      onError: (error) => { status.textContent = `Not acknowledged: ${errorText(error)}`; },
+    }));
+  }
+  if (canResolve(n)) {
+    actions.append(resolveControl(n, {
+      ...keepOpen(`${n.id}:resolve`),
+      onResolved: ({ notification: updated, resolvedNow }) => {
+        replaceRow(tr, row(updated, zone), `${n.id}:open`);
+        announceChange();
+        status.textContent = resolvedText(updated, resolvedNow);
+      },
+      onError: (error) => { status.textContent = `Not resolved: ${errorText(error)}`; },
+    }));
+  }
+  actions.append(snoozeControl(n, {
+    ...keepOpen(`${n.id}:snooze`),
     onSnoozed: async (snoozed) => {
       removeRow(tr, ".snooze-button");
       announceChange(); // out of the unread count at once
-      const zone = await userTimeZone().catch(() => undefined);
-      status.textContent = `Snoozed “${n.title}” until ${clockText(snoozed.snoozed_until, zone)}.`;
+      const userZone = await userTimeZone().catch(() => undefined);
+      status.textContent =
+        `Snoozed “${n.title}” until ${clockText(snoozed.snoozed_until, userZone)}.`;
     },
     onError: (error) => { status.textContent = `Not snoozed: ${errorText(error)}`; },
-  })));
-  return tr;
+  }));
+  return actions;
+}
+
+/** Show the row ``tr`` was (or a poll's newer copy of it) as ``fresh``; the keyboard on
+ * ``focusKey`` (or the closest control left) if it was in the row. */
+function replaceRow(tr, fresh, focusKey) {
+  const shown = rows.querySelector(`tr[data-id="${fresh.dataset.id}"]`) || tr;
+  const hadFocus = shown.contains(document.activeElement)
+    || document.activeElement === document.body;
+  const box = (node) => node.querySelector("input[type=checkbox]");
+  box(fresh).checked = box(shown).checked; // still selected
+  shown.replaceWith(fresh);
+  updateSelection();
+  if (hadFocus) focusByKey(fresh, focusKey);
 }
 
 /** In the snoozed view: when it comes back by itself, and a button to bring it back now. */
@@ -135,8 +194,8 @@ async function load(url, { keepEtag = false } = {}) {
     if (answer.status === 304) return;
     etag = answer.etag;
     page = { next: answer.data.next, previous: answer.data.previous };
-    // The snoozed view says when each comes back on the user's own clock.
-    const zone = snoozedView ? await userTimeZone().catch(() => undefined) : undefined;
+    // Times on the user's own clock: when a snoozed one comes back, the states' dates.
+    const zone = await userTimeZone().catch(() => undefined);
     replaceKeepingFocus(rows, answer.data.results.map((n) => row(n, zone)));
     empty.hidden = answer.data.results.length > 0;
     newer.disabled = !page.previous;
