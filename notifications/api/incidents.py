@@ -62,8 +62,8 @@ class EventStateSerializer(serializers.Serializer):
         help_text="A username, or the address whose email link was used; null until then.")
     escalated_at = serializers.DateTimeField(allow_null=True)
     resolved_at = serializers.DateTimeField(allow_null=True)
-    resolved_by = serializers.SlugRelatedField(slug_field="username", read_only=True,
-                                               allow_null=True)
+    resolved_by = serializers.CharField(source="resolved_by.username", read_only=True,
+                                        allow_null=True, help_text="Resolved by hand: who.")
     resolved_by_event = serializers.UUIDField(allow_null=True)
     resolved_now = serializers.BooleanField(help_text="false: it was resolved already.")
 
@@ -104,7 +104,8 @@ class InhibitRuleSerializer(StrictFieldsMixin, serializers.Serializer):
                              distinct=True,
                              help_text="Payload keys whose values must match.")
     comment = serializers.CharField(max_length=2000, required=False, allow_blank=True)
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by = serializers.CharField(source="created_by.username", read_only=True,
+                                       allow_null=True)
     created_at = serializers.DateTimeField(read_only=True)
 
     def service_values(self) -> dict:
