@@ -263,6 +263,11 @@ def _event_message(event: Event, template: str, context: dict, *, to: str, from_
     )
 
 
+def check_address(value: str, *, role: str) -> Address:
+    """``value`` as one valid address; raises ValueError naming ``role`` otherwise."""
+    return _address(value, role=role)
+
+
 def _address(value: str, *, display_name: str = "", role: str) -> Address:
     addr_spec = header_text(value)
     try:

@@ -33,6 +33,8 @@ EVENT_ROUTE_URGENT = "notifications.event_route_urgent"
 EVENTS_ROUTE_PENDING = "notifications.events_route_pending"
 DIGEST_FLUSH = "notifications.digest_flush"
 DELIVERY_SEND = "notifications.delivery_send"
+DELIVERIES_SEND = "notifications.deliveries_send"
+EVENT_DELIVERIES_SEND = "notifications.event_deliveries_send"
 DELIVERIES_PUBLISH = "notifications.deliveries_publish"
 DIGEST_SEND = "notifications.digest_send"
 WEBHOOK_SEND = "notifications.webhook_send"
@@ -89,7 +91,10 @@ TASKS = (
     # One attempt of one send; a message names its queue (the channel's, see
     # ChannelBackend.queue): this queue is where a message without one goes.
     TaskSpec(DELIVERY_SEND, "deliveries", "one attempt of one send"),
-    TaskSpec(DELIVERIES_PUBLISH, "deliveries", "publish the sends of a large audience"),
+    TaskSpec(DELIVERIES_SEND, "deliveries", "one attempt of each of a few sends, in a batch"),
+    TaskSpec(EVENT_DELIVERIES_SEND, "deliveries",
+             "the next batch of a large audience's sends (then its continuation)"),
+    TaskSpec(DELIVERIES_PUBLISH, "deliveries", "publish sends (messages of older versions)"),
     TaskSpec(DIGEST_SEND, "digests", "one attempt of a digest (messages of older versions)"),
     TaskSpec(WEBHOOK_SEND, "webhooks", "one attempt of a webhook send (older versions)"),
     TaskSpec(DELIVERY_SWEEP, "deliveries", "enqueue sends a lost message or a dead worker "

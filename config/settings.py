@@ -23,7 +23,6 @@ VAR_DIR = Path(env.str("DATAFI_VAR_DIR", default=str(BASE_DIR / "var"))).resolve
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 
-
 def _local_secret(name: str, generate=lambda: secrets.token_urlsafe(50)) -> str:
     """A random secret kept in ``VAR_DIR`` so the embedded default needs no configuration."""
     path = VAR_DIR / name
@@ -79,11 +78,9 @@ SECURE_CSP = {
     "report-uri": [CSP_REPORT_PATH],
 }
 # Browser features no page uses, switched off (feature -> allowed origins; empty: none).
-PERMISSIONS_POLICY = {
-    feature: [] for feature in (
-        "accelerometer", "camera", "display-capture", "geolocation", "gyroscope",
-        "magnetometer", "microphone", "midi", "payment", "usb")
-}
+PERMISSIONS_POLICY = {feature: [] for feature in (
+    "accelerometer", "camera", "display-capture", "geolocation", "gyroscope", "magnetometer",
+    "microphone", "midi", "payment", "usb")}
 
 INSTALLED_APPS = [
     "config.apps.DatafiAdminConfig",  # django.contrib.admin with sections (config/admin.py)
@@ -312,22 +309,18 @@ DATAFI_MAX_ROUTING_FILE_BYTES = env.int("DATAFI_MAX_ROUTING_FILE_BYTES", default
 # An event whose publish failed is enqueued again by the next outbox sweep (every 30 s), and
 # one unrouted this long after emit or its last enqueue (a lost message) too.
 DATAFI_OUTBOX_STALE_SECONDS = env.int("DATAFI_OUTBOX_STALE_SECONDS", default=600)
-# The same window for critical and high events, so they are back within 2 minutes
-# (this window plus one sweep interval); a duplicate enqueue is harmless.
+# The same for critical and high: back within 2 minutes (this plus one sweep interval).
 DATAFI_OUTBOX_URGENT_STALE_SECONDS = env.int("DATAFI_OUTBOX_URGENT_STALE_SECONDS", default=45)
 # Medium, low and info events are routed in batches of at most this many (one transaction
-# each) by one events_route_pending task, requested once by emit through a flag in the
-# cache that lives at most DATAFI_ROUTING_REQUEST_SECONDS (a request lost with its message
-# stops holding back new ones after that; the outbox sweep routes what it left behind).
+# each) by one events_route_pending task, requested by emit through a cache flag that lives
+# at most DATAFI_ROUTING_REQUEST_SECONDS (a lost request stops holding back new ones then).
 DATAFI_ROUTING_BATCH_SIZE = env.int("DATAFI_ROUTING_BATCH_SIZE", default=500)
 DATAFI_ROUTING_REQUEST_SECONDS = env.int("DATAFI_ROUTING_REQUEST_SECONDS", default=60)
-# After a failed publish, a process leaves the broker alone this long (events wait for the
-# sweep): a transaction emitting many events during an outage is not held up.
+# After a failed publish a process leaves the broker alone this long (the sweep publishes).
 DATAFI_BROKER_BACKOFF_SECONDS = env.int("DATAFI_BROKER_BACKOFF_SECONDS", default=30)
 # How often an open page's bell asks whether anything changed (an unchanged answer is a 304).
 DATAFI_BELL_POLL_SECONDS = env.float("DATAFI_BELL_POLL_SECONDS", default=10)
-# A digest flush sends its in-app digests in chunks of at most this many items (whole
-# digests), one transaction each: its memory holds one chunk, whatever is waiting.
+# A flush sends in-app digests in chunks of at most this many items, one transaction each.
 DATAFI_FLUSH_CHUNK_ITEMS = env.int("DATAFI_FLUSH_CHUNK_ITEMS", default=5000)
 # Events, notifications, deliveries and digests older than this many days are deleted once
 # nothing about them is still to be sent (notifications.retention, hourly); 0 keeps all.
@@ -366,7 +359,7 @@ DATAFI_READYZ_TIMEOUT_SECONDS = env.float("DATAFI_READYZ_TIMEOUT_SECONDS", defau
 DATAFI_BEAT_HEARTBEAT_MAX_AGE_SECONDS = env.float("DATAFI_BEAT_HEARTBEAT_MAX_AGE_SECONDS", 60)
 DATAFI_OVERVIEW_SETTLE_HOURS = env.int("DATAFI_OVERVIEW_SETTLE_HOURS", default=3)
 
-# --- Outbound deliveries (email now, webhooks next) -------------------------------------------
+# --- Outbound deliveries --------------------------------------------------------------------
 # The app's address, for links in emails ("open in Datafi").
 DATAFI_APP_URL = env.str("DATAFI_APP_URL", default="http://localhost:8000/")
 # A transient failure is retried after base x 2^(n-1) seconds (n: the attempt that failed),
@@ -375,9 +368,13 @@ DATAFI_APP_URL = env.str("DATAFI_APP_URL", default="http://localhost:8000/")
 DATAFI_RETRY_BASE_SECONDS = env.float("DATAFI_RETRY_BASE_SECONDS", default=10)
 DATAFI_RETRY_MAX_SECONDS = env.float("DATAFI_RETRY_MAX_SECONDS", default=300)
 DATAFI_EMAIL_MAX_ATTEMPTS = env.int("DATAFI_EMAIL_MAX_ATTEMPTS", default=4)
-# Routing with more sends than this hands their publishing to the send workers in tasks of
-# this many (deliveries.enqueue): a large audience does not hold its urgent worker.
-DATAFI_SEND_FANOUT_CHUNK = env.int("DATAFI_SEND_FANOUT_CHUNK", default=100)
+# A large audience's sends go in tasks of this many over one kept connection, on this many
+# send workers at once; a kept SMTP connection carries at most this many messages, or
+# idles this long (README "Sending at scale").
+DATAFI_SEND_BATCH = env.int("DATAFI_SEND_BATCH", default=20)
+DATAFI_SEND_LANES = env.int("DATAFI_SEND_LANES", default=2)
+SMTP_MAX_MESSAGES_PER_CONNECTION = env.int("SMTP_MAX_MESSAGES_PER_CONNECTION", default=100)
+SMTP_MAX_IDLE_SECONDS = env.float("SMTP_MAX_IDLE_SECONDS", default=30)
 # A delivery still "sending" this long after its attempt started lost its worker: the
 # delivery sweep sends it again. Longer than any SMTP/HTTP timeout (the SMTP one is <= 300).
 DATAFI_SENDING_TIMEOUT_SECONDS = env.float("DATAFI_SENDING_TIMEOUT_SECONDS", default=330)
@@ -389,8 +386,8 @@ assert _visibility_timeout is None or _visibility_timeout >= 2 * DATAFI_RETRY_MA
     "visibility_timeout, or a retry scheduled with a countdown is delivered twice")
 
 # --- Webhooks -----------------------------------------------------------------------------
-# Per attempt: seconds to connect, seconds to wait for the answer (and to read its first
-# bytes, at most WEBHOOK_MAX_RESPONSE_BYTES of them). Redirects are never followed.
+# Per attempt: seconds to connect, to wait for the answer and read at most
+# WEBHOOK_MAX_RESPONSE_BYTES of it. Redirects are never followed.
 WEBHOOK_CONNECT_TIMEOUT_SECONDS = env.float("WEBHOOK_CONNECT_TIMEOUT_SECONDS", default=5)
 WEBHOOK_READ_TIMEOUT_SECONDS = env.float("WEBHOOK_READ_TIMEOUT_SECONDS", default=15)
 WEBHOOK_MAX_RESPONSE_BYTES = env.int("WEBHOOK_MAX_RESPONSE_BYTES", default=4096)

@@ -7,6 +7,7 @@ Every task here is idempotent, so a message whose worker died is safe to run aga
 import logging
 
 from celery import shared_task
+from django.conf import settings
 
 from config import control_plane
 from core.logcontext import log_context
@@ -105,9 +106,29 @@ def delivery_send(*, delivery_id: str) -> None:
         logger.info("delivery %s: %s", delivery_id, outcome)
 
 
+@shared_task(**control_plane.task_options(control_plane.DELIVERIES_SEND))
+def deliveries_send(*, delivery_ids: list) -> None:
+    """One attempt at each of a few sends, over one kept connection. Idempotent."""
+    outcomes = send.deliveries_send(delivery_ids=delivery_ids)
+    logger.info("%d deliveries: %s", len(outcomes), ", ".join(
+        f"{outcomes.count(o)} {o}" for o in sorted(set(outcomes))))
+
+
+@shared_task(**control_plane.task_options(control_plane.EVENT_DELIVERIES_SEND))
+def event_deliveries_send(*, event_id: str, channel: str, queue: str) -> None:
+    """The next batch of one event's sends on one channel (a large audience): claimed,
+    its continuation queued behind whatever waits now, then sent. Idempotent."""
+    with log_context(event_id=event_id):
+        taken = send.event_deliveries_send(
+            event_id=event_id, channel=channel, batch=settings.DATAFI_SEND_BATCH,
+            then=lambda: enqueue.event_batch_continue(event_id=event_id, channel=channel,
+                                                      queue=queue))
+        logger.info("event %s: %d %s sends", event_id, taken, channel)
+
+
 @shared_task(**control_plane.task_options(control_plane.DELIVERIES_PUBLISH))
 def deliveries_publish(*, jobs: list) -> None:
-    """Publish the send tasks of many deliveries (handed over by routing or a flush)."""
+    """Publish the sends of many deliveries (messages of older versions)."""
     enqueue.deliveries_publish(jobs=jobs)
 
 

@@ -151,6 +151,11 @@ class ChannelBackend:
         cancelled, saying so)."""
         return None
 
+    def batch_begin(self) -> None:
+        """Called before each batch of sends on this channel (a single send is a batch of
+        one), in the thread that then renders and sends it: read once what the batch's sends
+        share (the email settings, a webhook endpoint). Nothing by default."""
+
     def send(self, message: Any) -> SendResult:
         """Send one rendered message. Raises ``TransientError`` or ``PermanentError``; never
         runs inside a database transaction (it may take up to the channel's timeout)."""

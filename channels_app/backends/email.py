@@ -8,6 +8,7 @@ A delivery's target is the address, lower-cased; a member's own address keeps th
 (their preferences and audience checks apply to that copy).
 """
 
+import threading
 from email.message import EmailMessage
 
 from django.conf import settings
@@ -15,10 +16,10 @@ from django.conf import settings
 from events.ack_links import acknowledge_url
 from events.catalog import Priority
 
-from .. import emails
+from .. import email_batch, emails
 from ..models import EmailSettings
 from ..services.email import EMAIL_CHANNEL, email_smtp_config
-from ..transports import smtp
+from ..transports import smtp, smtp_pool
 from .base import RESPONSE_KEEP_CHARS, ChannelBackend, Recipient, SendResult
 
 #: The app's page where a signed-in user chooses what reaches them (the web app's URL).
@@ -41,9 +42,21 @@ class EmailBackend(ChannelBackend):
     queue = "deliveries"
     batched_queue = "digests"
 
+    def __init__(self):
+        self._batch = threading.local()
+
     @property
     def max_attempts(self) -> int:
         return settings.DATAFI_EMAIL_MAX_ATTEMPTS
+
+    def batch_begin(self) -> None:
+        """Read the settings once for the batch; forget the previous batch's messages."""
+        self._batch.config = email_smtp_config()
+        self._batch.prepared = {}
+
+    def _config(self) -> smtp.SmtpConfig:
+        config = getattr(self._batch, "config", None)
+        return config if config is not None else email_smtp_config()
 
     def targets(self, *, event, members, rule, config) -> list[Recipient]:
         """Each address once, compared case-insensitively; a member without one is skipped.
@@ -76,24 +89,41 @@ class EmailBackend(ChannelBackend):
     def target_fields(self, target, target_data) -> dict:
         return {"address": target}
 
-    def render_event(self, *, event, title, recipient, delivery_id) -> EmailMessage:
-        """Raises ValueError for an address that is not one valid address."""
-        sender = email_smtp_config()
-        return emails.build_event_email(
-            event=event, title=title, to=recipient.target, from_email=sender.from_email,
-            from_name=sender.from_name, app_url=settings.DATAFI_APP_URL,
-            message_id=emails.make_message_id(delivery_id, sender.from_email),
-            unsubscribe_url=preferences_url(recipient),
-            acknowledge_url=(acknowledge_url(delivery_id)
-                             if event.priority in Priority.IMMEDIATE else None),
-        )
+    def render_event(self, *, event, title, recipient, delivery_id
+                     ) -> EmailMessage | smtp.Envelope:
+        """Raises ValueError for an address that is not one valid address.
+
+        The second recipient of one event in a batch and every later one get the message
+        prepared once for all of them (``channels_app.email_batch``): the same message,
+        built in a fraction of the time."""
+        sender = self._config()
+        acknowledge = event.priority in Priority.IMMEDIATE
+        unsubscribe = preferences_url(recipient)
+        message_id = emails.make_message_id(delivery_id, sender.from_email)
+        link = acknowledge_url(delivery_id) if acknowledge else None
+        prepared = getattr(self._batch, "prepared", None)
+        key = (event.pk, title, unsubscribe)
+        if prepared is None or key not in prepared:
+            if prepared is not None:
+                prepared[key] = None  # seen once: prepared if it comes again
+            return emails.build_event_email(
+                event=event, title=title, to=recipient.target, from_email=sender.from_email,
+                from_name=sender.from_name, app_url=settings.DATAFI_APP_URL,
+                message_id=message_id, unsubscribe_url=unsubscribe, acknowledge_url=link)
+        if prepared[key] is None:
+            prepared[key] = email_batch.prepare_event_email(
+                event=event, title=title, from_email=sender.from_email,
+                from_name=sender.from_name, app_url=settings.DATAFI_APP_URL,
+                unsubscribe_url=unsubscribe, acknowledge=acknowledge)
+        return prepared[key].envelope(to=recipient.target, message_id=message_id,
+                                      acknowledge_url=link)
 
     def resolution_targets(self, recipients, *, asked) -> list[Recipient]:
         """Every address that got the event, when its routing rule asks."""
         return list(recipients) if asked else []
 
     def render_resolution(self, *, event, title, recipient, delivery_id) -> EmailMessage:
-        sender = email_smtp_config()
+        sender = self._config()
         return emails.build_resolution_email(
             event=event, title=title, to=recipient.target, from_email=sender.from_email,
             from_name=sender.from_name, app_url=settings.DATAFI_APP_URL,
@@ -102,7 +132,7 @@ class EmailBackend(ChannelBackend):
         )
 
     def render_digest(self, *, priority, events, recipient, delivery_id) -> EmailMessage:
-        sender = email_smtp_config()
+        sender = self._config()
         return emails.build_digest_email(
             bucket_priority=priority, events=list(events), to=recipient.target,
             from_email=sender.from_email, from_name=sender.from_name,
@@ -111,7 +141,10 @@ class EmailBackend(ChannelBackend):
             unsubscribe_url=preferences_url(recipient),
         )
 
-    def send(self, message: EmailMessage) -> SendResult:
-        sent = smtp.send_message(email_smtp_config(), message)
+    def send(self, message: EmailMessage | smtp.Envelope) -> SendResult:
+        """Over this process's kept connection (``transports.smtp_pool``)."""
+        limits = smtp_pool.Limits(max_messages=settings.SMTP_MAX_MESSAGES_PER_CONNECTION,
+                                  max_idle_seconds=settings.SMTP_MAX_IDLE_SECONDS)
+        sent = smtp_pool.pool.send(self._config(), smtp.envelope_of(message), limits=limits)
         return SendResult(status_code=sent.code,
                           response=f"{sent.code} {sent.text}"[:RESPONSE_KEEP_CHARS])

@@ -9,6 +9,7 @@ endpoint's health is kept (``delivery_finished``): 410 Gone, or
 ``WEBHOOK_DISABLE_AFTER_FAILURES`` failed deliveries in a row, deactivate it.
 """
 
+import threading
 from dataclasses import dataclass
 
 from django.utils import timezone
@@ -80,8 +81,22 @@ class WebhookBackend(ChannelBackend):
                    .values_list("max_retries", flat=True).first())
         return 1 + (3 if retries is None else retries)
 
+    def __init__(self):
+        self._batch = threading.local()
+
+    def batch_begin(self) -> None:
+        """Each endpoint is loaded (its secrets decrypted) once per batch."""
+        self._batch.endpoints = {}
+
     def _endpoint(self, recipient: Recipient) -> WebhookEndpoint:
-        endpoint = WebhookEndpoint.objects.filter(pk=_endpoint_id(recipient)).first()
+        cache = getattr(self._batch, "endpoints", None)
+        pk = _endpoint_id(recipient)
+        if cache is not None and pk in cache:
+            endpoint = cache[pk]
+        else:
+            endpoint = WebhookEndpoint.objects.filter(pk=pk).first()
+            if cache is not None:
+                cache[pk] = endpoint
         if endpoint is None:
             raise PermanentError("The webhook endpoint was deleted.", kind="no_endpoint")
         if not endpoint.is_active:

@@ -8,6 +8,8 @@ one call stays within ``config.timeout`` seconds.
 from __future__ import annotations
 
 import copy
+import functools
+import os
 import smtplib
 import socket
 import ssl
@@ -100,27 +102,33 @@ def test_connection(config: SmtpConfig) -> Result:
         return Result(ok=False, error=NOT_CONFIGURED,
                       detail="Email is not configured: set a host, a port and a from address.")
     try:
-        with _Session(config):
+        with Session(config):
             pass
     except DeliveryError as error:
         return Result.from_error(error)
     return Result(ok=True)
 
 
-def send_message(config: SmtpConfig, message: EmailMessage) -> Sent:
-    """Send ``message`` to the addresses of its To, Cc and Bcc headers (Bcc is not sent;
-    ``message`` itself is left as it is, so a retry can send it again).
+@dataclass(frozen=True)
+class Envelope:
+    """A message as it goes over the wire: its recipients and its bytes."""
 
-    The envelope sender is ``config.from_email``. Returns the server's reply to the data;
-    raises TransientError (connection refused or reset, timeout, SMTP 4xx) or PermanentError
-    (SMTP 5xx, authentication failure, TLS failure, a message that cannot be sent).
+    recipients: tuple[str, ...]
+    data: bytes = field(repr=False)
+    message_id: str = ""
+
+
+def envelope_of(message: EmailMessage | Envelope) -> Envelope:
+    """``message`` ready for the wire: recipients from its To, Cc and Bcc headers (Bcc is
+    not sent; ``message`` itself is left as it is, so a retry can send it again).
+
+    Raises PermanentError for a message without a recipient or that cannot be encoded.
     """
-    if not config.is_configured:
-        raise PermanentError("Email is not configured: set a host, a port and a from address.",
-                             kind=NOT_CONFIGURED)
-    recipients = [addr for _, addr in getaddresses(
+    if isinstance(message, Envelope):
+        return message
+    recipients = tuple(addr for _, addr in getaddresses(
         message.get_all("To", []) + message.get_all("Cc", []) + message.get_all("Bcc", []))
-        if addr]
+        if addr)
     if not recipients:
         raise PermanentError("The message has no recipient.", kind=REJECTED)
     if message["Bcc"] is not None:  # recipients, but not a header anyone receives
@@ -132,21 +140,56 @@ def send_message(config: SmtpConfig, message: EmailMessage) -> Sent:
     except (ValueError, UnicodeError) as exc:
         raise PermanentError(f"The message cannot be encoded for SMTP: {exc}",
                              kind=REJECTED) from None
-    with _Session(config) as session:
-        return session.send(config.from_email, recipients, data, message["Message-ID"])
+    return Envelope(recipients=recipients, data=data, message_id=message["Message-ID"] or "")
 
 
-class _Session:
-    """One SMTP connection, opened, secured and authenticated on enter, closed on exit."""
+def send_message(config: SmtpConfig, message: EmailMessage | Envelope) -> Sent:
+    """Send ``message`` over a connection of its own, opened and closed here (Send Test
+    Email; the delivery pipeline keeps its connections: ``smtp_pool``).
+
+    The envelope sender is ``config.from_email``. Returns the server's reply to the data;
+    raises TransientError (connection refused or reset, timeout, SMTP 4xx) or PermanentError
+    (SMTP 5xx, authentication failure, TLS failure, a message that cannot be sent).
+    """
+    check_configured(config)
+    envelope = envelope_of(message)
+    with Session(config) as session:
+        return session.send(config.from_email, envelope)
+
+
+def check_configured(config: SmtpConfig) -> None:
+    if not config.is_configured:
+        raise PermanentError("Email is not configured: set a host, a port and a from address.",
+                             kind=NOT_CONFIGURED)
+
+
+@functools.lru_cache(maxsize=4)
+def _tls_context(cafile: str | None, capath: str | None) -> ssl.SSLContext:
+    return ssl.create_default_context()
+
+
+def tls_context() -> ssl.SSLContext:
+    """The system trust store's context, built once per process (loading the store costs
+    milliseconds of CPU); built again if ``SSL_CERT_FILE`` or ``SSL_CERT_DIR`` changes."""
+    return _tls_context(os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+
+
+class Session:
+    """One SMTP connection, opened, secured and authenticated on enter, closed on exit.
+
+    Each call (opening, ``send``, ``noop``, ``rset``) has ``config.timeout`` seconds in all.
+    ``stage`` is the protocol step under way or last done.
+    """
 
     def __init__(self, config: SmtpConfig):
         self.config = config
         self.deadline = time.monotonic() + config.timeout
         self.smtp: smtplib.SMTP | None = None
+        self.stage = ""
 
-    def __enter__(self) -> _Session:
+    def __enter__(self) -> Session:
         config = self.config
-        context = ssl.create_default_context()
+        context = tls_context()
         try:
             with self._step("connect"):
                 if config.encryption == SSL:
@@ -187,20 +230,48 @@ class _Session:
             self.smtp.close()
             self.smtp = None
 
-    def send(self, sender: str, recipients: list[str], data: bytes, message_id: str) -> Sent:
+    @property
+    def is_open(self) -> bool:
+        return self.smtp is not None
+
+    def send(self, sender: str, envelope: Envelope) -> Sent:
+        self.deadline = time.monotonic() + self.config.timeout
         smtp = self.smtp
         with self._step("MAIL FROM"):
             self._check(smtp.mail(sender), "MAIL FROM")
-        for recipient in recipients:
+        for recipient in envelope.recipients:
             with self._step("RCPT TO"):
                 self._check(smtp.rcpt(recipient), f"RCPT TO <{recipient}>")
         with self._step("DATA"):
             try:
-                code, text = smtp.data(data)
+                code, text = smtp.data(envelope.data)
             except smtplib.SMTPDataError as exc:  # the DATA command itself was refused
                 code, text = exc.smtp_code, exc.smtp_error
             self._check((code, text), "DATA")
-        return Sent(code=code, text=_text(text), message_id=message_id or "")
+        return Sent(code=code, text=_text(text), message_id=envelope.message_id)
+
+    def noop(self) -> None:
+        """A cheap round trip: raises a DeliveryError if the connection is no longer usable."""
+        self.deadline = time.monotonic() + self.config.timeout
+        with self._step("NOOP"):
+            self._check(self.smtp.noop(), "NOOP")
+
+    def rset(self) -> None:
+        """End a refused transaction so the connection can carry the next message."""
+        self.deadline = time.monotonic() + self.config.timeout
+        with self._step("RSET"):
+            self._check(self.smtp.rset(), "RSET")
+
+    def quit(self) -> None:
+        """Say goodbye and close; a rude goodbye changes nothing."""
+        if self.smtp is not None:
+            try:
+                self.deadline = time.monotonic() + min(self.config.timeout, 2)
+                self._arm()
+                self.smtp.quit()
+            except (OSError, smtplib.SMTPException):
+                pass
+        self.close()
 
     def _check(self, reply: tuple[int, bytes | str], command: str) -> None:
         code, text = reply
@@ -225,11 +296,12 @@ class _Session:
 class _Step:
     """Runs one protocol step within the deadline and turns its failure into a DeliveryError."""
 
-    def __init__(self, session: _Session, what: str):
+    def __init__(self, session: Session, what: str):
         self.session = session
         self.what = what
 
     def __enter__(self):
+        self.session.stage = self.what
         try:
             self.session._arm()
         except TimeoutError:

@@ -62,30 +62,93 @@ def delivery_send(*, delivery_id) -> str:
     Must not be called inside a transaction: the claim commits before the network call.
     Returns an ``Outcome`` value.
     """
-    delivery = Delivery.objects.filter(pk=delivery_id).first()
-    if delivery is None:
-        logger.info("delivery %s: not found, nothing to send", delivery_id)
-        return Outcome.SKIPPED
-    log_context_add(delivery_id=delivery.pk, event_id=delivery.event_id,
-                    digest_id=delivery.digest_id)
-    backend = get_backend(delivery.channel)
-    if backend is None or not backend.external or not delivery.is_sent_alone:
-        return Outcome.SKIPPED
-    if delivery.status != Delivery.Status.PENDING:
-        return Outcome.SKIPPED
+    return deliveries_send(delivery_ids=[delivery_id])[0]
+
+
+def deliveries_send(*, delivery_ids) -> list[str]:
+    """One attempt at each of ``delivery_ids``, in order, over each channel's kept
+    connection; idempotent. Each delivery is claimed, attempted and recorded on its own: the
+    claims commit together before any network call, each outcome is recorded as soon as it
+    is known. A worker killed mid-batch leaves the batch's unsent claims to the sweep
+    (``DATAFI_SENDING_TIMEOUT_SECONDS``) and sends nothing twice but the message that was on
+    the wire (with the same Message-ID). Returns each delivery's ``Outcome``.
+    """
+    found = {str(pk): delivery for pk, delivery in
+             Delivery.objects.in_bulk([str(pk) for pk in delivery_ids]).items()}
+    outcomes = {}
+    by_channel: dict[str, list[Delivery]] = {}
+    for delivery in found.values():
+        by_channel.setdefault(delivery.channel, []).append(delivery)
+    for channel, deliveries in by_channel.items():
+        outcomes.update(_send_channel(get_backend(channel), deliveries))
+    for pk in delivery_ids:
+        if str(pk) not in found:
+            logger.info("delivery %s: not found, nothing to send", pk)
+    return [outcomes.get(str(pk), Outcome.SKIPPED) for pk in delivery_ids]
+
+
+def event_deliveries_send(*, event_id, channel: str, batch: int, then=None) -> int:
+    """Send up to ``batch`` of the pending, due, immediate sends of one event on one channel
+    (a large audience's), claimed with SKIP LOCKED where the database has it, so several
+    workers share the audience. A full batch calls ``then()`` (which queues the next one)
+    once its claim has committed, before sending. Returns how many it sent."""
+    now = timezone.now()
+    with transaction.atomic():
+        pks = list(_due(Delivery.objects.filter(
+            event_id=event_id, channel=channel, kind=Delivery.Kind.EVENT, bucket="",
+            status=Delivery.Status.PENDING), now).order_by("pk")
+            .select_for_update(skip_locked=True).values_list("pk", flat=True)[:batch])
+        backend = get_backend(channel)
+        if not pks or backend is None or not backend.external:
+            return 0
+        if backend.configuration_problems():
+            Delivery.objects.filter(pk__in=pks).update(next_attempt_at=None)
+            return 0  # waits: the channel becoming ready enqueues them (and the sweep)
+        attempts = _claim(list(Delivery.objects.filter(pk__in=pks).order_by("pk")), now=now)
+    if len(pks) == batch and then is not None:
+        then()
+    _attempt_all(attempts, backend)
+    return len(attempts)
+
+
+def _send_channel(backend: ChannelBackend | None, deliveries: list[Delivery]) -> dict:
+    sendable = [d for d in deliveries
+                if backend is not None and backend.external and d.is_sent_alone
+                and d.status == Delivery.Status.PENDING]
+    if not sendable:
+        return {}
+    log_context_add(delivery_id=sendable[0].pk, event_id=sendable[0].event_id,
+                    digest_id=sendable[0].digest_id)
     if backend.configuration_problems():
         # Waits with no due time: the channel becoming ready enqueues it (and the sweep).
-        Delivery.objects.filter(pk=delivery.pk, status=Delivery.Status.PENDING).update(
-            next_attempt_at=None)
-        return Outcome.WAITING
-    attempt = _claim(delivery)
-    if attempt is None:
-        return Outcome.SKIPPED
+        Delivery.objects.filter(pk__in=[d.pk for d in sendable],
+                                status=Delivery.Status.PENDING).update(next_attempt_at=None)
+        return {str(d.pk): Outcome.WAITING for d in sendable}
+    with transaction.atomic():
+        attempts = _claim(sendable, now=timezone.now())
+    return _attempt_all(attempts, backend)
 
+
+def _attempt_all(attempts: list[_Attempt], backend: ChannelBackend) -> dict:
+    """Render, send and record each claimed attempt, on the backend's batch."""
+    backend.batch_begin()
+    events = Event.objects.select_related("event_type__category", "workspace").in_bulk(
+        {a.delivery.event_id for a in attempts if a.delivery.event_id})
+    titles: dict = {}
+    outcomes = {}
+    for attempt in attempts:
+        log_context_add(delivery_id=attempt.delivery.pk, event_id=attempt.delivery.event_id,
+                        digest_id=attempt.delivery.digest_id)
+        outcomes[str(attempt.delivery.pk)] = _attempt_one(attempt, backend, events, titles)
+    return outcomes
+
+
+def _attempt_one(attempt: _Attempt, backend: ChannelBackend, events: dict, titles: dict
+                 ) -> str:
     started = time.monotonic()
     status_code, response = None, ""
     try:
-        message = _render(attempt.delivery, backend)
+        message = _render(attempt.delivery, backend, events, titles)
         if message is None:
             delivery = attempt.delivery
             why = delivery.purpose if delivery.kind == Delivery.Kind.EVENT else "digest"
@@ -103,8 +166,8 @@ def delivery_send(*, delivery_id) -> str:
                        status_code=None, error=f"The message cannot be built: {exc}",
                        duration=time.monotonic() - started, error_kind="unbuildable")
     except Exception as exc:  # a bug in a channel: recorded now, retried, never left sending
-        logger.exception("delivery %s: the %s channel failed unexpectedly", delivery_id,
-                         backend.name)
+        logger.exception("delivery %s: the %s channel failed unexpectedly",
+                         attempt.delivery.pk, backend.name)
         return _record(attempt, backend, outcome=DeliveryAttempt.Outcome.TRANSIENT,
                        status_code=None, duration=time.monotonic() - started,
                        error=f"Unexpected error in the {backend.label} channel: "
@@ -114,21 +177,27 @@ def delivery_send(*, delivery_id) -> str:
                    duration=time.monotonic() - started)
 
 
-def _claim(delivery: Delivery) -> _Attempt | None:
-    """pending -> sending with the next attempt number, committed; None if not claimable."""
-    now = timezone.now()
-    with transaction.atomic():
-        claimed = Delivery.objects.filter(
-            Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now + DUE_TOLERANCE),
-            pk=delivery.pk, status=Delivery.Status.PENDING,
-        ).update(status=Delivery.Status.SENDING, attempts=F("attempts") + 1,
-                 sending_started_at=now, next_attempt_at=None, updated_at=now)
-        if not claimed:
-            return None
-        delivery.refresh_from_db()
-        record = DeliveryAttempt.objects.create(delivery=delivery, number=delivery.attempts,
-                                                started_at=now)
-    return _Attempt(delivery=delivery, record=record)
+def _due(deliveries, now):
+    return deliveries.filter(Q(next_attempt_at__isnull=True)
+                             | Q(next_attempt_at__lte=now + DUE_TOLERANCE))
+
+
+def _claim(deliveries: list[Delivery], *, now) -> list[_Attempt]:
+    """pending -> sending with the next attempt number, for each of ``deliveries`` still
+    pending and due; one attempt row each. Inside the caller's transaction, which commits
+    before anything leaves the process."""
+    claimed = [d.pk for d in deliveries if _due(Delivery.objects.filter(
+        pk=d.pk, status=Delivery.Status.PENDING), now).update(
+            status=Delivery.Status.SENDING, attempts=F("attempts") + 1,
+            sending_started_at=now, next_attempt_at=None, updated_at=now)]
+    if not claimed:
+        return []
+    fresh = Delivery.objects.in_bulk(claimed)
+    records = DeliveryAttempt.objects.bulk_create([
+        DeliveryAttempt(delivery=fresh[pk], number=fresh[pk].attempts, started_at=now)
+        for pk in claimed])
+    return [_Attempt(delivery=fresh[pk], record=record)
+            for pk, record in zip(claimed, records, strict=True)]
 
 
 def delivery_recipient(delivery: Delivery) -> Recipient:
@@ -148,14 +217,17 @@ NOTHING_TO_SEND = {
 ESCALATED = "Escalated: "
 
 
-def _render(delivery: Delivery, backend: ChannelBackend):
+def _render(delivery: Delivery, backend: ChannelBackend, events: dict, titles: dict):
     """The message of ``delivery``, or None when there is nothing to send (a digest whose
-    recipients left, a resolution this receiver's format does not tell)."""
+    recipients left, a resolution this receiver's format does not tell). ``events``: the
+    batch's events by id (loaded with what rendering reads); ``titles``: their rendered
+    titles, filled here."""
     recipient = delivery_recipient(delivery)
     if delivery.kind == Delivery.Kind.EVENT:
-        event = Event.objects.select_related("event_type__category", "workspace").get(
-            pk=delivery.event_id)
-        title = event_title(event)
+        event = events[delivery.event_id]
+        if event.pk not in titles:
+            titles[event.pk] = event_title(event)
+        title = titles[event.pk]
         if delivery.purpose == Delivery.Purpose.RESOLUTION:
             return backend.render_resolution(event=event, title=title, recipient=recipient,
                                              delivery_id=delivery.pk)
