@@ -72,8 +72,10 @@ def prepare_event_email(*, event, title: str, from_email: str, from_name: str, a
     text, html = text_part.get_content(), html_part.get_content()
     text_part.set_content(_TEXT, cte="quoted-printable")
     html_part.set_content(_HTML, subtype="html", cte="quoted-printable")
-    for part in (text_part, html_part):
-        del part["MIME-Version"]  # set_content adds it to a part; the built one has none
+    # set_content puts MIME-Version first in each part; the built text part has none, its
+    # HTML part (added by add_alternative) one at the end.
+    del text_part["MIME-Version"], html_part["MIME-Version"]
+    html_part["MIME-Version"] = "1.0"
     skeleton = message.as_bytes()
     head, _, rest = skeleton.partition(_TEXT.encode() + b"\r\n")
     middle, _, tail = rest.partition(_HTML.encode() + b"\r\n")

@@ -373,7 +373,7 @@ DATAFI_EMAIL_MAX_ATTEMPTS = env.int("DATAFI_EMAIL_MAX_ATTEMPTS", default=4)
 # idles this long (README "Sending at scale").
 DATAFI_SEND_BATCH = env.int("DATAFI_SEND_BATCH", default=20)
 DATAFI_SEND_LANES = env.int("DATAFI_SEND_LANES", default=2)
-SMTP_MAX_MESSAGES_PER_CONNECTION = env.int("SMTP_MAX_MESSAGES_PER_CONNECTION", default=100)
+SMTP_MAX_MESSAGES_PER_CONNECTION = env.int("SMTP_MAX_MESSAGES_PER_CONNECTION", default=500)
 SMTP_MAX_IDLE_SECONDS = env.float("SMTP_MAX_IDLE_SECONDS", default=30)
 # A delivery still "sending" this long after its attempt started lost its worker: the
 # delivery sweep sends it again. Longer than any SMTP/HTTP timeout (the SMTP one is <= 300).

@@ -83,7 +83,7 @@ def channel_deliveries_enqueue(*, channel: str) -> int:
                        .filter(SENT_ALONE, channel=channel, status=Delivery.Status.PENDING)
                        .filter(Q(next_attempt_at__isnull=True)
                                | Q(next_attempt_at__lte=timezone.now()))
-                       .only("pk", "kind", "channel", "priority"))
+                       .only("pk", "kind", "channel", "priority", "event_id"))
         Delivery.objects.filter(pk__in=[d.pk for d in waiting]).update(
             next_attempt_at=timezone.now())
         deliveries_enqueue(waiting)

@@ -77,7 +77,7 @@ def deliveries_send(*, delivery_ids) -> list[str]:
              Delivery.objects.in_bulk([str(pk) for pk in delivery_ids]).items()}
     outcomes = {}
     by_channel: dict[str, list[Delivery]] = {}
-    for delivery in found.values():
+    for delivery in dict.fromkeys(found[str(pk)] for pk in delivery_ids if str(pk) in found):
         by_channel.setdefault(delivery.channel, []).append(delivery)
     for channel, deliveries in by_channel.items():
         outcomes.update(_send_channel(get_backend(channel), deliveries))

@@ -51,7 +51,7 @@ def delivery_sweep(*, batch_size: int = 500) -> SweepResult:
             Delivery.objects.select_for_update(skip_locked=True)
             .filter(SENT_ALONE, status=Delivery.Status.PENDING, channel__in=ready)
             .filter(Q(next_attempt_at__lt=now - grace) | Q(next_attempt_at__isnull=True))
-            .only("pk", "kind", "channel", "priority")[:batch_size]
+            .only("pk", "kind", "channel", "priority", "event_id")[:batch_size]
         )
         Delivery.objects.filter(pk__in=[d.pk for d in overdue]).update(next_attempt_at=now)
         deliveries_enqueue(overdue)

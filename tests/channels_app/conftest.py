@@ -34,9 +34,10 @@ def smtp_server(certificate):
     """Start servers: ``smtp_server(encryption="starttls", auth=True, replies=["451 ..."])``."""
     servers = []
 
-    def start(*, encryption="none", auth=False, replies=(), certificate=certificate):
+    def start(*, encryption="none", auth=False, replies=(), certificate=certificate,
+              idle_timeout=None):
         server = SmtpServer(encryption=encryption, auth=auth, certificate=certificate,
-                            replies=replies)
+                            replies=replies, idle_timeout=idle_timeout)
         servers.append(server)
         return server
 

@@ -102,6 +102,13 @@ class RecordingHandler:
         self.replies = list(replies)
         self.received: list[Received] = []
         self.lock = threading.Lock()
+        self.refused: set[str] = set()  # recipients answered 550 at RCPT TO
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address in self.refused:
+            return "550 5.1.1 No such user here"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     def reply_with(self, *replies: str) -> None:
         with self.lock:
@@ -126,7 +133,30 @@ def authenticator(server, session, envelope, mechanism, auth_data):
 
 
 class _LoopbackController(Controller):
-    """aiosmtpd's Controller on a port the OS picks (its own start-up probe needs the port)."""
+    """aiosmtpd's Controller on a port the OS picks (its own start-up probe needs the port).
+
+    ``opened`` and ``closed`` count client connections (its start-up probe's excluded)."""
+
+    opened = closed = 0
+    _ready = False
+
+    def factory(self):
+        protocol = super().factory()
+        if not self._ready:
+            return protocol
+        self.opened += 1
+        lost = protocol.connection_lost
+
+        def connection_lost(exc):
+            self.closed += 1
+            lost(exc)
+
+        protocol.connection_lost = connection_lost
+        return protocol
+
+    def start(self):
+        super().start()
+        self._ready = True
 
     def _trigger_server(self):
         self.port = self.server.sockets[0].getsockname()[1]
@@ -137,9 +167,9 @@ class SmtpServer:
     """A running aiosmtpd server: ``port``, ``handler.received``; ``stop()`` it."""
 
     def __init__(self, *, encryption="none", auth=False, certificate: Certificate | None = None,
-                 replies=()):
+                 replies=(), idle_timeout: float | None = None):
         self.handler = RecordingHandler(replies)
-        kwargs = {}
+        kwargs = {} if idle_timeout is None else {"timeout": idle_timeout}
         if encryption == "starttls":
             kwargs["tls_context"] = certificate.server_context()
         elif encryption == "ssl":
@@ -160,6 +190,15 @@ class SmtpServer:
     @property
     def received(self) -> list[Received]:
         return self.handler.received
+
+    @property
+    def connections(self) -> int:
+        """Client connections opened so far."""
+        return self.controller.opened
+
+    @property
+    def open_connections(self) -> int:
+        return self.controller.opened - self.controller.closed
 
     def stop(self):
         self.controller.stop()

@@ -1,0 +1,159 @@
+"""Batched sends on real worker processes: a 1,000-recipient send over a few SMTP
+connections per process, and a worker killed in the middle of a batch."""
+
+import asyncio
+import collections
+import subprocess
+import sys
+import threading
+import uuid
+
+import pytest
+from celery import current_app
+from django.utils import timezone
+
+from channels_app.emails import make_message_id
+from config import control_plane
+from events import emit
+from events.models import Event, EventType
+from notifications.deliveries.sweep import delivery_sweep
+from notifications.models import Delivery, RoutingRule
+from notifications.routing.route import event_route
+from tests.channels_app.smtp_servers import HOST, RecordingHandler, _LoopbackController
+from tests.support import ROOT, stop_tree, subprocess_env, wait_until
+
+from .conftest import SENDER
+
+CRITICAL = "data_source.connection_lost"
+
+pytestmark = pytest.mark.worker
+
+
+def routed_event(make_workspace):
+    """A committed critical event, routed to the bell only: the tests make its sends."""
+    RoutingRule.objects.update_or_create(event_type=EventType.objects.get(key=CRITICAL),
+                                         defaults={"channels": ["in_app"]})
+    event = emit(CRITICAL, workspace=make_workspace(members=1),
+                 payload={"datasource_name": "Snowflake"})
+    event_route(event_id=event.pk)  # here, or by the session's worker first
+    wait_until(lambda: Event.objects.get(pk=event.pk).status == "routed", timeout=60,
+               message="routing")
+    return event
+
+
+def email_sends(event, count):
+    return Delivery.objects.bulk_create(
+        Delivery(event=event, channel="email", target=f"person{n}@example.com",
+                 priority="critical", next_attempt_at=timezone.now()) for n in range(count))
+
+
+def start_worker(queues: str, log_path, *, concurrency=1):
+    log = open(log_path, "w")  # noqa: SIM115 (closed by stop_worker)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "config", "worker",
+         *(["--pool", "solo"] if concurrency == 1 else ["--concurrency", str(concurrency)]),
+         "--queues", queues, "--loglevel", "INFO", "--without-gossip", "--without-mingle",
+         "--without-heartbeat", "--hostname", f"batch-test-{uuid.uuid4().hex[:8]}@%h"],
+        cwd=ROOT, env=subprocess_env(DATAFI_RETRY_BASE_SECONDS="1"), stdout=log,
+        stderr=subprocess.STDOUT)
+    process.log = log
+    wait_until(lambda: "ready." in log_path.read_text() or process.poll() is not None,
+               timeout=120, message="a celery worker to start")
+    assert process.poll() is None, log_path.read_text()[-3000:]
+    return process
+
+
+def stop_worker(process, *, kill=False):
+    if kill and process.poll() is None:
+        process.kill()
+        process.wait(timeout=30)
+    stop_tree(process, grace=30)
+    process.log.close()
+
+
+def test_a_thousand_emails_take_a_few_connections_per_worker_process(
+        live_db, postgres, make_workspace, smtp_server, email_on, tmp_path):
+    server = smtp_server()
+    email_on(server)
+    event = routed_event(make_workspace)
+    rows = email_sends(event, 1000)
+    queue = f"batch-test-{uuid.uuid4().hex[:8]}"
+    worker = start_worker(queue, tmp_path / "worker.log", concurrency=2)
+    try:
+        for _ in range(2):  # two lanes, as routing publishes them
+            current_app.send_task(
+                control_plane.EVENT_DELIVERIES_SEND, queue=queue,
+                kwargs={"event_id": str(event.pk), "channel": "email", "queue": queue})
+
+        wait_until(lambda: len(server.received) >= 1000, timeout=240,
+                   message="1,000 emails to arrive")
+        wait_until(lambda: Delivery.objects.filter(event=event, channel="email",
+                                                   status="delivered").count() == 1000,
+                   timeout=120, message="1,000 delivered rows")
+    finally:
+        stop_worker(worker)
+    assert len(server.received) == 1000
+    assert sorted(r.rcpt_tos[0] for r in server.received) == sorted(r.target for r in rows)
+    # Two pool processes: each keeps one connection (a few at most, with the message cap).
+    assert 1 <= server.connections <= 4, server.connections
+
+
+class HoldAtThird(RecordingHandler):
+    """Records each message; holds the reply to the third one's DATA until ``release``."""
+
+    def __init__(self):
+        super().__init__()
+        self.release = threading.Event()
+
+    async def handle_DATA(self, server, session, envelope):
+        reply = await super().handle_DATA(server, session, envelope)
+        if len(self.received) == 3:
+            await asyncio.get_running_loop().run_in_executor(None, self.release.wait, 120)
+        return reply
+
+
+def test_a_worker_killed_mid_batch_leaves_each_send_delivered_once(
+        live_db, celery_worker, make_workspace, email_on, settings, tmp_path):
+    handler = HoldAtThird()
+    server = _LoopbackController(handler, hostname=HOST, port=0, ready_timeout=60)
+    server.start()
+    workers = []
+    try:
+        email_on(server)
+        event = routed_event(make_workspace)
+        rows = email_sends(event, 5)
+        queue = f"batch-test-{uuid.uuid4().hex[:8]}"
+        workers.append(start_worker(queue, tmp_path / "first.log"))
+        current_app.send_task(control_plane.DELIVERIES_SEND, queue=queue,
+                              kwargs={"delivery_ids": [str(r.pk) for r in rows]})
+
+        wait_until(lambda: len(handler.received) == 3, timeout=60, message="the third DATA")
+        states = [(r.status, r.attempts) for r in Delivery.objects.filter(
+            pk__in=[r.pk for r in rows]).order_by("target")]
+        assert states == [("delivered", 1)] * 2 + [("sending", 1)] * 3  # claimed together
+
+        stop_worker(workers.pop(), kill=True)  # SIGKILL: no chance to record anything
+        handler.release.set()
+        workers.append(start_worker(f"{queue},deliveries", tmp_path / "second.log"))
+        settings.DATAFI_SENDING_TIMEOUT_SECONDS = 1
+        picked_up = []
+        wait_until(lambda: picked_up.append(delivery_sweep().interrupted) or sum(picked_up) == 3,
+                   timeout=60, message="the sweep to find the three interrupted sends")
+
+        wait_until(lambda: Delivery.objects.filter(pk__in=[r.pk for r in rows],
+                                                   status="delivered").count() == 5,
+                   timeout=90, message="every send delivered")
+    finally:
+        for process in workers:
+            stop_worker(process)
+        handler.release.set()
+        server.stop()
+    ids = collections.Counter(r.message["Message-ID"] for r in handler.received)
+    by_target = {r.target: r for r in rows}
+    expected = {make_message_id(by_target[f"person{n}@example.com"].pk, SENDER): count
+                for n, count in enumerate([1, 1, 2, 1, 1])}
+    assert ids == expected  # only the one on the wire twice, with the same Message-ID
+    for n, log in enumerate([[(1, "delivered")]] * 2 + [[(1, "transient"), (2, "delivered")]] * 3):
+        row = Delivery.objects.get(pk=by_target[f"person{n}@example.com"].pk)
+        assert list(row.attempt_log.values_list("number", "outcome")) == log, n
+
