@@ -97,6 +97,8 @@ def main():
     parser.add_argument("--members", type=int, default=10_000)
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
+    if connection.vendor != "postgresql":
+        parser.error("needs PostgreSQL: set DATABASE_URL=postgres://...")
     setup_test_environment()
     connection.settings_dict["TEST"]["NAME"] = f"bench_fanout_{connection.settings_dict['NAME']}"
     old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True)

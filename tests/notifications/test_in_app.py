@@ -49,7 +49,8 @@ def test_every_member_sees_the_event_in_the_bell(db, make_workspace, make_user):
     gone.save()
     before = timezone.now()
 
-    event = emit(CRITICAL, workspace=workspace, payload={"datasource_name": "orders db"})
+    name = "O'Brien's {orders} \"db\" 100% ünï 🚨"  # quotes, braces, percent, unicode
+    event = emit(CRITICAL, workspace=workspace, payload={"datasource_name": name})
     result = event_route(event_id=event.pk)
 
     members = workspace.people[1:]
@@ -62,11 +63,11 @@ def test_every_member_sees_the_event_in_the_bell(db, make_workspace, make_user):
             "kind", "title", "priority", "category", "event_type", "workspace_id",
             "workspace_name", "event_id", "digest_id", "payload", "items", "item_count",
             "is_read", "read_at", "snoozed_until", "repeat_count", "last_occurred_at")} == {
-            "kind": "event", "title": "Connection lost: orders db", "priority": "critical",
+            "kind": "event", "title": f"Connection lost: {name}", "priority": "critical",
             "category": "data_sources", "event_type": CRITICAL,
             "workspace_id": str(workspace.public_id), "workspace_name": "Warehouse",
             "event_id": str(event.pk), "digest_id": None,
-            "payload": {"datasource_name": "orders db"}, "items": [], "item_count": 1,
+            "payload": {"datasource_name": name}, "items": [], "item_count": 1,
             "is_read": False, "read_at": None, "snoozed_until": None, "repeat_count": 0,
             "last_occurred_at": None}
         assert (unread["count"], unread["by_priority"]["critical"]) == (1, 1)
@@ -75,6 +76,19 @@ def test_every_member_sees_the_event_in_the_bell(db, make_workspace, make_user):
         assert before <= row.updated_at <= timezone.now()
     assert bell(outsider)[1]["count"] == bell(gone)[1]["count"] == 0
     assert not Delivery.objects.exists()  # the bell's rows are its own: no delivery
+
+
+def test_an_event_without_a_workspace_reaches_staff_with_no_workspace(db, make_user):
+    in_app_only(VIOLATION)
+    boss, _ = make_user("boss", staff=True), make_user("nobody")
+
+    event_route(event_id=emit(VIOLATION, payload={"policy_name": "PII"}).pk)
+
+    ((shown,), unread) = bell(boss)
+    assert (shown["title"], shown["workspace_id"], shown["workspace_name"]) == (
+        "Policy violation: PII", None, None)
+    assert unread["count"] == 1
+    assert list(Notification.objects.values_list("user_id", flat=True)) == [boss.pk]
 
 
 def test_routing_twice_notifies_nobody_twice(db, make_workspace):
