@@ -74,3 +74,16 @@ TASK_DURATION = Histogram(  # by task only: the queue is on datafi_tasks_total (
 TASKS_IN_PROGRESS = Gauge(
     "datafi_tasks_in_progress", "Celery tasks running now, by task (live processes).",
     ["task"], multiprocess_mode="livesum")
+
+
+def observe_many(histogram, amount: float, count: int) -> None:
+    """``count`` observations of ``amount`` in ``histogram`` (a labelled child), as that many
+    ``observe`` calls would record them, in two increments: a fan-out's notifications share
+    their event's latency. (prometheus-client has no weighted observe; this writes the same
+    sum and bucket values its ``observe`` writes.)"""
+    histogram._raise_if_not_observable()
+    histogram._sum.inc(amount * count)
+    for bucket, bound in zip(histogram._buckets, histogram._upper_bounds, strict=True):
+        if amount <= bound:
+            bucket.inc(count)
+            break

@@ -10,10 +10,11 @@ import json
 import logging
 from collections import defaultdict
 from dataclasses import dataclass
+from functools import cache
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import JSONField, Value
+from django.db import connection, transaction
+from django.db.models import CharField, JSONField, Value
 from django.db.models.functions import Cast
 from django.utils import timezone
 
@@ -38,12 +39,7 @@ class InAppBackend(ChannelBackend):
 
     def targets(self, *, event, members, rule, config) -> list[Recipient]:
         """Every member once; a rule's addresses mean nothing in the bell."""
-        seen, result = set(), []
-        for member in members:
-            if member.pk not in seen:
-                seen.add(member.pk)
-                result.append(Recipient(target=str(member.pk), user_id=member.pk))
-        return result
+        return [Recipient(str(pk), pk) for pk in dict.fromkeys(member.pk for member in members)]
 
     def write_now(self, routes) -> None:
         notifications_create(routes=routes)
@@ -76,27 +72,94 @@ IN_APP = InAppBackend()
 
 def notifications_create(*, routes) -> None:
     """One notification per recipient to deliver of each route (``ChannelRoute`` of the
-    in-app channel), all in one insert; a repeat for the same (user, event) is skipped.
-    Each event's title is rendered once."""
+    in-app channel), in one statement whatever the number of events and recipients; a
+    repeat for the same (user, event) is skipped. Each event's title is rendered once.
+
+    On PostgreSQL the rows are built in SQL from the recipients' user ids (one array) and
+    each event's values (``_insert_sql``): no model instance per recipient. Elsewhere, the
+    ORM's bulk insert of the same rows.
+    """
     now = timezone.now()
-    rows = []
-    emitted_at = []  # one per notification: its event's emit time (metrics)
+    notified = []  # (the event's notification, its recipients' user ids)
+    emitted_at = []  # (emit time, notifications) per event (metrics)
     for route in routes:
+        user_ids = [recipient.user_id for recipient in route.to_deliver()]
+        if not user_ids:
+            continue
         event = route.event
         event_type = event.event_type
-        title = event_title(event)
-        added = len(rows)
-        rows += [
-            Notification(
-                user_id=recipient.user_id, event=event, workspace_id=event.workspace_id,
-                event_type_key=event_type.key, category=event_type.category.slug,
-                priority=event.priority, title=title, created_at=now, updated_at=now,
-            )
-            for recipient in route.to_deliver()
-        ]
-        emitted_at += [event.created_at] * (len(rows) - added)
-    Notification.objects.bulk_create(rows, batch_size=1000, ignore_conflicts=True)
+        notified.append((Notification(
+            event=event, workspace_id=event.workspace_id, event_type_key=event_type.key,
+            category=event_type.category.slug, priority=event.priority,
+            title=event_title(event), created_at=now, updated_at=now), user_ids))
+        emitted_at.append((event.created_at, len(user_ids)))
+    if not notified:
+        return
+    if connection.vendor == "postgresql":
+        _notifications_insert(notified)
+    else:
+        Notification.objects.bulk_create(
+            [_copy_for(template, user_id) for template, user_ids in notified
+             for user_id in user_ids],
+            batch_size=1000, ignore_conflicts=True)
     pipeline_metrics.delivered_now(IN_APP_CHANNEL, emitted_at, now=now)
+
+
+def _copy_for(template: Notification, user_id) -> Notification:
+    notification = Notification(**{f.attname: getattr(template, f.attname)
+                                    for f in Notification._meta.concrete_fields})
+    notification.user_id = user_id
+    return notification
+
+
+def _notifications_insert(notified: list) -> None:
+    """PostgreSQL: insert ``notified``'s rows with ``_insert_sql``. Each event's values go
+    through its fields as the ORM's insert would (``pre_save``, ``get_db_prep_save``),
+    cast to their column's type; the user ids are one array, as text."""
+    fields = _insert_fields()
+    events, user_ids, indexes = [], [], []
+    for index, (template, recipients) in enumerate(notified):
+        events += [index, *(f.get_db_prep_save(f.pre_save(template, True), connection)
+                            for f in fields)]
+        user_ids += recipients
+        indexes += [index] * len(recipients)
+    with connection.cursor() as cursor:
+        cursor.execute(_insert_sql(len(notified)), [
+            "{" + ",".join(map(str, user_ids)) + "}", "{" + ",".join(map(str, indexes)) + "}",
+            *events])
+
+
+@cache
+def _insert_fields() -> tuple:
+    """The notification's columns ``_insert_sql`` fills from each event's values: every
+    concrete field but the id and the user."""
+    return tuple(f for f in Notification._meta.concrete_fields
+                 if not f.primary_key and f.attname != "user_id")
+
+
+def _cast_type(field) -> str:
+    """The type a value of ``field`` is cast to: its column's, but unbounded text for a
+    string (a cast would cut a value that is too long; the insert refuses it, as the ORM's
+    does)."""
+    return "text" if isinstance(field, CharField) else field.cast_db_type(connection)
+
+
+def _insert_sql(events: int) -> str:
+    """``INSERT ... SELECT`` of one row per (user id, event index) of the two arrays, joined
+    to the events' values; in the arrays' order (the ids follow it, as with the ORM)."""
+    quote = connection.ops.quote_name
+    fields = _insert_fields()
+    user = Notification._meta.get_field("user")
+    one_event = "(CAST(%s AS integer), " + ", ".join(
+        f"CAST(%s AS {_cast_type(f)})" for f in fields) + ")"
+    columns = ", ".join(quote(f.column) for f in fields)
+    return (
+        f"INSERT INTO {quote(Notification._meta.db_table)} ({quote(user.column)}, {columns}) "
+        f"SELECT r.user_id, {', '.join(f'e.{quote(f.column)}' for f in fields)} "
+        f"FROM unnest(CAST(%s AS {user.cast_db_type(connection)}[]), CAST(%s AS integer[])) "
+        "WITH ORDINALITY AS r(user_id, event_index, n) "
+        f"JOIN (VALUES {', '.join([one_event] * events)}) AS e(event_index, {columns}) "
+        "ON e.event_index = r.event_index ORDER BY r.n ON CONFLICT DO NOTHING")
 
 
 def digests_send(*, bucket: str, chunk_items: int | None = None) -> int:

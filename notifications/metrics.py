@@ -27,19 +27,21 @@ def _routed(counts: dict[str, int]) -> None:
         metrics.NOTIFICATIONS.labels(channel).inc(count)
 
 
-def delivered_now(channel: str, emitted_at: Iterable[datetime], *, now: datetime) -> None:
-    """Messages of ``channel`` delivered at ``now`` (in-app notifications written), one per
-    emit time in ``emitted_at``."""
-    latencies = [(now - emitted).total_seconds() for emitted in emitted_at]
+def delivered_now(channel: str, emitted_at: Iterable[tuple[datetime, int]], *,
+                  now: datetime) -> None:
+    """Messages of ``channel`` delivered at ``now`` (in-app notifications written):
+    ``emitted_at`` holds (emit time, messages) pairs, one per event."""
+    latencies = [((now - emitted).total_seconds(), count) for emitted, count in emitted_at
+                 if count]
     if latencies:
         transaction.on_commit(partial(_delivered, channel, latencies), robust=True)
 
 
-def _delivered(channel: str, latencies: list[float]) -> None:
-    metrics.DELIVERIES.labels(channel, "delivered").inc(len(latencies))
+def _delivered(channel: str, latencies: list[tuple[float, int]]) -> None:
+    metrics.DELIVERIES.labels(channel, "delivered").inc(sum(n for _, n in latencies))
     histogram = metrics.DELIVERY_LATENCY.labels(channel)
-    for latency in latencies:
-        histogram.observe(latency)
+    for latency, count in latencies:
+        metrics.observe_many(histogram, latency, count)
 
 
 def digests_finished(channel: str, *, delivered: int = 0, cancelled: int = 0) -> None:

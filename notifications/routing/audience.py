@@ -2,6 +2,8 @@
 
 from collections import namedtuple
 from functools import cache
+from itertools import groupby
+from operator import itemgetter
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -44,12 +46,13 @@ def audiences_get(events: list[Event]) -> dict[Any, list]:
         sql = (f"SELECT m.workspace_id, u.id{selected} FROM {Membership._meta.db_table} m "
                f"JOIN {user_table} u ON u.id = m.user_id "
                f"WHERE m.workspace_id IN ({', '.join(['%s'] * len(workspace_ids))}) "
-               "AND u.is_active = %s ORDER BY u.id")
+               "AND u.is_active = %s ORDER BY m.workspace_id, u.id")
         with connection.cursor() as cursor:  # by hand: a route's fixed cost, ORM-free
             cursor.execute(sql, [*workspace_ids, True])
             rows = cursor.fetchall()
-        for workspace_id, *values in rows:
-            members.setdefault(workspace_id, []).append(member(*values))
+        values = itemgetter(slice(1, None))  # a row without its workspace id
+        for workspace_id, group in groupby(rows, itemgetter(0)):
+            members[workspace_id] = list(map(member._make, map(values, group)))
     loose = [e for e in events if e.workspace_id is None]
     staff, named = [], {}
     if loose:

@@ -34,9 +34,12 @@ def plan_record(plan: RoutingPlan, *, policies=()) -> list[Delivery]:
     for route in plan.routes():
         backend, event = route.backend, route.event
         sent_by_backend = not backend.external and not route.bucket
+        verdicts = route.verdicts
         if sent_by_backend:
             in_process[backend].append(route)
-        verdicts = route.verdicts
+            if not verdicts:  # the backend writes every row: nothing to do per recipient
+                routed[backend.name] += len(route.recipients)
+                continue
         for recipient in route.recipients:
             verdict = verdicts.get(recipient.key) if verdicts else None
             if verdict is None:
