@@ -23,7 +23,7 @@ from notifications.deliveries.sweep import delivery_sweep
 from notifications.models import Delivery, DeliveryAttempt, RoutingRule
 from notifications.services.digests import digest_flush
 from tests.channels_app.smtp_servers import HOST, RecordingHandler, _LoopbackController
-from tests.support import ROOT, api_client_for, subprocess_env, wait_until
+from tests.support import ROOT, api_client_for, stop_tree, subprocess_env, wait_until
 
 from .conftest import SENDER
 
@@ -206,25 +206,26 @@ class HoldingServer:
         self.controller.stop()
 
 
-def start_worker(queues: str, log_path):
+def start_worker(queues: str, log_path, *, concurrency: int = 1):
+    """A worker of its own on ``queues`` (solo pool, or prefork with ``concurrency``)."""
     log = open(log_path, "w")  # noqa: SIM115 (closed by stop_worker)
+    pool = ["--pool", "solo"] if concurrency == 1 else ["--concurrency", str(concurrency)]
     process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo",
+        [sys.executable, "-m", "celery", "-A", "config", "worker", *pool,
          "--queues", queues, "--loglevel", "INFO", "--without-gossip", "--without-mingle",
          "--without-heartbeat", "--hostname", f"kill-test-{os.getpid()}-{id(log)}@%h"],
         cwd=ROOT, env=subprocess_env(DATAFI_RETRY_BASE_SECONDS="1"), stdout=log,
         stderr=subprocess.STDOUT)
     process.log = log
     wait_until(lambda: "ready." in log_path.read_text() or process.poll() is not None,
-               timeout=90, message="a celery worker to start")
+               timeout=120, message="a celery worker to start")
     assert process.poll() is None, log_path.read_text()[-3000:]
     return process
 
 
 def stop_worker(process):
-    if process.poll() is None:
-        process.kill()
-    process.wait(timeout=30)
+    """Stop the worker and its pool processes, however it is doing."""
+    stop_tree(process, grace=30)
     process.log.close()
 
 

@@ -3,8 +3,7 @@ connections per process, and a worker killed in the middle of a batch."""
 
 import asyncio
 import collections
-import subprocess
-import sys
+import signal
 import threading
 import uuid
 
@@ -20,9 +19,10 @@ from notifications.deliveries.sweep import delivery_sweep
 from notifications.models import Delivery, RoutingRule
 from notifications.routing.route import event_route
 from tests.channels_app.smtp_servers import HOST, RecordingHandler, _LoopbackController
-from tests.support import ROOT, stop_tree, subprocess_env, wait_until
+from tests.support import wait_until
 
 from .conftest import SENDER
+from .test_delivery_worker import start_worker, stop_worker
 
 CRITICAL = "data_source.connection_lost"
 
@@ -45,30 +45,6 @@ def email_sends(event, count):
     return Delivery.objects.bulk_create(
         Delivery(event=event, channel="email", target=f"person{n}@example.com",
                  priority="critical", next_attempt_at=timezone.now()) for n in range(count))
-
-
-def start_worker(queues: str, log_path, *, concurrency=1):
-    log = open(log_path, "w")  # noqa: SIM115 (closed by stop_worker)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker",
-         *(["--pool", "solo"] if concurrency == 1 else ["--concurrency", str(concurrency)]),
-         "--queues", queues, "--loglevel", "INFO", "--without-gossip", "--without-mingle",
-         "--without-heartbeat", "--hostname", f"batch-test-{uuid.uuid4().hex[:8]}@%h"],
-        cwd=ROOT, env=subprocess_env(DATAFI_RETRY_BASE_SECONDS="1"), stdout=log,
-        stderr=subprocess.STDOUT)
-    process.log = log
-    wait_until(lambda: "ready." in log_path.read_text() or process.poll() is not None,
-               timeout=120, message="a celery worker to start")
-    assert process.poll() is None, log_path.read_text()[-3000:]
-    return process
-
-
-def stop_worker(process, *, kill=False):
-    if kill and process.poll() is None:
-        process.kill()
-        process.wait(timeout=30)
-    stop_tree(process, grace=30)
-    process.log.close()
 
 
 def test_a_thousand_emails_take_a_few_connections_per_worker_process(
@@ -132,7 +108,9 @@ def test_a_worker_killed_mid_batch_leaves_each_send_delivered_once(
             pk__in=[r.pk for r in rows]).order_by("target")]
         assert states == [("delivered", 1)] * 2 + [("sending", 1)] * 3  # claimed together
 
-        stop_worker(workers.pop(), kill=True)  # SIGKILL: no chance to record anything
+        doomed = workers.pop()
+        doomed.send_signal(signal.SIGKILL)  # no chance to record anything
+        stop_worker(doomed)
         handler.release.set()
         workers.append(start_worker(f"{queue},deliveries", tmp_path / "second.log"))
         settings.DATAFI_SENDING_TIMEOUT_SECONDS = 1
