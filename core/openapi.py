@@ -17,7 +17,8 @@ Described once here rather than on each view:
   class, e.g. ``events.validators.validate_single_line``) or ``openapi`` (a schema
   fragment, or a function returning one); so may a field class (with the components its
   fragment refers to, ``openapi_components``) or a serializer (e.g. exactly one of some
-  fields). Bodies are JSON, unless a view names its own parsers.
+  fields; ``openapi_patch`` for a PATCH, e.g. at most one of them). Bodies are JSON,
+  unless a view names its own parsers.
 """
 
 from collections.abc import Callable
@@ -33,6 +34,9 @@ from drf_spectacular.plumbing import (
 from rest_framework import permissions, serializers
 
 from core.errors import ApplicationError
+
+#: drf-spectacular's alternative for a text that may be blank, next to its shape.
+BLANK = {"type": "string", "maxLength": 0}
 
 #: The API refuses a NUL character in any text (a regular expression's character class).
 NUL = "\\u0000"
@@ -88,6 +92,26 @@ RETRY_AFTER = {"Retry-After": {"schema": {"type": "integer", "minimum": 1}, "req
                                "description": "Seconds to wait before asking again."}}
 WWW_AUTHENTICATE = {"WWW-Authenticate": {"schema": {"type": "string"}, "required": False,
                                          "description": "How to authenticate (Token)."}}
+
+
+#: A value that names something (an empty text is the same as null).
+NAMED = {"type": "string", "minLength": 1}
+
+
+def exactly_one_of(*names: str) -> dict:
+    """The schema of a body that gives exactly one of the text fields ``names`` (the others
+    absent, null or empty)."""
+    return {"oneOf": [
+        {"required": [name], "properties": {
+            name: NAMED, **{other: {"not": NAMED} for other in names if other != name}}}
+        for name in names]}
+
+
+def at_most_one_of(*names: str) -> dict:
+    """The schema of a PATCH that names at most one of the text fields ``names``."""
+    return {"not": {"anyOf": [
+        {"required": [one, other], "properties": {one: NAMED, other: NAMED}}
+        for index, one in enumerate(names) for other in names[index + 1:]]}}
 
 
 def refuses(*errors: type[ApplicationError]) -> Callable:
@@ -183,6 +207,8 @@ class AutoSchema(openapi.AutoSchema):
                 schema["additionalProperties"] = False
             if not is_patched_serializer(serializer, direction):  # a PATCH gives what it changes
                 schema.update(_fragment(serializer))
+            else:
+                schema.update(_fragment(serializer, "openapi_patch"))
         return schema
 
     def _get_request_body(self, direction="request"):
@@ -193,9 +219,14 @@ class AutoSchema(openapi.AutoSchema):
         serializer = force_instance(self.get_request_serializer())
         if is_basic_serializer(serializer) and (
                 any(f.required for f in serializer.fields.values())
-                or {"oneOf", "minProperties"} & set(_fragment(serializer))):
+                or {"oneOf", "anyOf", "minProperties"} & set(_fragment(serializer))):
             body["required"] = True
         return body
+
+    def _insert_field_validators(self, field, schema):
+        super()._insert_field_validators(field, schema)
+        if schema.get("oneOf", [None])[-1] == BLANK:  # "" may match the other one too
+            schema["anyOf"] = schema.pop("oneOf")
 
     def _map_serializer_field(self, field, direction, bypass_extensions=False):
         schema = super()._map_serializer_field(field, direction, bypass_extensions)
@@ -220,10 +251,11 @@ class AutoSchema(openapi.AutoSchema):
         return schema
 
 
-def _fragment(source) -> dict:
+def _fragment(source, attribute: str = "openapi") -> dict:
     """What ``source`` (a field, a serializer or a validator) says of itself in the schema:
-    its ``openapi`` attribute, a schema fragment or a function returning one."""
-    fragment = getattr(source, "openapi", None)
+    its ``openapi`` attribute (a serializer's ``openapi_patch`` for a PATCH), a schema
+    fragment or a function returning one."""
+    fragment = getattr(source, attribute, None)
     if callable(fragment):
         fragment = fragment()
     return dict(fragment or {})
@@ -232,7 +264,7 @@ def _fragment(source) -> dict:
 def _has_shape(schema: dict, validators) -> bool:
     """Whether the text's shape is said already (a pattern, a format, choices), or will be by
     drf-spectacular from a validator."""
-    return any(key in schema for key in ("pattern", "format", "enum", "oneOf")) or any(
+    return any(key in schema for key in ("pattern", "format", "enum", "oneOf", "anyOf")) or any(
         isinstance(v, (RegexValidator, EmailValidator, URLValidator)) for v in validators)
 
 

@@ -18,11 +18,12 @@ import os
 import re
 import subprocess
 import sys
-from datetime import UTC, datetime, timedelta
 
 import pytest
 import requests
 from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from django.db import connection
 from rest_framework.authtoken.models import Token
 
@@ -40,9 +41,6 @@ from tests.support import (
 
 EXAMPLES = 20
 SEED = 19
-#: The failures accepted for now, each a refusal no JSON Schema can say (README "Testing the
-#: API schema"): a run fails on any other.
-BASELINE = ROOT / "tests" / "schemathesis-baseline.json"
 
 
 @pytest.fixture
@@ -59,23 +57,19 @@ def seeded(live_db, make_user):
         "host": "127.0.0.1", "port": closed, "from_email": "datafi@example.com",
         "timeout": 2})
     WebhookEndpoint.objects.create(name="Hooks", url=WEBHOOK_URLS[0])
+    # The server checks a password with its own hashers (not the tests' fast one).
+    hasher = PBKDF2PasswordHasher()
+    get_user_model().objects.filter(pk__in=[admin.pk, user.pk]).update(
+        password=hasher.encode("pw", hasher.salt()))
     emit_and_route("data_source.connection_lost", workspace, datasource_name="Snowflake")
     emit_and_route("query.query_failed", workspace, query_id="q1")
     return {"tokens": {"superuser": Token.objects.create(user=admin).key,
                        "user": Token.objects.create(user=user).key},
-            "workspaces": [workspace.public_id], "usernames": [admin.username, user.username],
-            "user_ids": [admin.pk, user.pk]}
+            "usernames": {"superuser": admin.username, "user": user.username},
+            "workspace": workspace.public_id,
+            "user_ids": dict(get_user_model().objects.values_list("username", "pk"))}
 
 
-#: What no schema can say (it describes shapes, not what exists now), given to the
-#: generator as the values fields of these names take: README "Testing the API schema".
-BINDINGS = {
-    "body.workspace_id": "workspaces", "body.matchers.workspace_id": "workspaces",
-    "body.username": "usernames", "body.user": "usernames", "query.user": "usernames",
-    "body.password": "passwords", "body.recipients[*]": "user_ids",
-    "body.yaml": "routing_files", "body.url": "webhook_urls",
-    "body.until": "soon", "body.ends_at": "soon", "body.starts_at": "just_now",
-}
 #: Host names that do not resolve where the server runs (tests.loopback_only): saved as
 #: they would be anywhere, and never reached.
 WEBHOOK_URLS = ["https://hooks.example.com/datafi", "https://alerts.example.org:8443/in"]
@@ -86,22 +80,12 @@ ROUTING_FILES = [
 ]
 
 
-def schemathesis_config(path, seeded) -> None:
-    """The run's ``schemathesis.toml``: dictionaries of existing things, bound to fields."""
-    now = datetime.now(UTC)
-    dictionaries = {
-        "workspaces": seeded["workspaces"], "usernames": seeded["usernames"],
-        "user_ids": seeded["user_ids"], "passwords": ["pw"], "routing_files": ROUTING_FILES,
-        "webhook_urls": WEBHOOK_URLS,
-        "soon": [(now + timedelta(hours=hours)).isoformat() for hours in (1, 30)],
-        "just_now": [(now - timedelta(minutes=5)).isoformat()],
-    }
-    lines = []
-    for name, values in dictionaries.items():
-        lines += [f"[dictionaries.{name}]", f"values = {json.dumps(values)}", ""]
-    lines.append("[parameters]")
-    lines += [f'"{key}" = {{ dictionary = "{name}" }}' for key, name in BINDINGS.items()]
-    path.write_text("\n".join(lines) + "\n")
+def hooks_context(base, seeded, role) -> str:
+    """What ``tests/schemathesis_hooks.py`` reads (``DATAFI_SCHEMATHESIS_CONTEXT``)."""
+    return json.dumps({
+        "base": base, "token": seeded["tokens"][role], "username": seeded["usernames"][role],
+        "password": "pw", "user_ids": seeded["user_ids"], "workspace": seeded["workspace"],
+        "webhook_urls": WEBHOOK_URLS, "routing_files": ROUTING_FILES})
 
 
 @pytest.fixture
@@ -134,22 +118,20 @@ def api_server(seeded, tmp_path):
 @pytest.mark.parametrize("role", ["superuser", "user"])
 def test_every_answer_is_the_one_the_schema_documents(api_server, seeded, role, tmp_path):
     examples = int(os.environ.get("DATAFI_SCHEMATHESIS_EXAMPLES", EXAMPLES))
-    config = tmp_path / "schemathesis.toml"
-    schemathesis_config(config, seeded)
     command = [
-        sys.executable, "-m", "schemathesis.cli", "--config-file", str(config), "run",
-        f"{api_server}/api/schema/",
+        sys.executable, "-m", "schemathesis.cli", "run", f"{api_server}/api/schema/",
         "--phases", "examples,coverage,fuzzing,stateful", "--checks", "all",
         "--max-examples", str(examples), "--seed", str(SEED), "--generation-deterministic",
         "--workers", "1", "--no-color",
         "--header", f"Authorization: Token {seeded['tokens'][role]}",
         "--request-timeout", "30",
         "--report", "junit", "--report-dir", str(tmp_path / "report"),
-        "--baseline", str(BASELINE),
-        *(["--baseline-update"] if os.environ.get("DATAFI_SCHEMATHESIS_BASELINE_UPDATE") else []),
     ]
-    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True,
-                            timeout=900)
+    env = {**os.environ, "SCHEMATHESIS_HOOKS": "tests.schemathesis_hooks",
+           "PYTHONPATH": str(ROOT),
+           "DATAFI_SCHEMATHESIS_CONTEXT": hooks_context(api_server, seeded, role)}
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True,
+                            text=True, timeout=900)
     output = result.stdout + result.stderr
     (ROOT / "var" / f"schemathesis-{role}.log").write_text(output)
     summary = re.findall(r".*(?:passed|failed|cases|operations).*", output)[-10:]

@@ -7,6 +7,7 @@ from ..catalog import Priority
 from ..models import EventType
 from ..routing_view import routing_describer
 from ..services.catalog import event_type_update
+from ..validators import validate_single_line
 from .permissions import staff_with
 from .serializers import BoundedListField, EventTypeKeyField, StrictFieldsMixin
 
@@ -25,7 +26,8 @@ class EventTypeSerializer(StrictFieldsMixin, serializers.ModelSerializer):
         choices=[("", "No override"), *Priority.CHOICES], required=False, allow_blank=True
     )
     group_by = BoundedListField(
-        child=serializers.CharField(max_length=100), required=False, max_length=10, distinct=True,
+        child=serializers.CharField(max_length=100, validators=[validate_single_line]),
+        required=False, max_length=10, distinct=True,
         help_text="Payload keys whose equal values make a repeat; empty: no grouping.")
     resolves = BoundedListField(
         child=EventTypeKeyField(max_length=120), required=False, max_length=20, distinct=True,

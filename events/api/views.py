@@ -48,7 +48,10 @@ class EventCreateView(APIView):
 
 
 class AuthTokenView(ObtainAuthToken):
-    """Username and password for an API token, under the sign-in limit (``events.signin``)."""
+    """Username and password for an API token, under the sign-in limit (``events.signin``).
+    The body is the credentials: no other authentication is read (nor needed)."""
 
+    authentication_classes = ()
+    permission_classes = [permissions.AllowAny]
     serializer_class = SigninTokenSerializer
     refusals = {"post": (SigninThrottled,)}

@@ -112,11 +112,12 @@ class WorkspaceMemberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
     @extend_schema(responses={201: MemberSerializer})
     @refuses(WorkspaceConflict)
     def create(self, request, workspace_id=None):
+        workspace = self.workspace()  # 404 for an unknown workspace, whatever the body
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         with transaction.atomic():
-            membership = membership_add(workspace=self.workspace(),
+            membership = membership_add(workspace=workspace,
                                         username=data["user"]["username"], role=data["role"])
         return Response(self.get_serializer(membership).data, status=status.HTTP_201_CREATED)
 

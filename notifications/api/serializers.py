@@ -2,6 +2,7 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from channels_app.backends import channel_names, get_backend
+from core.openapi import at_most_one_of, exactly_one_of
 from events.api.serializers import (
     BoundedListField,
     CategorySlugField,
@@ -16,16 +17,6 @@ from events.models import Category, EventType
 from ..models import Bucket, Delivery, DeliveryAttempt, Notification, RoutingRule
 from ..routing.files import routing_file_read
 from .incidents import EscalationSerializer
-
-
-def exactly_one_of(*names: str) -> dict:
-    """The schema of a body that gives exactly one of the text fields ``names`` (the others
-    absent or null)."""
-    return {"oneOf": [
-        {"required": [name], "properties": {
-            name: {"type": "string"},
-            **{other: {"not": {"type": "string"}} for other in names if other != name}}}
-        for name in names]}
 
 
 class NotificationSerializer(serializers.ModelSerializer):
@@ -150,61 +141,13 @@ class MarkedSerializer(serializers.Serializer):
     marked = serializers.IntegerField(help_text="How many notifications changed.")
 
 
-class ChannelChoicesField(serializers.DictField):
-    """``{"in_app": bool, "email": bool}``; which channels exist is checked by the service."""
-
-    child = serializers.BooleanField()
-
-    def to_internal_value(self, data):
-        if isinstance(data, dict):
-            for channel, value in data.items():
-                if not isinstance(value, bool):
-                    raise serializers.ValidationError(
-                        f"{channel!r} must be true or false, not {value!r}")
-        return super().to_internal_value(data)
-
-
-class ChannelSerializer(serializers.Serializer):
-    name = serializers.CharField()
-    label = serializers.CharField()
-
-
-class QuietHoursSerializer(StrictFieldsMixin, serializers.Serializer):
-    start = serializers.RegexField(r"^([01]\d|2[0-3]):[0-5]\d$", help_text="HH:MM, local time.",
-                                   error_messages={"invalid": "Give a time of day as HH:MM."})
-    end = serializers.RegexField(r"^([01]\d|2[0-3]):[0-5]\d$", help_text="HH:MM, local time.",
-                                 error_messages={"invalid": "Give a time of day as HH:MM."})
-
-
-class PreferencesSerializer(StrictFieldsMixin, serializers.Serializer):
-    """PUT replaces the categories given (a channel left out of one goes back to on) and sets
-    the time zone and quiet hours when given; what is left out is kept."""
-
-    openapi = {"minProperties": 1}
-
-    categories = serializers.DictField(child=ChannelChoicesField(), required=False)
-    timezone = serializers.CharField(
-        required=False, max_length=64, help_text="IANA name, e.g. Europe/Paris (default UTC).")
-    quiet_hours = QuietHoursSerializer(
-        required=False, allow_null=True,
-        help_text="null, or start and end in your time zone (may cross midnight): emails "
-                  "wait meanwhile and go out as one digest after (critical at once).")
-
-    def validate(self, attrs):
-        if not attrs:
-            raise serializers.ValidationError(
-                {"categories": ["Give categories, timezone and/or quiet_hours."]})
-        return attrs
-    channels = ChannelSerializer(
-        many=True, read_only=True,
-        help_text="The channels users choose from, in the order pages show them.")
-    critical_always_delivered = serializers.BooleanField(
-        read_only=True, default=True,
-        help_text="Critical events are delivered whatever the preferences say.")
-
-
 class RoutingRuleSerializer(StrictFieldsMixin, serializers.ModelSerializer):
+    """A rule's target is exactly one of ``category`` and ``event_type``. A PATCH that names
+    one moves the rule to it (the other is cleared); one that would leave the rule no target
+    is a 409."""
+
     openapi = exactly_one_of("category", "event_type")
+    openapi_patch = at_most_one_of("category", "event_type")
 
     escalate = EscalationSerializer(
         required=False, allow_null=True,
@@ -222,6 +165,8 @@ class RoutingRuleSerializer(StrictFieldsMixin, serializers.ModelSerializer):
 
 
 class RoutingImportSerializer(StrictFieldsMixin, serializers.Serializer):
+    openapi = {"anyOf": [{"required": ["yaml"]}, {"required": ["file"]}]}
+
     yaml = serializers.CharField(required=False, help_text="The routing file's text.")
     file = serializers.FileField(required=False, help_text="Or the file itself (multipart).")
     replace = serializers.BooleanField(default=False)

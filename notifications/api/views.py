@@ -25,6 +25,7 @@ from ..services.digests import digest_flush_enqueue
 from ..services.preferences import preferences_update
 from ..services.rules import routing_rule_delete, routing_rule_set
 from .etag import etag_matches, not_modified, notification_etag, with_etag
+from .preferences import PreferencesSerializer
 from .serializers import (
     DeliveryAttemptSerializer,
     DeliveryFilterSerializer,
@@ -35,7 +36,6 @@ from .serializers import (
     NotificationFilterSerializer,
     NotificationIdsSerializer,
     NotificationSerializer,
-    PreferencesSerializer,
     RoutingImportResultSerializer,
     RoutingImportSerializer,
     RoutingRuleSerializer,
@@ -203,10 +203,21 @@ class RoutingRuleViewSet(viewsets.ModelViewSet):
 
     def perform_update(self, serializer):
         rule, data = serializer.instance, serializer.validated_data
+        category = data.get("category", rule.category)
+        event_type = data.get("event_type", rule.event_type)
+        if serializer.partial:  # naming one target moves the rule to it
+            if data.get("category") and "event_type" not in data:
+                event_type = None
+            if data.get("event_type") and "category" not in data:
+                category = None
+            if category is None and event_type is None:
+                raise Conflict("This change would leave the rule without a target: name a "
+                               "category or an event type.", field="category",
+                               code="no_target")
         serializer.instance = routing_rule_set(
             rule=rule,
-            category=data.get("category", rule.category),
-            event_type=data.get("event_type", rule.event_type),
+            category=category,
+            event_type=event_type,
             channels=data.get("channels", rule.channels),
             extra_emails=data.get("extra_emails"),
             escalate=data.get("escalate", ...),

@@ -28,6 +28,11 @@ def _zones() -> set[str]:
 _ZONES: set[str] | None = None
 
 
+def time_zones() -> list[str]:
+    """The names ``validate_timezone`` takes, sorted (the API schema lists them)."""
+    return sorted(_zones())
+
+
 class UserNotificationSettings(models.Model):
     """A user's time zone and quiet hours (``/api/preferences/``); no row: UTC, none."""
 
