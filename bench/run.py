@@ -9,6 +9,15 @@ ends. Prints every row and writes ``bench/RESULTS.md`` (``RESULTS-big.md`` with 
 with the machine and the date. On SQLite or without Redis only the in-process rows run.
 Absolute figures move with the machine's load; the ratios to floors measured in the same
 run are what to compare.
+
+The ``sends`` part (bench/sends.py, issue 21; ``--only sends`` alone) measures the send
+paths from outside: email throughput of one critical event to 1,000 members (plain SMTP,
+and STARTTLS + AUTH with a self-signed certificate trusted through ``SSL_CERT_FILE``)
+beside smtplib over one reused connection and a new one per message; 1,000 critical
+events to one webhook endpoint beside one ``requests.Session``; email and webhook latency
+idle and under load beside two Celery hops + insert + send (bench/floor_app.py); an
+in-app fan-out to 10,000 members beside ``INSERT ... SELECT``. The Procfile's workers at
+default concurrency send to receivers in processes of their own (bench/receivers.py).
 """
 
 import argparse
@@ -16,6 +25,7 @@ import contextlib
 import datetime
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -51,7 +61,7 @@ from notifications.routing.route import event_route  # noqa: E402
 
 CRITICAL = "data_source.connection_lost"
 MEDIUM = "query.long_running_query"
-PARTS = ("emit", "routing", "escalation", "flush", "workers", "read", "metrics")
+PARTS = ("emit", "routing", "escalation", "flush", "workers", "read", "metrics", "sends")
 ROWS = []  # (what, measured, floor, ratio or target note)
 
 
@@ -857,6 +867,7 @@ def main():
     sizes = ({"rows": 10_000_000, "backlog": 10_000, "flush_events": 1000}
              if args.big else {"rows": 200_000, "backlog": 2_000, "flush_events": 200})
     setup_test_environment()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # `timeout`, kill: still clean up
     # A database of its own, apart from the test suite's test_<name>: both can run at once.
     connection.settings_dict["TEST"]["NAME"] = f"bench_{connection.settings_dict['NAME']}"
     old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True)
@@ -885,6 +896,11 @@ def main():
                 bench_read_path(processes, sizes["rows"], 1000)
             if "metrics" in only:
                 bench_metrics(processes, log_dir)
+            if "sends" in only:
+                sys.modules.setdefault("run", sys.modules[__name__])  # one module, not two
+                from sends import bench_sends  # bench/sends.py, issue 21's rows
+
+                bench_sends(log_dir)
         else:
             print("(worker, flush and HTTP rows need PostgreSQL and Redis)")
         if only == set(PARTS):
