@@ -55,18 +55,19 @@ def digests_finished(channel: str, *, delivered: int = 0, cancelled: int = 0) ->
         transaction.on_commit(count, robust=True)
 
 
-def delivery_finished(*, channel: str, status: str, event_id, now: datetime) -> None:
+def delivery_finished(*, channel: str, status: str, event_id, now: datetime,
+                      emitted_at: datetime | None = None) -> None:
     """One delivery (an event sent alone, or a digest) finished with ``status``; for an
     event's delivery (``event_id``) delivered, its latency from emit is observed (the emit
-    time read once this commits, by primary key: delivered sends only)."""
+    time given, or read once this commits, by primary key: delivered sends only)."""
     def count():
         metrics.DELIVERIES.labels(channel, status).inc()
         if status == "delivered" and event_id is not None:
-            emitted_at = (Event.objects.filter(pk=event_id)
-                          .values_list("created_at", flat=True).first())
-            if emitted_at is not None:
+            emitted = emitted_at or (Event.objects.filter(pk=event_id)
+                                     .values_list("created_at", flat=True).first())
+            if emitted is not None:
                 metrics.DELIVERY_LATENCY.labels(channel).observe(
-                    (now - emitted_at).total_seconds())
+                    (now - emitted).total_seconds())
 
     transaction.on_commit(count, robust=True)
 

@@ -3,12 +3,11 @@
 import logging
 import random
 import time
-from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import F, Q
+from django.db import connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from channels_app.backends import ChannelBackend, Recipient, get_backend
@@ -20,12 +19,11 @@ from .. import metrics as pipeline_metrics
 from ..in_app import event_title
 from ..models import Delivery, DeliveryAttempt, Digest
 from ..routing.audience import AudienceCheck
+from .claims import Attempt, claim, commit_without_waiting_for_disk, due
 from .enqueue import deliveries_enqueue
 
 logger = logging.getLogger(__name__)
 
-#: A task may arrive this early for its due time (clocks of web and worker processes).
-DUE_TOLERANCE = timedelta(seconds=1)
 ERROR_KEEP_CHARS = 2000
 
 
@@ -48,12 +46,6 @@ class Outcome:
     RETRYING = "retrying"
     FAILED = "failed"
     CANCELLED = "cancelled"  # a digest whose every recipient item left the audience
-
-
-@dataclass
-class _Attempt:
-    delivery: Delivery
-    record: DeliveryAttempt
 
 
 def delivery_send(*, delivery_id) -> str:
@@ -94,7 +86,7 @@ def event_deliveries_send(*, event_id, channel: str, batch: int, then=None) -> i
     once its claim has committed, before sending. Returns how many it sent."""
     now = timezone.now()
     with transaction.atomic():
-        pks = list(_due(Delivery.objects.filter(
+        pks = list(due(Delivery.objects.filter(
             event_id=event_id, channel=channel, kind=Delivery.Kind.EVENT, bucket="",
             status=Delivery.Status.PENDING), now).order_by("pk")
             .select_for_update(skip_locked=True).values_list("pk", flat=True)[:batch])
@@ -104,7 +96,7 @@ def event_deliveries_send(*, event_id, channel: str, batch: int, then=None) -> i
         if backend.configuration_problems():
             Delivery.objects.filter(pk__in=pks).update(next_attempt_at=None)
             return 0  # waits: the channel becoming ready enqueues them (and the sweep)
-        attempts = _claim(list(Delivery.objects.filter(pk__in=pks).order_by("pk")), now=now)
+        attempts = claim(list(Delivery.objects.filter(pk__in=pks).order_by("pk")), now=now)
     if len(pks) == batch and then is not None:
         then()
     _attempt_all(attempts, backend)
@@ -125,11 +117,11 @@ def _send_channel(backend: ChannelBackend | None, deliveries: list[Delivery]) ->
                                 status=Delivery.Status.PENDING).update(next_attempt_at=None)
         return {str(d.pk): Outcome.WAITING for d in sendable}
     with transaction.atomic():
-        attempts = _claim(sendable, now=timezone.now())
+        attempts = claim(sendable, now=timezone.now())
     return _attempt_all(attempts, backend)
 
 
-def _attempt_all(attempts: list[_Attempt], backend: ChannelBackend) -> dict:
+def _attempt_all(attempts: list[Attempt], backend: ChannelBackend) -> dict:
     """Render, send and record each claimed attempt, on the backend's batch."""
     backend.batch_begin()
     events = Event.objects.select_related("event_type__category", "workspace").in_bulk(
@@ -139,11 +131,13 @@ def _attempt_all(attempts: list[_Attempt], backend: ChannelBackend) -> dict:
     for attempt in attempts:
         log_context_add(delivery_id=attempt.delivery.pk, event_id=attempt.delivery.event_id,
                         digest_id=attempt.delivery.digest_id)
+        if attempt.delivery.event_id in events:
+            attempt.emitted_at = events[attempt.delivery.event_id].created_at
         outcomes[str(attempt.delivery.pk)] = _attempt_one(attempt, backend, events, titles)
     return outcomes
 
 
-def _attempt_one(attempt: _Attempt, backend: ChannelBackend, events: dict, titles: dict
+def _attempt_one(attempt: Attempt, backend: ChannelBackend, events: dict, titles: dict
                  ) -> str:
     started = time.monotonic()
     status_code, response = None, ""
@@ -175,29 +169,6 @@ def _attempt_one(attempt: _Attempt, backend: ChannelBackend, events: dict, title
     return _record(attempt, backend, outcome=DeliveryAttempt.Outcome.DELIVERED,
                    status_code=status_code, response=response,
                    duration=time.monotonic() - started)
-
-
-def _due(deliveries, now):
-    return deliveries.filter(Q(next_attempt_at__isnull=True)
-                             | Q(next_attempt_at__lte=now + DUE_TOLERANCE))
-
-
-def _claim(deliveries: list[Delivery], *, now) -> list[_Attempt]:
-    """pending -> sending with the next attempt number, for each of ``deliveries`` still
-    pending and due; one attempt row each. Inside the caller's transaction, which commits
-    before anything leaves the process."""
-    claimed = [d.pk for d in deliveries if _due(Delivery.objects.filter(
-        pk=d.pk, status=Delivery.Status.PENDING), now).update(
-            status=Delivery.Status.SENDING, attempts=F("attempts") + 1,
-            sending_started_at=now, next_attempt_at=None, updated_at=now)]
-    if not claimed:
-        return []
-    fresh = Delivery.objects.in_bulk(claimed)
-    records = DeliveryAttempt.objects.bulk_create([
-        DeliveryAttempt(delivery=fresh[pk], number=fresh[pk].attempts, started_at=now)
-        for pk in claimed])
-    return [_Attempt(delivery=fresh[pk], record=record)
-            for pk, record in zip(claimed, records, strict=True)]
 
 
 def delivery_recipient(delivery: Delivery) -> Recipient:
@@ -256,7 +227,7 @@ def _render(delivery: Delivery, backend: ChannelBackend, events: dict, titles: d
                                  recipient=recipient, delivery_id=delivery.pk)
 
 
-def _record(attempt: _Attempt, backend: ChannelBackend, *, outcome: str,
+def _record(attempt: Attempt, backend: ChannelBackend, *, outcome: str,
             status_code: int | None, duration: float, error: str = "", response: str = "",
             retry_after: float | None = None, error_kind: str = "") -> str:
     """Write the attempt's outcome and the delivery's next state, in one transaction."""
@@ -265,7 +236,12 @@ def _record(attempt: _Attempt, backend: ChannelBackend, *, outcome: str,
     now = timezone.now()
     delivery, number = attempt.delivery, attempt.record.number
     error = error[:ERROR_KEEP_CHARS]
+    if (outcome == DeliveryAttempt.Outcome.DELIVERED and delivery.kind == Delivery.Kind.EVENT
+            and connection.vendor == "postgresql"):
+        return _record_delivered(attempt, backend, status_code=status_code, now=now,
+                                 response=response, duration=duration)
     with transaction.atomic():
+        commit_without_waiting_for_disk()
         DeliveryAttempt.objects.filter(pk=attempt.record.pk).update(
             outcome=outcome, status_code=status_code, error=error, response=response,
             duration_ms=max(0, round(duration * 1000)))
@@ -274,7 +250,8 @@ def _record(attempt: _Attempt, backend: ChannelBackend, *, outcome: str,
             return Outcome.SKIPPED
         if outcome == DeliveryAttempt.Outcome.DELIVERED:
             # Whatever the sweep thought meanwhile, the message is out: delivered wins.
-            delivery_finish(current, Delivery.Status.DELIVERED, now=now, status_code=status_code)
+            delivery_finish(current, Delivery.Status.DELIVERED, now=now, status_code=status_code,
+                            emitted_at=attempt.emitted_at)
             backend.delivery_finished(recipient=delivery_recipient(current), delivered=True,
                                       status_code=status_code, error="")
             return Outcome.DELIVERED
@@ -303,7 +280,35 @@ def _record(attempt: _Attempt, backend: ChannelBackend, *, outcome: str,
         return Outcome.FAILED
 
 
-def _record_cancelled(attempt: _Attempt, reason: str) -> str:
+def _record_delivered(attempt: Attempt, backend: ChannelBackend, *, status_code, response,
+                      duration: float, now) -> str:
+    """PostgreSQL, an event's send delivered: the attempt's outcome and the delivery's state
+    in one statement, one round trip (what ``delivery_finish`` writes for an event's
+    delivery; delivered wins whatever the sweep thought meanwhile)."""
+    delivery = attempt.delivery
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH recorded AS (UPDATE {DeliveryAttempt._meta.db_table} SET "  # noqa: S608
+            "outcome = %s, status_code = %s, error = '', response = %s, duration_ms = %s "
+            f"WHERE id = %s) UPDATE {Delivery._meta.db_table} SET status = %s, "
+            "delivered_at = %s, last_status_code = %s, last_error = '', next_attempt_at = NULL, "
+            "sending_started_at = NULL, updated_at = %s WHERE id = %s RETURNING id",
+            [DeliveryAttempt.Outcome.DELIVERED, status_code, response,
+             max(0, round(duration * 1000)), attempt.record.pk, Delivery.Status.DELIVERED, now,
+             status_code, now, delivery.pk])
+        if cursor.fetchone() is None:
+            return Outcome.SKIPPED  # deleted meanwhile
+    pipeline_metrics.delivery_finished(channel=delivery.channel, status=Delivery.Status.DELIVERED,
+                                       event_id=delivery.event_id, now=now,
+                                       emitted_at=attempt.emitted_at)
+    if type(backend).delivery_finished is not ChannelBackend.delivery_finished:
+        with transaction.atomic():  # what the backend keeps (an endpoint's health)
+            backend.delivery_finished(recipient=delivery_recipient(delivery), delivered=True,
+                                      status_code=status_code, error="")
+    return Outcome.DELIVERED
+
+
+def _record_cancelled(attempt: Attempt, reason: str) -> str:
     now = timezone.now()
     with transaction.atomic():
         DeliveryAttempt.objects.filter(pk=attempt.record.pk).delete()
@@ -316,7 +321,7 @@ def _record_cancelled(attempt: _Attempt, reason: str) -> str:
 
 
 def delivery_finish(delivery: Delivery, status: str, *, now, status_code: int | None,
-            error: str = "") -> None:
+                    error: str = "", emitted_at=None) -> None:
     """Mark ``delivery`` delivered or failed; a digest's items and digest row follow it.
 
     Must be called inside a transaction holding the delivery's row lock.
@@ -333,7 +338,8 @@ def delivery_finish(delivery: Delivery, status: str, *, now, status_code: int | 
         fields.append("delivered_at")
     delivery.save(update_fields=fields)
     pipeline_metrics.delivery_finished(channel=delivery.channel, status=status,
-                                       event_id=delivery.event_id, now=now)
+                                       event_id=delivery.event_id, now=now,
+                                       emitted_at=emitted_at)
     if delivery.kind == Delivery.Kind.DIGEST:
         items = Delivery.objects.filter(digest_id=delivery.digest_id, kind=Delivery.Kind.EVENT,
                                         status__in=[Delivery.Status.SENDING,
