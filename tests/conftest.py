@@ -73,6 +73,14 @@ def fast_password_hashing(settings):
 
 
 @pytest.fixture(autouse=True)
+def broker_not_known_down(monkeypatch):
+    """Each test starts in a process that has not seen the broker fail: a publish that an
+    earlier test made fail (a broker stopped on purpose) puts the process in its back-off
+    (``DATAFI_BROKER_BACKOFF_SECONDS``), which would hold back this test's publishes."""
+    monkeypatch.setattr("events.services.outbox._broker_down_until", 0.0)
+
+
+@pytest.fixture(autouse=True)
 def fresh_cache_namespace(request, settings):
     """Each test its own cache keys (throttle counters): tests never throttle each other.
 
