@@ -605,9 +605,9 @@ def bench_read_path(processes, total_rows, mine):
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {table} (user_id, kind, event_type_key, category, priority, title, "
-            "items, created_at, updated_at, read_at) "
+            "items, repeat_count, created_at, updated_at, read_at) "
             "SELECT CASE WHEN g %% %s = 0 THEN %s ELSE %s END, 'event', 'query.query_failed', "
-            "'queries', 'medium', 'Query failed: q' || g, '[]'::jsonb, now(), now(), "
+            "'queries', 'medium', 'Query failed: q' || g, '[]'::jsonb, 0, now(), now(), "
             "CASE WHEN g %% 5 = 0 THEN NULL ELSE now() END "
             "FROM generate_series(1, %s) AS g",
             [total_rows // mine, user.pk, other.pk, total_rows])
