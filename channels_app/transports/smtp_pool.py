@@ -57,7 +57,6 @@ class Pool:
         self._local = threading.local()
         self._all: list[_Kept] = []  # every thread's, closed at exit
         self._lock = threading.Lock()
-        self.opened = 0  # connections opened by this process, for the curious
 
     def send(self, config: SmtpConfig, envelope: Envelope, *, limits: Limits = Limits()
              ) -> Sent:
@@ -122,7 +121,6 @@ class Pool:
         self._local.kept = kept
         with self._lock:
             self._all.append(kept)
-            self.opened += 1
         return kept, False
 
     def _send(self, kept: _Kept, envelope: Envelope) -> Sent:

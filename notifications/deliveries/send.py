@@ -109,8 +109,6 @@ def _send_channel(backend: ChannelBackend | None, deliveries: list[Delivery]) ->
                 and d.status == Delivery.Status.PENDING]
     if not sendable:
         return {}
-    log_context_add(delivery_id=sendable[0].pk, event_id=sendable[0].event_id,
-                    digest_id=sendable[0].digest_id)
     if backend.configuration_problems():
         # Waits with no due time: the channel becoming ready enqueues it (and the sweep).
         Delivery.objects.filter(pk__in=[d.pk for d in sendable],
