@@ -113,6 +113,8 @@ def _send_channel(backend: ChannelBackend | None, deliveries: list[Delivery]) ->
         # Waits with no due time: the channel becoming ready enqueues it (and the sweep).
         Delivery.objects.filter(pk__in=[d.pk for d in sendable],
                                 status=Delivery.Status.PENDING).update(next_attempt_at=None)
+        for delivery in sendable:
+            _log_about(delivery)
         return {str(d.pk): Outcome.WAITING for d in sendable}
     with transaction.atomic():
         attempts = claim(sendable, now=timezone.now())
@@ -127,12 +129,17 @@ def _attempt_all(attempts: list[Attempt], backend: ChannelBackend) -> dict:
     titles: dict = {}
     outcomes = {}
     for attempt in attempts:
-        log_context_add(delivery_id=attempt.delivery.pk, event_id=attempt.delivery.event_id,
-                        digest_id=attempt.delivery.digest_id)
+        _log_about(attempt.delivery)
         if attempt.delivery.event_id in events:
             attempt.emitted_at = events[attempt.delivery.event_id].created_at
         outcomes[str(attempt.delivery.pk)] = _attempt_one(attempt, backend, events, titles)
     return outcomes
+
+
+def _log_about(delivery: Delivery) -> None:
+    """The log lines that follow are about ``delivery`` (and its event or digest)."""
+    log_context_add(delivery_id=delivery.pk, event_id=delivery.event_id,
+                    digest_id=delivery.digest_id)
 
 
 def _attempt_one(attempt: Attempt, backend: ChannelBackend, events: dict, titles: dict
