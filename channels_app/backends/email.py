@@ -9,6 +9,7 @@ A delivery's target is the address, lower-cased; a member's own address keeps th
 """
 
 import threading
+import time
 from email.message import EmailMessage
 
 from django.conf import settings
@@ -24,6 +25,8 @@ from .base import RESPONSE_KEEP_CHARS, ChannelBackend, Recipient, SendResult
 
 #: The app's page where a signed-in user chooses what reaches them (the web app's URL).
 PREFERENCES_PATH = "/preferences/"
+#: How long a process keeps the messages it prepared for an event's many recipients.
+PREPARED_SECONDS = 30
 
 
 def preferences_url(recipient: Recipient) -> str | None:
@@ -50,9 +53,8 @@ class EmailBackend(ChannelBackend):
         return settings.DATAFI_EMAIL_MAX_ATTEMPTS
 
     def batch_begin(self) -> None:
-        """Read the settings once for the batch; forget the previous batch's messages."""
+        """Read the settings once for the batch."""
         self._batch.config = email_smtp_config()
-        self._batch.prepared = {}
 
     def _config(self) -> smtp.SmtpConfig:
         config = getattr(self._batch, "config", None)
@@ -101,11 +103,10 @@ class EmailBackend(ChannelBackend):
         unsubscribe = preferences_url(recipient)
         message_id = emails.make_message_id(delivery_id, sender.from_email)
         link = acknowledge_url(delivery_id) if acknowledge else None
-        prepared = getattr(self._batch, "prepared", None)
-        key = (event.pk, title, unsubscribe)
-        if prepared is None or key not in prepared:
-            if prepared is not None:
-                prepared[key] = None  # seen once: prepared if it comes again
+        prepared = self._prepared()
+        key = (event.pk, title, unsubscribe, sender.from_email, sender.from_name)
+        if key not in prepared:
+            prepared[key] = None  # seen once: prepared if it comes again
             return emails.build_event_email(
                 event=event, title=title, to=recipient.target, from_email=sender.from_email,
                 from_name=sender.from_name, app_url=settings.DATAFI_APP_URL,
@@ -117,6 +118,14 @@ class EmailBackend(ChannelBackend):
                 unsubscribe_url=unsubscribe, acknowledge=acknowledge)
         return prepared[key].envelope(to=recipient.target, message_id=message_id,
                                       acknowledge_url=link)
+
+    def _prepared(self) -> dict:
+        """This thread's prepared messages (``email_batch``), kept across the batches of an
+        audience for ``PREPARED_SECONDS`` (their Date header is when they were prepared)."""
+        now = time.monotonic()
+        if now - getattr(self._batch, "prepared_since", -PREPARED_SECONDS) >= PREPARED_SECONDS:
+            self._batch.prepared, self._batch.prepared_since = {}, now
+        return self._batch.prepared
 
     def resolution_targets(self, recipients, *, asked) -> list[Recipient]:
         """Every address that got the event, when its routing rule asks."""

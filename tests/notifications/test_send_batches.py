@@ -137,6 +137,27 @@ def test_changed_settings_are_used_by_the_next_send_on_a_new_connection(
                message="the connection of the old settings to be closed")
 
 
+def test_a_new_from_address_reaches_the_rest_of_an_audience_already_being_sent(
+        sends, smtp_server, email_on):
+    """The message prepared for an event's many recipients is kept across batches, but
+    never past a change of the sender."""
+    server = smtp_server()
+    email_on(server)
+    first = sends(addresses(3))
+    rest = sends(addresses(6)[3:], event=first[0].event)
+    assert deliveries_send(delivery_ids=[row.pk for row in first]) == ["delivered"] * 3
+
+    email_settings_update(values={"from_email": "alerts@example.org"})
+    assert deliveries_send(delivery_ids=[row.pk for row in rest]) == ["delivered"] * 3
+
+    by_address = {r.rcpt_tos[0]: r.message for r in server.received}
+    assert {by_address[row.target]["From"].addresses[0].addr_spec for row in first} == {SENDER}
+    assert {by_address[row.target]["From"].addresses[0].addr_spec for row in rest} == {
+        "alerts@example.org"}
+    assert {by_address[row.target]["Message-ID"] for row in rest} == {
+        emails.make_message_id(row.pk, "alerts@example.org") for row in rest}
+
+
 def test_one_refused_recipient_in_a_batch_fails_alone(sends, smtp_server, email_on):
     server = smtp_server()
     server.handler.refused.add("person2@example.com")
