@@ -133,8 +133,9 @@ class Processes:
             time.sleep(0.02)
         return process
 
-    def worker(self, name, queues, concurrency):
+    def worker(self, name, queues, concurrency, *, nice=0):
         return self.start(name, [
+            *(["nice", "-n", str(nice)] if nice else []),
             sys.executable, "-m", "celery", "-A", "config", "worker", "-n", f"{name}@%h",
             "--queues", queues, "--concurrency", str(concurrency), "--loglevel", "INFO",
             "--without-gossip", "--without-mingle", "--without-heartbeat",

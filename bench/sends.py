@@ -13,6 +13,7 @@ a kept connection). Everything started here is stopped however the part ends.
 
 import datetime
 import ipaddress
+import re
 import smtplib
 import socket
 import ssl
@@ -129,6 +130,19 @@ class Receiver:
         self.process.stdout.close()
 
 
+def procfile_workers() -> list[tuple[str, str, int, int]]:
+    """The Procfile's Celery workers: (name, queues, default concurrency, niceness) each."""
+    workers = []
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        name, _, command = line.partition(":")
+        if re.match(r"\s*(nice -n \d+ )?celery -A config worker ", command):
+            queues = re.search(r"--queues (\S+)", command).group(1)
+            concurrency = re.search(r"--concurrency \$\{\w+:-(\d+)\}", command).group(1)
+            nice = re.match(r"\s*nice -n (\d+) ", command)
+            workers.append((name, queues, int(concurrency), int(nice.group(1)) if nice else 0))
+    return workers
+
+
 def make_certificate(directory: Path) -> tuple[Path, Path]:
     """A self-signed certificate (its own CA) for 127.0.0.1: (certificate, key) PEM files."""
     from cryptography import x509
@@ -235,9 +249,8 @@ class Sends:
             cursor.execute("CREATE TABLE bench_floor_send (id bigserial PRIMARY KEY, "
                            "channel text NOT NULL, marker text NOT NULL, "
                            "created_at timestamptz NOT NULL DEFAULT now())")
-        for name, queues in (("urgent", "urgent"), ("sender", "deliveries"),
-                             ("worker", "events,digests"), ("webhooks", "webhooks")):
-            self.processes.worker(f"sends-{name}", queues, 2)  # the Procfile's default
+        for name, queues, concurrency, nice in procfile_workers():
+            self.processes.worker(f"sends-{name}", queues, concurrency, nice=nice)
         for queue in (FLOOR_URGENT, FLOOR_DELIVERIES):
             self.processes.start(queue, [
                 sys.executable, "-m", "celery", "-A", "bench.floor_app", "worker",

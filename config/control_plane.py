@@ -24,6 +24,8 @@ QUEUES = {
     "digests": "flushes, digest sends, sends of batched priorities with digests off, "
                "housekeeping (retention, the Overview's rollups)",
     "webhooks": "webhook sends, so a slow receiver holds up no email",
+    "bulk": "a large audience's immediate sends (its lanes), so a 1,000-member fan-out "
+            "never holds up the next critical event's send",
 }
 DEFAULT_QUEUE = "events"
 
@@ -92,7 +94,7 @@ TASKS = (
     # ChannelBackend.queue): this queue is where a message without one goes.
     TaskSpec(DELIVERY_SEND, "deliveries", "one attempt of one send"),
     TaskSpec(DELIVERIES_SEND, "deliveries", "one attempt of each of a few sends, in a batch"),
-    TaskSpec(EVENT_DELIVERIES_SEND, "deliveries",
+    TaskSpec(EVENT_DELIVERIES_SEND, "bulk",
              "the next batch of a large audience's sends (then its continuation)"),
     TaskSpec(DELIVERIES_PUBLISH, "deliveries", "publish sends (messages of older versions)"),
     TaskSpec(DIGEST_SEND, "digests", "one attempt of a digest (messages of older versions)"),

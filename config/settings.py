@@ -368,11 +368,11 @@ DATAFI_APP_URL = env.str("DATAFI_APP_URL", default="http://localhost:8000/")
 DATAFI_RETRY_BASE_SECONDS = env.float("DATAFI_RETRY_BASE_SECONDS", default=10)
 DATAFI_RETRY_MAX_SECONDS = env.float("DATAFI_RETRY_MAX_SECONDS", default=300)
 DATAFI_EMAIL_MAX_ATTEMPTS = env.int("DATAFI_EMAIL_MAX_ATTEMPTS", default=4)
-# A large audience's sends go in tasks of this many over one kept connection, on this many
-# send workers at once; a kept SMTP connection carries at most this many messages, or
-# idles this long (README "Sending at scale").
+# Sends: tasks of BATCH over a kept connection; a large audience: LANES tasks of LANE_BATCH on
+# the bulk lane; an SMTP connection: MAX_MESSAGES at most, or MAX_IDLE (README "Sending at scale")
 DATAFI_SEND_BATCH = env.int("DATAFI_SEND_BATCH", default=20)
 DATAFI_SEND_LANES = env.int("DATAFI_SEND_LANES", default=2)
+DATAFI_SEND_LANE_BATCH = env.int("DATAFI_SEND_LANE_BATCH", default=100)
 SMTP_MAX_MESSAGES_PER_CONNECTION = env.int("SMTP_MAX_MESSAGES_PER_CONNECTION", default=500)
 SMTP_MAX_IDLE_SECONDS = env.float("SMTP_MAX_IDLE_SECONDS", default=30)
 # A delivery still "sending" this long after its attempt started lost its worker: the

@@ -120,7 +120,7 @@ def event_deliveries_send(*, event_id: str, channel: str, queue: str) -> None:
     its continuation queued behind whatever waits now, then sent. Idempotent."""
     with log_context(event_id=event_id):
         taken = send.event_deliveries_send(
-            event_id=event_id, channel=channel, batch=settings.DATAFI_SEND_BATCH,
+            event_id=event_id, channel=channel, batch=settings.DATAFI_SEND_LANE_BATCH,
             then=lambda: enqueue.event_batch_continue(event_id=event_id, channel=channel,
                                                       queue=queue))
         logger.info("event %s: %d %s sends", event_id, taken, channel)

@@ -77,6 +77,10 @@ class ChannelBackend:
     #: the second never delays the first. Both must be control-plane queues.
     queue: ClassVar[str] = "deliveries"
     batched_queue: ClassVar[str] = "digests"
+    #: The queue of a large audience's immediate sends (more than ``DATAFI_SEND_BATCH`` of
+    #: one event), sent in lanes of batches: a third lane, so a fan-out to thousands never
+    #: delays the next critical event's send on ``queue``. A control-plane queue.
+    bulk_queue: ClassVar[str] = "bulk"
     #: Columns of the user model this channel reads of each audience member (e.g.
     #: ``("email",)``); routing loads them with the audience, in the same query.
     user_fields: ClassVar[tuple[str, ...]] = ()

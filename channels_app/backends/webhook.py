@@ -55,6 +55,7 @@ class WebhookBackend(ChannelBackend):
     label = "Webhook"
     queue = "webhooks"  # its own lane, immediate and digest alike: a slow receiver holds
     batched_queue = "webhooks"  # up no email
+    bulk_queue = "webhooks"
 
     def load_config(self) -> list[EndpointTarget]:
         return endpoint_targets()

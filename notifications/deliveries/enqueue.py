@@ -61,6 +61,13 @@ def send_queue(kind: str, channel: str, priority: str) -> str | None:
     return backend.batched_queue
 
 
+def bulk_queue(channel: str, queue: str) -> str:
+    """Where the lanes of a large audience whose sends belong on ``queue`` go: the channel's
+    bulk lane for immediate sends, ``queue`` itself for batched ones."""
+    backend = get_backend(channel)
+    return backend.bulk_queue if queue == backend.queue else queue
+
+
 def _publish(jobs: list[tuple[str, str, str, str, str]], countdown: float | None) -> None:
     by_queue: dict[str, list] = {}
     for job in jobs:
@@ -83,9 +90,11 @@ def _publish(jobs: list[tuple[str, str, str, str, str]], countdown: float | None
                 audiences.setdefault((job[4], job[2]), []).append(job)
         large = {key for key, group in audiences.items() if len(group) > batch}
         for event_id, channel in large:
-            lanes = min(settings.DATAFI_SEND_LANES, -(-len(audiences[event_id, channel]) // batch))
+            lanes = min(settings.DATAFI_SEND_LANES,
+                        -(-len(audiences[event_id, channel]) // settings.DATAFI_SEND_LANE_BATCH))
+            lane = bulk_queue(channel, queue)
             messages += [(control_plane.EVENT_DELIVERIES_SEND,
-                          {"event_id": event_id, "channel": channel, "queue": queue}, queue)
+                          {"event_id": event_id, "channel": channel, "queue": lane}, lane)
                          ] * max(1, lanes)
         rest = [job[1] for job in queued if (job[4], job[2]) not in large]
         for start in range(0, len(rest), batch):

@@ -37,7 +37,8 @@ def test_the_procfile_serves_every_queue_of_the_table_and_of_the_channels():
     for line in (ROOT / "Procfile").read_text().splitlines():
         if " worker " in line:
             served |= set(line.split("--queues ")[1].split()[0].split(","))
-    channel_queues = {q for b in registered_backends() for q in (b.queue, b.batched_queue)}
+    channel_queues = {q for b in registered_backends()
+                      for q in (b.queue, b.batched_queue, b.bulk_queue)}
 
     assert served == set(control_plane.QUEUES) >= channel_queues
 

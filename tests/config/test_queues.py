@@ -48,7 +48,7 @@ def test_procfile_gives_the_urgent_queue_a_worker_of_its_own():
             workers[name] = queues
     assert workers["urgent"] == ["urgent"]
     served = {queue for queues in workers.values() for queue in queues}
-    assert served == {"urgent", "events", "deliveries", "digests", "webhooks"}
+    assert served == {"urgent", "events", "deliveries", "digests", "webhooks", "bulk"}
 
 
 # --- real processes ---------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from notifications.models import Delivery, Notification
 from tests.channels_app.webhook_servers import Reply
 from tests.support import ROOT, stop_tree, subprocess_env, wait_until
 
-OTHER_QUEUES = ("urgent", "events", "deliveries", "digests")
+OTHER_QUEUES = ("urgent", "events", "deliveries", "digests", "bulk")
 
 
 @pytest.fixture
