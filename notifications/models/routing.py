@@ -133,8 +133,9 @@ class RoutingVersion(models.Model):
     configuration (the active webhook endpoints' filters) in each process
     (``routing.rules.routing_config_get``) and reads this token in the query that locks the
     events it routes: a different token drops the cache. Database triggers change it
-    (migration ``0009_routing_version``) in the transaction that writes ``RoutingRule``,
-    ``DigestSetting`` or a webhook endpoint's routing fields, so every write counts:
+    (migrations ``0009_routing_version``, ``0015``) in the transaction that writes
+    ``RoutingRule``, ``DigestSetting``, a webhook endpoint's routing fields, a ``Silence``
+    or an ``InhibitRule`` (which policies read once per token), so every write counts:
     services, the admin, a bulk ``update()``, raw SQL, another process. No row (a test
     flushed the table) means no caching until the next change writes one.
     """

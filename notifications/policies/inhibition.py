@@ -16,12 +16,14 @@ class Inhibition(Policy):
     name = "inhibition"
 
     def apply(self, plan) -> None:
-        """Two queries for the batch at most: the rules, and the unresolved source events of
-        the rules that target one of its events, in its workspaces."""
+        """One query for the batch at most: the unresolved source events of the rules that
+        target one of its events, in its workspaces. The rules are read once per routing
+        version (any write to them changes it)."""
         live = list(plan.live())
         if not live:
             return
-        rules = list(InhibitRule.objects.select_related("source_event_type"))
+        rules = plan.config.remembered(self.name, lambda: list(
+            InhibitRule.objects.select_related("source_event_type")))
         targeted = [(event_plan, [rule for rule in rules if rule.targets(event_plan.event)])
                     for event_plan in live]
         targeted = [(event_plan, found) for event_plan, found in targeted if found]

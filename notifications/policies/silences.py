@@ -14,13 +14,15 @@ class Silences(Policy):
     name = "silences"
 
     def apply(self, plan) -> None:
-        """One query for the batch, whatever the number of silences: the active ones."""
+        """No query while the silences are unchanged: those not ended yet are read once per
+        routing version (any write to silences changes it) and each route keeps the ones
+        active at its time."""
         live = list(plan.live())
         if not live:
             return
         now = timezone.now()
-        active = list(Silence.objects.filter(starts_at__lte=now, ends_at__gt=now)
-                      .order_by("starts_at", "pk"))
+        active = [s for s in plan.config.remembered(self.name, _not_ended)
+                  if s.starts_at <= now < s.ends_at]
         for event_plan in live:
             silence = next((s for s in active if s.matches(event_plan.event)), None)
             if silence is not None:
@@ -29,3 +31,7 @@ class Silences(Policy):
                     detail=f"Silence {silence.pk} (until {silence.ends_at:%Y-%m-%d %H:%M} "
                            f"UTC): {silence.comment[:200]}"),
                     status=Event.Status.SILENCED)
+
+
+def _not_ended() -> list[Silence]:
+    return list(Silence.objects.filter(ends_at__gt=timezone.now()).order_by("starts_at", "pk"))

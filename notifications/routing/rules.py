@@ -4,8 +4,9 @@ The most specific rule wins: an event type's rule, else its category's, else the
 channels of the event's priority (the setting ``DATAFI_DEFAULT_CHANNELS``).
 """
 
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db.models import Q
@@ -94,6 +95,9 @@ def routing_get(event_type: EventType, *, priority: str | None = None) -> Effect
     return RoutingRules(rules).resolve(event_type, priority=priority)
 
 
+T = TypeVar("T")
+
+
 @dataclass(frozen=True)
 class RoutingConfig:
     """What routing reads as configuration: rules, digest switches, and each channel's own
@@ -102,6 +106,15 @@ class RoutingConfig:
     rules: RoutingRules
     switches: dict[str, bool]
     channels: dict[str, Any]
+    _remembered: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def remembered(self, key: str, read: Callable[[], T]) -> T:
+        """``read()`` once per configuration version, for a policy's own configuration
+        whose tables change the routing version token too (silences, inhibit rules:
+        migration ``0015``); read again once the token changes, as the rest is."""
+        if key not in self._remembered:
+            self._remembered[key] = read()
+        return self._remembered[key]
 
     def bucket(self, *, priority: str, channel: str) -> str:
         """The digest bucket a delivery on ``channel`` waits in, or "" to send it now.

@@ -17,7 +17,13 @@ from events import dispatch, emit
 from events.models import Category, Event, EventType
 from events.services.outbox import ROUTING_REQUESTED_KEY, outbox_sweep, routing_request_clear
 from notifications import tasks as notification_tasks
-from notifications.models import Delivery, Notification, NotificationPreference
+from notifications.models import (
+    Delivery,
+    InhibitRule,
+    Notification,
+    NotificationPreference,
+    Silence,
+)
 from notifications.routing import plan
 from notifications.routing.route import event_route, events_route_pending
 from notifications.services.rules import routing_rule_set
@@ -191,6 +197,7 @@ def test_a_warm_route_reads_no_configuration(db, make_workspace):
     tables = " ".join(q["sql"] for q in queries)
     assert "routingrule" not in tables and "digestsetting" not in tables
     assert "webhookendpoint" not in tables
+    assert "notifications_silence" not in tables and "notifications_inhibitrule" not in tables
 
 
 def test_a_rule_changed_in_another_connection_applies_to_the_next_route(
@@ -225,6 +232,33 @@ def test_an_endpoint_changed_in_another_connection_applies_to_the_next_route(
 
     in_another_connection(lambda: WebhookEndpoint.objects.update(is_active=False))
     assert not Delivery.objects.filter(event=route(CRITICAL, workspace), channel="webhook")
+
+
+def test_silences_and_inhibit_rules_changed_in_another_connection_apply_to_the_next_route(
+        live_db, make_workspace):
+    """The policies read them once per routing version: a write anywhere is seen at once."""
+    workspace = make_workspace(members=1)
+
+    def status(event):
+        return Event.objects.get(pk=event.pk).status
+
+    assert status(route(MEDIUM, workspace, query_name="q1")) == "routed"
+    now = timezone.now()
+
+    in_another_connection(lambda: Silence.objects.create(
+        matchers={"category": "queries"}, starts_at=now - timedelta(minutes=1),
+        ends_at=now + timedelta(hours=1), comment="maintenance"))
+    assert status(route(MEDIUM, workspace, query_name="q2")) == "silenced"
+
+    in_another_connection(lambda: Silence.objects.update(ends_at=timezone.now()))
+    assert status(route(MEDIUM, workspace, query_name="q3")) == "routed"
+
+    in_another_connection(lambda: InhibitRule.objects.create(
+        source_event_type=EventType.objects.get(key=CRITICAL), target_categories=["queries"],
+        equal=["datasource_name"]))
+    route(CRITICAL, workspace, datasource_name="warehouse")
+    assert status(route(MEDIUM, workspace, query_name="q4", datasource_name="warehouse")
+                  ) == "inhibited"
 
 
 def test_a_send_outcome_on_an_endpoint_keeps_the_cache(db):
