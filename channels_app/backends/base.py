@@ -160,6 +160,10 @@ class ChannelBackend:
         one), in the thread that then renders and sends it: read once what the batch's sends
         share (the email settings, a webhook endpoint). Nothing by default."""
 
+    def batch_end(self) -> None:
+        """Called after each batch, however it ended: forget what ``batch_begin`` read, so
+        nothing outside a batch uses it. Nothing by default."""
+
     def send(self, message: Any) -> SendResult:
         """Send one rendered message. Raises ``TransientError`` or ``PermanentError``; never
         runs inside a database transaction (it may take up to the channel's timeout)."""

@@ -56,6 +56,9 @@ class EmailBackend(ChannelBackend):
         """Read the settings once for the batch."""
         self._batch.config = email_smtp_config()
 
+    def batch_end(self) -> None:
+        self._batch.config = None
+
     def _config(self) -> smtp.SmtpConfig:
         config = getattr(self._batch, "config", None)
         return config if config is not None else email_smtp_config()

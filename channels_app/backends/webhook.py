@@ -89,6 +89,9 @@ class WebhookBackend(ChannelBackend):
         """Each endpoint is loaded (its secrets decrypted) once per batch."""
         self._batch.endpoints = {}
 
+    def batch_end(self) -> None:
+        self._batch.endpoints = None
+
     def _endpoint(self, recipient: Recipient) -> WebhookEndpoint:
         cache = getattr(self._batch, "endpoints", None)
         pk = _endpoint_id(recipient)

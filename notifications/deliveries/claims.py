@@ -4,7 +4,7 @@ committed before anything leaves the process (``send``)."""
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import F, Q
 
 from ..models import Delivery, DeliveryAttempt
@@ -25,17 +25,18 @@ def due(deliveries, now):
                              | Q(next_attempt_at__lte=now + DUE_TOLERANCE))
 
 
-def claim(deliveries: list[Delivery], *, now) -> list[Attempt]:
-    """pending -> sending with the next attempt number, for each of ``deliveries`` still
-    pending and due; one attempt row each. Inside the caller's transaction, which commits
-    before anything leaves the process."""
+def claim(pks: list, *, now) -> list[Attempt]:
+    """pending -> sending with the next attempt number, for each delivery of ``pks`` still
+    pending and due; one attempt row each; in ``pks``'s order. Inside the caller's
+    transaction (on PostgreSQL one statement, so autocommit will do), which commits before
+    anything leaves the process."""
     if connection.vendor == "postgresql":
-        claimed = _claim_returning([d.pk for d in deliveries], now=now)
-    else:  # one conditional UPDATE each: whatever it counts is exactly what was claimed
-        claimed = [d.pk for d in deliveries if due(Delivery.objects.filter(
-            pk=d.pk, status=Delivery.Status.PENDING), now).update(
-                status=Delivery.Status.SENDING, attempts=F("attempts") + 1,
-                sending_started_at=now, next_attempt_at=None, updated_at=now)]
+        return _claim_returning(pks, now=now)
+    # One conditional UPDATE each: whatever it counts is exactly what was claimed.
+    claimed = [pk for pk in pks if due(Delivery.objects.filter(
+        pk=pk, status=Delivery.Status.PENDING), now).update(
+            status=Delivery.Status.SENDING, attempts=F("attempts") + 1,
+            sending_started_at=now, next_attempt_at=None, updated_at=now)]
     if not claimed:
         return []
     fresh = Delivery.objects.in_bulk(claimed)
@@ -46,19 +47,44 @@ def claim(deliveries: list[Delivery], *, now) -> list[Attempt]:
             for pk, record in zip(claimed, records, strict=True)]
 
 
-def _claim_returning(pks: list, *, now) -> list:
-    """The same claim as one statement, saying which rows it took (in ``pks``'s order)."""
-    table = Delivery._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} SET status = %s, attempts = attempts + 1, "  # noqa: S608
-            "sending_started_at = %s, next_attempt_at = NULL, updated_at = %s "
-            "WHERE id = ANY(%s) AND status = %s "
-            "AND (next_attempt_at IS NULL OR next_attempt_at <= %s) RETURNING id",
-            [Delivery.Status.SENDING, now, now, [str(pk) for pk in pks],
-             Delivery.Status.PENDING, now + DUE_TOLERANCE])
-        taken = {str(row[0]) for row in cursor.fetchall()}
-    return [pk for pk in pks if str(pk) in taken]
+def claim_committed(pks: list, *, now) -> list[Attempt]:
+    """``claim`` in a transaction of its own, committed on return (on PostgreSQL the one
+    statement's own: no BEGIN and COMMIT round trips)."""
+    if connection.vendor == "postgresql" and connection.get_autocommit():
+        return _claim_returning(pks, now=now)
+    with transaction.atomic():
+        return claim(pks, now=now)
+
+
+def _claim_returning(pks: list, *, now) -> list[Attempt]:
+    """The same claim as one statement and one round trip: the rows taken, their attempt
+    rows written, both returned."""
+    deliveries, attempts = Delivery._meta, DeliveryAttempt._meta
+    columns = ", ".join(f"c.{f.column}" for f in deliveries.concrete_fields)
+    blank = [f for f in attempts.concrete_fields
+             if f.column not in ("id", "delivery_id", "number", "started_at")]
+    sql = (
+        f"WITH c AS (UPDATE {deliveries.db_table} SET status = %s, "  # noqa: S608
+        "attempts = attempts + 1, sending_started_at = %s, next_attempt_at = NULL, "
+        "updated_at = %s WHERE id = ANY(%s) AND status = %s "
+        "AND (next_attempt_at IS NULL OR next_attempt_at <= %s) RETURNING *), "
+        f"a AS (INSERT INTO {attempts.db_table} (delivery_id, number, started_at"
+        f"{''.join(', ' + f.column for f in blank)}) SELECT id, attempts, %s"
+        f"{', %s' * len(blank)} FROM c RETURNING id, delivery_id) "
+        f"SELECT {columns}, a.id AS claimed_attempt_id FROM c JOIN a ON a.delivery_id = c.id")
+    params = [Delivery.Status.SENDING, now, now, [str(pk) for pk in pks],
+              Delivery.Status.PENDING, now + DUE_TOLERANCE, now,
+              *(f.get_db_prep_save(f.get_default(), connection) for f in blank)]
+    taken = {str(d.pk): d for d in Delivery.objects.raw(sql, params)}
+    claimed = []
+    for pk in map(str, pks):
+        delivery = taken.get(pk)
+        if delivery is not None:
+            record = DeliveryAttempt(pk=delivery.claimed_attempt_id, delivery=delivery,
+                                     number=delivery.attempts, started_at=now)
+            record._state.adding = False
+            claimed.append(Attempt(delivery=delivery, record=record))
+    return claimed
 
 
 def commit_without_waiting_for_disk() -> None:

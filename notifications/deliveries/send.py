@@ -19,7 +19,7 @@ from .. import metrics as pipeline_metrics
 from ..in_app import event_title
 from ..models import Delivery, DeliveryAttempt, Digest
 from ..routing.audience import AudienceCheck
-from .claims import Attempt, claim, commit_without_waiting_for_disk, due
+from .claims import Attempt, claim, claim_committed, commit_without_waiting_for_disk, due
 from .enqueue import deliveries_enqueue
 
 logger = logging.getLogger(__name__)
@@ -96,7 +96,7 @@ def event_deliveries_send(*, event_id, channel: str, batch: int, then=None) -> i
         if backend.configuration_problems():
             Delivery.objects.filter(pk__in=pks).update(next_attempt_at=None)
             return 0  # waits: the channel becoming ready enqueues them (and the sweep)
-        attempts = claim(list(Delivery.objects.filter(pk__in=pks).order_by("pk")), now=now)
+        attempts = claim(pks, now=now)
     if len(pks) == batch and then is not None:
         then()
     _attempt_all(attempts, backend)
@@ -116,24 +116,28 @@ def _send_channel(backend: ChannelBackend | None, deliveries: list[Delivery]) ->
         for delivery in sendable:
             _log_about(delivery)
         return {str(d.pk): Outcome.WAITING for d in sendable}
-    with transaction.atomic():
-        attempts = claim(sendable, now=timezone.now())
+    attempts = claim_committed([d.pk for d in sendable], now=timezone.now())
     return _attempt_all(attempts, backend)
 
 
 def _attempt_all(attempts: list[Attempt], backend: ChannelBackend) -> dict:
     """Render, send and record each claimed attempt, on the backend's batch."""
+    if not attempts:
+        return {}
     backend.batch_begin()
-    events = Event.objects.select_related("event_type__category", "workspace").in_bulk(
-        {a.delivery.event_id for a in attempts if a.delivery.event_id})
-    titles: dict = {}
-    outcomes = {}
-    for attempt in attempts:
-        _log_about(attempt.delivery)
-        if attempt.delivery.event_id in events:
-            attempt.emitted_at = events[attempt.delivery.event_id].created_at
-        outcomes[str(attempt.delivery.pk)] = _attempt_one(attempt, backend, events, titles)
-    return outcomes
+    try:
+        events = Event.objects.select_related("event_type__category", "workspace").in_bulk(
+            {a.delivery.event_id for a in attempts if a.delivery.event_id})
+        titles: dict = {}
+        outcomes = {}
+        for attempt in attempts:
+            _log_about(attempt.delivery)
+            if attempt.delivery.event_id in events:
+                attempt.emitted_at = events[attempt.delivery.event_id].created_at
+            outcomes[str(attempt.delivery.pk)] = _attempt_one(attempt, backend, events, titles)
+        return outcomes
+    finally:
+        backend.batch_end()
 
 
 def _log_about(delivery: Delivery) -> None:
