@@ -6,6 +6,8 @@ import importlib
 
 from django.db import migrations
 
+from core.migration_sql import run_sql_by_vendor
+
 ROUTING = importlib.import_module("notifications.migrations.0009_routing_version")
 TABLES = ("notifications_silence", "notifications_inhibitrule")
 
@@ -23,20 +25,9 @@ SQLITE = [f"CREATE TRIGGER {name} {when} BEGIN {ROUTING._SQLITE_BUMP} END"
 SQLITE_REVERSE = [f"DROP TRIGGER IF EXISTS {name}" for name, _ in SQLITE_TRIGGERS]
 
 
-def create_triggers(apps, schema_editor):
-    statements = {"postgresql": POSTGRESQL, "sqlite": SQLITE}.get(schema_editor.connection.vendor)
-    for statement in statements or ():  # another database: routing simply never caches
-        schema_editor.execute(statement)
-
-
-def drop_triggers(apps, schema_editor):
-    statements = {"postgresql": POSTGRESQL_REVERSE,
-                  "sqlite": SQLITE_REVERSE}.get(schema_editor.connection.vendor)
-    for statement in statements or ():
-        schema_editor.execute(statement)
-
-
 class Migration(migrations.Migration):
     dependencies = [("notifications", "0014_incidents")]
 
-    operations = [migrations.RunPython(create_triggers, drop_triggers)]
+    # Another database: routing simply never caches.
+    operations = [run_sql_by_vendor({"postgresql": POSTGRESQL, "sqlite": SQLITE},
+                                    {"postgresql": POSTGRESQL_REVERSE, "sqlite": SQLITE_REVERSE})]
