@@ -87,6 +87,27 @@ def _claim_returning(pks: list, *, now) -> list[Attempt]:
     return claimed
 
 
+#: A batch still sending renews its claim on the rows it has not sent at least this often
+#: (``claims_renew``), so the sweep never takes them back from a long batch: each message
+#: then starts within this many seconds of a renewal and ends within the channel's own
+#: timeout (<= 300 s), well inside ``DATAFI_SENDING_TIMEOUT_SECONDS`` (330).
+RENEW_SECONDS = 10
+
+
+def claims_renew(attempts: list[Attempt], *, now) -> set[str]:
+    """Stamp ``now`` as the send start of ``attempts``' deliveries that are still theirs
+    (``sending`` with that attempt number; the sweep may have given a row to a new attempt
+    while this worker was stopped); returns those ids. Row locks keep the sweep off them
+    meanwhile."""
+    numbers = {str(a.delivery.pk): a.record.number for a in attempts}
+    with transaction.atomic():
+        ours = [str(pk) for pk, number in Delivery.objects.select_for_update()
+                .filter(pk__in=list(numbers), status=Delivery.Status.SENDING)
+                .values_list("pk", "attempts") if numbers.get(str(pk)) == number]
+        Delivery.objects.filter(pk__in=ours).update(sending_started_at=now)
+    return set(ours)
+
+
 def commit_without_waiting_for_disk() -> None:
     """On PostgreSQL, this transaction's commit does not wait for its WAL to reach disk
     (``synchronous_commit = off``, for this transaction only): recording an outcome costs

@@ -19,7 +19,15 @@ from .. import metrics as pipeline_metrics
 from ..in_app import event_title
 from ..models import Delivery, DeliveryAttempt, Digest
 from ..routing.audience import AudienceCheck
-from .claims import Attempt, claim, claim_committed, commit_without_waiting_for_disk, due
+from .claims import (
+    RENEW_SECONDS,
+    Attempt,
+    claim,
+    claim_committed,
+    claims_renew,
+    commit_without_waiting_for_disk,
+    due,
+)
 from .enqueue import deliveries_enqueue
 
 logger = logging.getLogger(__name__)
@@ -130,7 +138,15 @@ def _attempt_all(attempts: list[Attempt], backend: ChannelBackend) -> dict:
             {a.delivery.event_id for a in attempts if a.delivery.event_id})
         titles: dict = {}
         outcomes = {}
-        for attempt in attempts:
+        renewed, ours = time.monotonic(), None
+        for index, attempt in enumerate(attempts):
+            if time.monotonic() - renewed >= RENEW_SECONDS:  # a long batch: keep its claim
+                ours, renewed = claims_renew(attempts[index:], now=timezone.now()), time.monotonic()
+            if ours is not None and str(attempt.delivery.pk) not in ours:
+                logger.warning("delivery %s: taken back by the sweep before its turn in a "
+                               "batch; not sent by this one", attempt.delivery.pk)
+                outcomes[str(attempt.delivery.pk)] = Outcome.SKIPPED
+                continue
             _log_about(attempt.delivery)
             if attempt.delivery.event_id in events:
                 attempt.emitted_at = events[attempt.delivery.event_id].created_at

@@ -9,12 +9,14 @@ import uuid
 
 import pytest
 from celery import current_app
+from django.db import connection
 from django.utils import timezone
 
 from channels_app.emails import make_message_id
 from config import control_plane
 from events import emit
 from events.models import Event, EventType
+from notifications.deliveries import send
 from notifications.deliveries.sweep import delivery_sweep
 from notifications.models import Delivery, RoutingRule
 from notifications.routing.route import event_route
@@ -135,3 +137,52 @@ def test_a_worker_killed_mid_batch_leaves_each_send_delivered_once(
         row = Delivery.objects.get(pk=by_target[f"person{n}@example.com"].pk)
         assert list(row.attempt_log.values_list("number", "outcome")) == log, n
 
+
+
+class SlowData(RecordingHandler):
+    """Records each message, answering its DATA after ``seconds``: a slow SMTP server."""
+
+    def __init__(self, seconds):
+        super().__init__()
+        self.seconds = seconds
+
+    async def handle_DATA(self, server, session, envelope):
+        await asyncio.sleep(self.seconds)
+        return await super().handle_DATA(server, session, envelope)
+
+
+def test_a_batch_longer_than_the_sending_timeout_keeps_its_claim(
+        live_db, make_workspace, email_on, settings, monkeypatch):
+    """A slow server makes a batch outlast DATAFI_SENDING_TIMEOUT_SECONDS; the batch renews
+    its claim as it goes, so the sweep running meanwhile takes nothing back and each message
+    is sent once, by its one attempt."""
+    settings.DATAFI_SENDING_TIMEOUT_SECONDS = 1
+    monkeypatch.setattr(send, "RENEW_SECONDS", 0.2)
+    handler = SlowData(0.3)
+    server = _LoopbackController(handler, hostname=HOST, port=0, ready_timeout=60)
+    server.start()
+    try:
+        email_on(server)
+        rows = email_sends(routed_event(make_workspace), 8)  # 2.4 s of DATA at least
+        outcomes = []
+
+        def send_batch():
+            try:
+                outcomes.extend(send.deliveries_send(delivery_ids=[r.pk for r in rows]))
+            finally:
+                connection.close()  # this thread's own
+
+        batch = threading.Thread(target=send_batch)
+        batch.start()
+        swept = []
+        while batch.is_alive():  # the sweep, as beat runs it, all along
+            swept.append(delivery_sweep().interrupted)
+            batch.join(timeout=0.05)
+    finally:
+        server.stop()
+    assert outcomes == ["delivered"] * 8
+    assert sum(swept) == 0
+    assert sorted(r.rcpt_tos[0] for r in handler.received) == sorted(r.target for r in rows)
+    for row in rows:
+        assert list(Delivery.objects.get(pk=row.pk).attempt_log.values_list(
+            "number", "outcome")) == [(1, "delivered")]
