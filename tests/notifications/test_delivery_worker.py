@@ -178,16 +178,17 @@ def test_enabled_but_incomplete_waits_on_the_worker_until_completed_over_rest(
 # --- a worker killed mid-send ---------------------------------------------------------------
 
 class HoldingHandler(RecordingHandler):
-    """Records each message, then holds its reply to DATA until ``release`` is set (first
-    message only)."""
+    """Records each message, then holds its reply to DATA until ``release`` is set (the
+    ``at``-th message only)."""
 
-    def __init__(self):
+    def __init__(self, at: int = 1):
         super().__init__()
+        self.at = at
         self.release = threading.Event()
 
     async def handle_DATA(self, server, session, envelope):
         reply = await super().handle_DATA(server, session, envelope)
-        if len(self.received) == 1:
+        if len(self.received) == self.at:
             await asyncio.get_running_loop().run_in_executor(None, self.release.wait, 120)
         return reply
 

@@ -24,7 +24,7 @@ from tests.channels_app.smtp_servers import HOST, RecordingHandler, _LoopbackCon
 from tests.support import wait_until
 
 from .conftest import SENDER
-from .test_delivery_worker import start_worker, stop_worker
+from .test_delivery_worker import HoldingHandler, start_worker, stop_worker
 
 CRITICAL = "data_source.connection_lost"
 
@@ -76,23 +76,9 @@ def test_a_thousand_emails_take_a_few_connections_per_worker_process(
     assert 1 <= server.connections <= 4, server.connections
 
 
-class HoldAtThird(RecordingHandler):
-    """Records each message; holds the reply to the third one's DATA until ``release``."""
-
-    def __init__(self):
-        super().__init__()
-        self.release = threading.Event()
-
-    async def handle_DATA(self, server, session, envelope):
-        reply = await super().handle_DATA(server, session, envelope)
-        if len(self.received) == 3:
-            await asyncio.get_running_loop().run_in_executor(None, self.release.wait, 120)
-        return reply
-
-
 def test_a_worker_killed_mid_batch_leaves_each_send_delivered_once(
         live_db, celery_worker, make_workspace, email_on, settings, tmp_path):
-    handler = HoldAtThird()
+    handler = HoldingHandler(at=3)
     server = _LoopbackController(handler, hostname=HOST, port=0, ready_timeout=60)
     server.start()
     workers = []
