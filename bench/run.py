@@ -679,17 +679,21 @@ class _NoMetric:
 
 @contextlib.contextmanager
 def metrics_off():
-    """Every metric of ``core.metrics`` replaced by a no-op (call sites read them at call
-    time), so the same code runs with and without counting."""
+    """Every metric of ``core.metrics`` replaced by a no-op, and ``observe_many`` (which
+    writes a histogram's own buckets) by one (call sites read them at call time), so the
+    same code runs with and without counting."""
     from prometheus_client.metrics import MetricWrapperBase
 
     from core import metrics
 
     saved = {name: value for name, value in vars(metrics).items()
              if isinstance(value, MetricWrapperBase)}
+    stand_ins = {**dict.fromkeys(saved, _NoMetric()),
+                 "observe_many": lambda histogram, amount, count: None}
+    saved["observe_many"] = metrics.observe_many
     try:
-        for name in saved:
-            setattr(metrics, name, _NoMetric())
+        for name, stand_in in stand_ins.items():
+            setattr(metrics, name, stand_in)
         yield
     finally:
         for name, value in saved.items():

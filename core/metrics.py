@@ -81,10 +81,6 @@ def observe_many(histogram, amount: float, count: int) -> None:
     ``observe`` calls would record them, in two increments: a fan-out's notifications share
     their event's latency. (prometheus-client has no weighted observe; this writes the same
     sum and bucket values its ``observe`` writes.)"""
-    if not hasattr(histogram, "_buckets"):  # not the client's histogram (a stand-in)
-        for _ in range(count):
-            histogram.observe(amount)
-        return
     histogram._raise_if_not_observable()
     histogram._sum.inc(amount * count)
     for bucket, bound in zip(histogram._buckets, histogram._upper_bounds, strict=True):

@@ -50,8 +50,8 @@ def claim(pks: list, *, now) -> list[Attempt]:
 def claim_committed(pks: list, *, now) -> list[Attempt]:
     """``claim`` in a transaction of its own, committed on return (on PostgreSQL the one
     statement's own: no BEGIN and COMMIT round trips)."""
-    if connection.vendor == "postgresql" and connection.get_autocommit():
-        return _claim_returning(pks, now=now)
+    if connection.vendor == "postgresql":
+        return claim(pks, now=now)
     with transaction.atomic():
         return claim(pks, now=now)
 

@@ -124,7 +124,6 @@ def test_a_worker_killed_mid_batch_leaves_each_send_delivered_once(
         assert list(row.attempt_log.values_list("number", "outcome")) == log, n
 
 
-
 class SlowData(RecordingHandler):
     """Records each message, answering its DATA after ``seconds``: a slow SMTP server."""
 
