@@ -315,6 +315,8 @@ DATAFI_OUTBOX_URGENT_STALE_SECONDS = env.int("DATAFI_OUTBOX_URGENT_STALE_SECONDS
 # each) by one events_route_pending task, requested by emit through a cache flag that lives
 # at most DATAFI_ROUTING_REQUEST_SECONDS (a lost request stops holding back new ones then).
 DATAFI_ROUTING_BATCH_SIZE = env.int("DATAFI_ROUTING_BATCH_SIZE", default=500)
+# A critical or high event is routed at once, with up to this many others waiting (a burst).
+DATAFI_URGENT_ROUTING_BATCH_SIZE = env.int("DATAFI_URGENT_ROUTING_BATCH_SIZE", default=50)
 DATAFI_ROUTING_REQUEST_SECONDS = env.int("DATAFI_ROUTING_REQUEST_SECONDS", default=60)
 # After a failed publish a process leaves the broker alone this long (the sweep publishes).
 DATAFI_BROKER_BACKOFF_SECONDS = env.int("DATAFI_BROKER_BACKOFF_SECONDS", default=30)
@@ -362,9 +364,8 @@ DATAFI_OVERVIEW_SETTLE_HOURS = env.int("DATAFI_OVERVIEW_SETTLE_HOURS", default=3
 # --- Outbound deliveries --------------------------------------------------------------------
 # The app's address, for links in emails ("open in Datafi").
 DATAFI_APP_URL = env.str("DATAFI_APP_URL", default="http://localhost:8000/")
-# A transient failure is retried after base x 2^(n-1) seconds (n: the attempt that failed),
-# within +-20% jitter, never more than the cap. A retry is a countdown message on the
-# broker, so the cap stays well below the broker's visibility timeout (asserted below).
+# A transient failure is retried after base x 2^(n-1) s (n: the attempt that failed), +-20%
+# jitter, at most the cap: well below the broker's visibility timeout (asserted below).
 DATAFI_RETRY_BASE_SECONDS = env.float("DATAFI_RETRY_BASE_SECONDS", default=10)
 DATAFI_RETRY_MAX_SECONDS = env.float("DATAFI_RETRY_MAX_SECONDS", default=300)
 DATAFI_EMAIL_MAX_ATTEMPTS = env.int("DATAFI_EMAIL_MAX_ATTEMPTS", default=4)
@@ -386,8 +387,7 @@ assert _visibility_timeout is None or _visibility_timeout >= 2 * DATAFI_RETRY_MA
     "visibility_timeout, or a retry scheduled with a countdown is delivered twice")
 
 # --- Webhooks -----------------------------------------------------------------------------
-# Per attempt: seconds to connect, to wait for the answer and read at most
-# WEBHOOK_MAX_RESPONSE_BYTES of it. Redirects are never followed.
+# Per attempt: seconds to connect, to wait for and read at most MAX_RESPONSE_BYTES; no redirects.
 WEBHOOK_CONNECT_TIMEOUT_SECONDS = env.float("WEBHOOK_CONNECT_TIMEOUT_SECONDS", default=5)
 WEBHOOK_READ_TIMEOUT_SECONDS = env.float("WEBHOOK_READ_TIMEOUT_SECONDS", default=15)
 WEBHOOK_MAX_RESPONSE_BYTES = env.int("WEBHOOK_MAX_RESPONSE_BYTES", default=4096)

@@ -203,6 +203,11 @@ class Event(models.Model):
             models.Index(
                 fields=["created_at"], name="event_pending_idx", condition=Q(status="pending")
             ),
+            # The priority lane's batches claim the oldest pending critical and high events.
+            models.Index(
+                fields=["created_at"], name="event_pending_urgent_idx",
+                condition=Q(status="pending", priority__in=["critical", "high"])
+            ),
         ]
         constraints = [
             models.UniqueConstraint(

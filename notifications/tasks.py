@@ -40,13 +40,14 @@ def event_route(self, *, event_id: str) -> None:
     An unexpected failure is retried; after the last retry the event is marked failed with
     the error (visible in the admin and the API) and the outbox sweep leaves it alone.
     """
-    _route(self, event_id)
+    _route(self, event_id, route.event_route)
 
 
 @shared_task(bind=True, **control_plane.task_options(control_plane.EVENT_ROUTE_URGENT))
 def event_route_urgent(self, *, event_id: str) -> None:
-    """Route one critical or high event: ``event_route`` on the priority lane (retries too)."""
-    _route(self, event_id)
+    """Route a critical or high event, with the others waiting (``event_route_urgent``), on
+    the priority lane; retried as ``event_route``."""
+    _route(self, event_id, route.event_route_urgent)
 
 
 @shared_task(bind=True, **control_plane.task_options(control_plane.EVENTS_ROUTE_PENDING))
@@ -69,10 +70,10 @@ def events_route_pending(self) -> None:
                     result.routed, result.batches, result.handed_over)
 
 
-def _route(task, event_id: str) -> None:
+def _route(task, event_id: str, route_event) -> None:
     with log_context(event_id=event_id):
         try:
-            result = route.event_route(event_id=event_id)
+            result = route_event(event_id=event_id)
         except Exception as exc:  # any failure: bounded retries, then the event says why
             logger.exception("event %s: routing failed", event_id)
             _retry_or_give_up(task, exc, lambda error: event_mark_failed(event_id=event_id,

@@ -257,21 +257,26 @@ def pending_events_drain(*, route_batch: Callable[..., list], route_one: Callabl
                 raise
             logger.exception("routing %d events at once failed; one by one now", len(claimed))
             for event_id in claimed:
-                result.routed += _route_alone_or_hand_over(event_id, route_one, result)
+                routed = route_alone_or_hand_over(event_id, route_one)
+                result.routed += routed is True
+                result.handed_over += routed is None
         result.batches += 1
         if len(claimed) < batch_size:
             return result
 
 
-def _route_alone_or_hand_over(event_id, route_one, result: DrainResult) -> int:
-    """Route one event of a failed batch alone; if it fails, give it a job of its own."""
+def route_alone_or_hand_over(event_id, route_one, *, priority: str = catalog.Priority.MEDIUM
+                             ) -> bool | None:
+    """Route one event of a failed batch alone (whether ``route_one`` routed it); if that
+    fails too, record why (``last_error``, which keeps later batches from claiming it) and
+    give it a routing job of its own on ``priority``'s lane (bounded retries, then marked
+    failed): returns None."""
     try:
-        return 1 if route_one(event_id) else 0
+        return bool(route_one(event_id))
     except Exception as exc:  # recorded on the event; the others go on
         logger.exception("event %s: routing failed; it gets a job of its own", event_id)
         event_mark_route_error(
             event_id=event_id,
             error=f"Batched routing failed, retried alone: {type(exc).__name__}: {exc}")
-        event_enqueue(event_id=event_id, priority=catalog.Priority.MEDIUM)  # ROUTE, not urgent
-        result.handed_over += 1
-        return 0
+        event_enqueue(event_id=event_id, priority=priority)
+        return None

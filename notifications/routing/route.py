@@ -1,7 +1,8 @@
 """Routing events: lock them, plan, apply the delivery policies, record.
 
-``event_route`` routes one event (the priority lane, a batch's failed event, the outbox
-sweep); ``events_route_pending`` routes the batched priorities through the floor's
+``event_route`` routes one event (a batch's failed event, the outbox sweep);
+``event_route_urgent`` routes a critical or high event with the others waiting (the
+priority lane); ``events_route_pending`` routes the batched priorities through the floor's
 routing-request protocol (``events.services.outbox.pending_events_drain``), which owns the
 loop and its correctness argument; this module supplies what routes one claimed batch.
 """
@@ -14,7 +15,7 @@ from django.db import connection, transaction
 
 from events.catalog import Priority
 from events.models import Category, Event, EventType
-from events.services.outbox import DrainResult, pending_events_drain
+from events.services.outbox import DrainResult, pending_events_drain, route_alone_or_hand_over
 
 from ..deliveries.enqueue import deliveries_enqueue
 from ..policies import active_policies
@@ -44,6 +45,51 @@ def event_route(*, event_id) -> RouteResult:
         if event is None or event.status != Event.Status.PENDING:
             return RouteResult(event_id=str(event_id), skipped=True)
         return events_route([event], token=event.routing_token)[0]
+
+
+IMMEDIATE_PRIORITIES = sorted(Priority.IMMEDIATE)
+
+
+def event_route_urgent(*, event_id, batch_size: int | None = None) -> RouteResult:
+    """Route a critical or high event now and, in the same transaction, the oldest other
+    pending critical and high events no worker holds (``FOR UPDATE SKIP LOCKED``), up to
+    ``DATAFI_URGENT_ROUTING_BATCH_SIZE`` in all: a burst is routed in a few batches rather
+    than a transaction each, and the others' own tasks find them routed. When nothing else
+    waits this is ``event_route``'s one locking query.
+
+    An event another worker holds (its batch) is waited for afterwards with
+    ``event_route``: skipped if that worker routed it, routed here if it did not. A batch
+    that fails is routed again one event at a time, the others first (an event that fails
+    alone gets a job of its own, see ``route_alone_or_hand_over``), then this task's event,
+    whose failure is this task's (retried, then the event marked failed).
+    """
+    size = batch_size or settings.DATAFI_URGENT_ROUTING_BATCH_SIZE
+    own = str(Event._meta.pk.to_python(event_id))
+    pk = Event._meta.pk.get_db_prep_value(own, connection)
+    claimed: list[Event] = []
+    try:
+        with transaction.atomic():
+            claimed = events_lock(
+                where=f"e.id = %s OR (e.status = %s AND e.last_error = %s AND e.priority IN "
+                      f"({', '.join(['%s'] * len(IMMEDIATE_PRIORITIES))}))",
+                params=[pk, Event.Status.PENDING, "", *IMMEDIATE_PRIORITIES],
+                tail=" ORDER BY CASE WHEN e.id = %s THEN 0 ELSE 1 END, e.created_at LIMIT %s",
+                tail_params=[pk, size], skip_locked=True)
+            results = events_route([e for e in claimed if e.status == Event.Status.PENDING],
+                                   token=claimed[0].routing_token if claimed else None)
+    except Exception:
+        others = [e.pk for e in claimed if str(e.pk) != own]
+        if not others:
+            raise
+        logger.exception("routing %d urgent events at once failed; one by one now",
+                         len(claimed))
+        for other in others:
+            route_alone_or_hand_over(other, _route_one, priority=Priority.HIGH)
+        return event_route(event_id=own)
+    if not any(str(e.pk) == own for e in claimed):  # another worker holds it
+        return event_route(event_id=own)
+    return next((r for r in results if r.event_id == own),
+                RouteResult(event_id=own, skipped=True))
 
 
 def events_plan(events: list[Event], *, token: str | None, dry_run: bool = False
