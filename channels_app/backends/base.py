@@ -24,6 +24,7 @@ Digests group a bucket's items by ``(channel, target)``.
 """
 
 from collections.abc import Iterable, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -163,6 +164,17 @@ class ChannelBackend:
     def batch_end(self) -> None:
         """Called after each batch, however it ended: forget what ``batch_begin`` read, so
         nothing outside a batch uses it. Nothing by default."""
+
+    @contextmanager
+    def batch(self):
+        """A batch of sends on this channel: ``batch_begin``, then ``batch_end`` however
+        it ends. The pipeline checks ``configuration_problems`` inside it, so a backend may
+        answer from what the batch read."""
+        self.batch_begin()
+        try:
+            yield self
+        finally:
+            self.batch_end()
 
     def send(self, message: Any) -> SendResult:
         """Send one rendered message. Raises ``TransientError`` or ``PermanentError``; never

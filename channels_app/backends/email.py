@@ -19,7 +19,7 @@ from events.catalog import Priority
 
 from .. import email_batch, emails
 from ..models import EmailSettings
-from ..services.email import EMAIL_CHANNEL, email_smtp_config
+from ..services.email import EMAIL_CHANNEL, email_settings_get, email_smtp_config
 from ..transports import smtp, smtp_pool
 from .base import RESPONSE_KEEP_CHARS, ChannelBackend, Recipient, SendResult
 
@@ -53,8 +53,9 @@ class EmailBackend(ChannelBackend):
         return settings.DATAFI_EMAIL_MAX_ATTEMPTS
 
     def batch_begin(self) -> None:
-        """Read the settings once for the batch."""
-        self._batch.config = email_smtp_config()
+        """Read the settings once for the batch, its configuration check included."""
+        stored = email_settings_get()
+        self._batch.enabled, self._batch.config = stored.enabled, stored.smtp_config()
 
     def batch_end(self) -> None:
         self._batch.config = None
@@ -82,11 +83,17 @@ class EmailBackend(ChannelBackend):
         """Enabled and complete, or what is missing. Saving refuses ``enabled`` without a
         host, a port or a from address, but a row written otherwise (an older version, SQL
         by hand) may lack one: then nothing is attempted and deliveries wait, as while email
-        is off. Reads only the fields it checks (not the encrypted password)."""
-        stored = EmailSettings.objects.filter(enabled=True).values(*smtp.REQUIRED).first()
-        if stored is None:
+        is off. In a batch, answers from the settings the batch read; outside one, reads
+        only the fields it checks (not the encrypted password)."""
+        config = getattr(self._batch, "config", None)
+        if config is None:
+            stored = EmailSettings.objects.filter(enabled=True).values(*smtp.REQUIRED).first()
+            config = smtp.SmtpConfig(**stored) if stored is not None else None
+        elif not self._batch.enabled:
+            config = None
+        if config is None:
             return ["Email is not enabled: configure and save it in Email settings."]
-        missing = smtp.SmtpConfig(**stored).missing
+        missing = config.missing
         if missing:
             return [f"Email settings lack {', '.join(missing)}: complete and save them."]
         return []

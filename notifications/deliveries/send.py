@@ -92,22 +92,25 @@ def event_deliveries_send(*, event_id, channel: str, batch: int, then=None) -> i
     (a large audience's), claimed with SKIP LOCKED where the database has it, so several
     workers share the audience. A full batch calls ``then()`` (which queues the next one)
     once its claim has committed, before sending. Returns how many it sent."""
+    backend = get_backend(channel)
+    if backend is None or not backend.external:
+        return 0
     now = timezone.now()
-    with transaction.atomic():
-        pks = list(due(Delivery.objects.filter(
-            event_id=event_id, channel=channel, kind=Delivery.Kind.EVENT, bucket="",
-            status=Delivery.Status.PENDING), now).order_by("pk")
-            .select_for_update(skip_locked=True).values_list("pk", flat=True)[:batch])
-        backend = get_backend(channel)
-        if not pks or backend is None or not backend.external:
-            return 0
-        if backend.configuration_problems():
-            Delivery.objects.filter(pk__in=pks).update(next_attempt_at=None)
-            return 0  # waits: the channel becoming ready enqueues them (and the sweep)
-        attempts = claim(pks, now=now)
-    if len(pks) == batch and then is not None:
-        then()
-    _attempt_all(attempts, backend)
+    with backend.batch():  # the settings read once, for the check and the sends
+        with transaction.atomic():
+            pks = list(due(Delivery.objects.filter(
+                event_id=event_id, channel=channel, kind=Delivery.Kind.EVENT, bucket="",
+                status=Delivery.Status.PENDING), now).order_by("pk")
+                .select_for_update(skip_locked=True).values_list("pk", flat=True)[:batch])
+            if not pks:
+                return 0
+            if backend.configuration_problems():
+                Delivery.objects.filter(pk__in=pks).update(next_attempt_at=None)
+                return 0  # waits: the channel becoming ready enqueues them (and the sweep)
+            attempts = claim(pks, now=now)
+        if len(pks) == batch and then is not None:
+            then()
+        _attempt_all(attempts, backend)
     return len(attempts)
 
 
@@ -117,43 +120,40 @@ def _send_channel(backend: ChannelBackend | None, deliveries: list[Delivery]) ->
                 and d.status == Delivery.Status.PENDING]
     if not sendable:
         return {}
-    if backend.configuration_problems():
-        # Waits with no due time: the channel becoming ready enqueues it (and the sweep).
-        Delivery.objects.filter(pk__in=[d.pk for d in sendable],
-                                status=Delivery.Status.PENDING).update(next_attempt_at=None)
-        for delivery in sendable:
-            _log_about(delivery)
-        return {str(d.pk): Outcome.WAITING for d in sendable}
-    attempts = claim_committed([d.pk for d in sendable], now=timezone.now())
-    return _attempt_all(attempts, backend)
+    with backend.batch():  # the settings read once, for the check and the sends
+        if backend.configuration_problems():
+            # Waits with no due time: the channel becoming ready enqueues it (and the sweep).
+            Delivery.objects.filter(pk__in=[d.pk for d in sendable],
+                                    status=Delivery.Status.PENDING).update(next_attempt_at=None)
+            for delivery in sendable:
+                _log_about(delivery)
+            return {str(d.pk): Outcome.WAITING for d in sendable}
+        attempts = claim_committed([d.pk for d in sendable], now=timezone.now())
+        return _attempt_all(attempts, backend)
 
 
 def _attempt_all(attempts: list[Attempt], backend: ChannelBackend) -> dict:
-    """Render, send and record each claimed attempt, on the backend's batch."""
+    """Render, send and record each claimed attempt, in the backend's batch."""
     if not attempts:
         return {}
-    backend.batch_begin()
-    try:
-        events = Event.objects.select_related("event_type__category", "workspace").in_bulk(
-            {a.delivery.event_id for a in attempts if a.delivery.event_id})
-        titles: dict = {}
-        outcomes = {}
-        renewed, ours = time.monotonic(), None
-        for index, attempt in enumerate(attempts):
-            if time.monotonic() - renewed >= RENEW_SECONDS:  # a long batch: keep its claim
-                ours, renewed = claims_renew(attempts[index:], now=timezone.now()), time.monotonic()
-            if ours is not None and str(attempt.delivery.pk) not in ours:
-                logger.warning("delivery %s: taken back by the sweep before its turn in a "
-                               "batch; not sent by this one", attempt.delivery.pk)
-                outcomes[str(attempt.delivery.pk)] = Outcome.SKIPPED
-                continue
-            _log_about(attempt.delivery)
-            if attempt.delivery.event_id in events:
-                attempt.emitted_at = events[attempt.delivery.event_id].created_at
-            outcomes[str(attempt.delivery.pk)] = _attempt_one(attempt, backend, events, titles)
-        return outcomes
-    finally:
-        backend.batch_end()
+    events = Event.objects.select_related("event_type__category", "workspace").in_bulk(
+        {a.delivery.event_id for a in attempts if a.delivery.event_id})
+    titles: dict = {}
+    outcomes = {}
+    renewed, ours = time.monotonic(), None
+    for index, attempt in enumerate(attempts):
+        if time.monotonic() - renewed >= RENEW_SECONDS:  # a long batch: keep its claim
+            ours, renewed = claims_renew(attempts[index:], now=timezone.now()), time.monotonic()
+        if ours is not None and str(attempt.delivery.pk) not in ours:
+            logger.warning("delivery %s: taken back by the sweep before its turn in a "
+                           "batch; not sent by this one", attempt.delivery.pk)
+            outcomes[str(attempt.delivery.pk)] = Outcome.SKIPPED
+            continue
+        _log_about(attempt.delivery)
+        if attempt.delivery.event_id in events:
+            attempt.emitted_at = events[attempt.delivery.event_id].created_at
+        outcomes[str(attempt.delivery.pk)] = _attempt_one(attempt, backend, events, titles)
+    return outcomes
 
 
 def _log_about(delivery: Delivery) -> None:
