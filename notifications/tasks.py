@@ -99,18 +99,20 @@ def digest_flush(self, *, bucket: str) -> None:
 
 
 @shared_task(**control_plane.task_options(control_plane.DELIVERY_SEND))
-def delivery_send(*, delivery_id: str) -> None:
+def delivery_send(*, delivery_id: str, channel: str | None = None) -> None:
     """One attempt at a delivery (an event's or a digest's), on its channel's queue.
-    Idempotent: the service claims the row first."""
+    Idempotent: the service claims the row first. ``channel``: the delivery's (messages of
+    older versions lack it)."""
     with log_context(delivery_id=delivery_id):
-        outcome = send.delivery_send(delivery_id=delivery_id)
+        outcome = send.delivery_send(delivery_id=delivery_id, channel=channel)
         logger.info("delivery %s: %s", delivery_id, outcome)
 
 
 @shared_task(**control_plane.task_options(control_plane.DELIVERIES_SEND))
-def deliveries_send(*, delivery_ids: list) -> None:
-    """One attempt at each of a few sends, over one kept connection. Idempotent."""
-    outcomes = send.deliveries_send(delivery_ids=delivery_ids)
+def deliveries_send(*, delivery_ids: list, channel: str | None = None) -> None:
+    """One attempt at each of a few sends on one channel, over one kept connection.
+    Idempotent. ``channel``: theirs (messages of older versions lack it)."""
+    outcomes = send.deliveries_send(delivery_ids=delivery_ids, channel=channel)
     logger.info("%d deliveries: %s", len(outcomes), ", ".join(
         f"{outcomes.count(o)} {o}" for o in sorted(set(outcomes))))
 

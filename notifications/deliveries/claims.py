@@ -7,7 +7,10 @@ from datetime import timedelta
 from django.db import connection, transaction
 from django.db.models import F, Q
 
-from ..models import Delivery, DeliveryAttempt
+from core.joined import Joined
+from events.models import Category, Event, EventType, Workspace
+
+from ..models import SENT_ALONE, Delivery, DeliveryAttempt
 
 #: A task may arrive this early for its due time (clocks of web and worker processes).
 DUE_TOLERANCE = timedelta(seconds=1)
@@ -25,66 +28,85 @@ def due(deliveries, now):
                              | Q(next_attempt_at__lte=now + DUE_TOLERANCE))
 
 
-def claim(pks: list, *, now) -> list[Attempt]:
-    """pending -> sending with the next attempt number, for each delivery of ``pks`` still
-    pending and due; one attempt row each; in ``pks``'s order. Inside the caller's
-    transaction (on PostgreSQL one statement, so autocommit will do), which commits before
-    anything leaves the process."""
+def claim(pks: list, *, now, channel: str | None = None) -> list[Attempt]:
+    """pending -> sending with the next attempt number, for each delivery of ``pks`` (on
+    ``channel``, if given) still pending, due and sent by itself (``SENT_ALONE``); one
+    attempt row each; in ``pks``'s order, with its event, event type, category and
+    workspace loaded. Inside the caller's transaction (on PostgreSQL one statement, so
+    autocommit will do), which commits before anything leaves the process."""
     if connection.vendor == "postgresql":
-        return _claim_returning(pks, now=now)
+        return _claim_returning(pks, now=now, channel=channel)
     # One conditional UPDATE each: whatever it counts is exactly what was claimed.
-    claimed = [pk for pk in pks if due(Delivery.objects.filter(
-        pk=pk, status=Delivery.Status.PENDING), now).update(
-            status=Delivery.Status.SENDING, attempts=F("attempts") + 1,
-            sending_started_at=now, next_attempt_at=None, updated_at=now)]
+    claimable = due(Delivery.objects.filter(SENT_ALONE, status=Delivery.Status.PENDING), now)
+    if channel is not None:
+        claimable = claimable.filter(channel=channel)
+    claimed = [pk for pk in pks if claimable.filter(pk=pk).update(
+        status=Delivery.Status.SENDING, attempts=F("attempts") + 1,
+        sending_started_at=now, next_attempt_at=None, updated_at=now)]
     if not claimed:
         return []
-    fresh = Delivery.objects.in_bulk(claimed)
+    found = Delivery.objects.select_related(*_EVENT_RELATED).in_bulk(claimed)
+    fresh = [found[pk] for pk in map(Delivery._meta.pk.to_python, claimed)]
     records = DeliveryAttempt.objects.bulk_create([
-        DeliveryAttempt(delivery=fresh[pk], number=fresh[pk].attempts, started_at=now)
-        for pk in claimed])
-    return [Attempt(delivery=fresh[pk], record=record)
-            for pk, record in zip(claimed, records, strict=True)]
+        DeliveryAttempt(delivery=delivery, number=delivery.attempts, started_at=now)
+        for delivery in fresh])
+    return [Attempt(delivery=delivery, record=record)
+            for delivery, record in zip(fresh, records, strict=True)]
 
 
-def claim_committed(pks: list, *, now) -> list[Attempt]:
+def claim_committed(pks: list, *, now, channel: str | None = None) -> list[Attempt]:
     """``claim`` in a transaction of its own, committed on return (on PostgreSQL the one
     statement's own: no BEGIN and COMMIT round trips)."""
     if connection.vendor == "postgresql":
-        return claim(pks, now=now)
+        return claim(pks, now=now, channel=channel)
     with transaction.atomic():
-        return claim(pks, now=now)
+        return claim(pks, now=now, channel=channel)
 
 
-def _claim_returning(pks: list, *, now) -> list[Attempt]:
+_EVENT_RELATED = ("event__event_type__category", "event__workspace")
+_CLAIMED = Joined((Delivery, "c"), (Event, "e"), (EventType, "t"), (Category, "k"),
+                  (Workspace, "w"))
+
+
+def _claim_returning(pks: list, *, now, channel: str | None) -> list[Attempt]:
     """The same claim as one statement and one round trip: the rows taken, their attempt
-    rows written, both returned."""
+    rows written, both returned, with their events (``core.joined``)."""
     deliveries, attempts = Delivery._meta, DeliveryAttempt._meta
-    columns = ", ".join(f"c.{f.column}" for f in deliveries.concrete_fields)
     blank = [f for f in attempts.concrete_fields
              if f.column not in ("id", "delivery_id", "number", "started_at")]
     sql = (
         f"WITH c AS (UPDATE {deliveries.db_table} SET status = %s, "  # noqa: S608
         "attempts = attempts + 1, sending_started_at = %s, next_attempt_at = NULL, "
-        "updated_at = %s WHERE id = ANY(%s) AND status = %s "
+        "updated_at = %s WHERE id = ANY(%s) AND status = %s AND (kind = %s OR bucket = '') "
+        f"{'AND channel = %s ' if channel is not None else ''}"
         "AND (next_attempt_at IS NULL OR next_attempt_at <= %s) RETURNING *), "
         f"a AS (INSERT INTO {attempts.db_table} (delivery_id, number, started_at"
         f"{''.join(', ' + f.column for f in blank)}) SELECT id, attempts, %s"
         f"{', %s' * len(blank)} FROM c RETURNING id, delivery_id) "
-        f"SELECT {columns}, a.id AS claimed_attempt_id FROM c JOIN a ON a.delivery_id = c.id")
+        f"SELECT {_CLAIMED.select()}, a.id FROM c JOIN a ON a.delivery_id = c.id "
+        f"LEFT JOIN {Event._meta.db_table} e ON e.id = c.event_id "
+        f"LEFT JOIN {EventType._meta.db_table} t ON t.id = e.event_type_id "
+        f"LEFT JOIN {Category._meta.db_table} k ON k.id = t.category_id "
+        f"LEFT JOIN {Workspace._meta.db_table} w ON w.id = e.workspace_id")
     params = [Delivery.Status.SENDING, now, now, [str(pk) for pk in pks],
-              Delivery.Status.PENDING, now + DUE_TOLERANCE, now,
+              Delivery.Status.PENDING, Delivery.Kind.DIGEST,
+              *([channel] if channel is not None else []), now + DUE_TOLERANCE, now,
               *(f.get_db_prep_save(f.get_default(), connection) for f in blank)]
-    taken = {str(d.pk): d for d in Delivery.objects.raw(sql, params)}
-    claimed = []
-    for pk in map(str, pks):
-        delivery = taken.get(pk)
-        if delivery is not None:
-            record = DeliveryAttempt(pk=delivery.claimed_attempt_id, delivery=delivery,
-                                     number=delivery.attempts, started_at=now)
-            record._state.adding = False
-            claimed.append(Attempt(delivery=delivery, record=record))
-    return claimed
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    taken = {}
+    for row in rows:
+        delivery, event, event_type, category, workspace = _CLAIMED.build(row)
+        if event is not None:
+            event_type.category = category
+            event.event_type, event.workspace = event_type, workspace
+            delivery.event = event
+        record = DeliveryAttempt(pk=row[-1], delivery=delivery, number=delivery.attempts,
+                                 started_at=now)
+        record._state.adding = False
+        taken[str(delivery.pk)] = Attempt(delivery=delivery, record=record)
+    return [taken[pk] for pk in map(str, pks) if pk in taken]
 
 
 #: A batch still sending renews its claim on the rows it has not sent at least this often

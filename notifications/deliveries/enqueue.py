@@ -81,8 +81,8 @@ def _publish(jobs: list[tuple[str, str, str, str, str]], countdown: float | None
     messages = []
     for queue, queued in by_queue.items():
         if countdown is not None:  # retries: each at its own time
-            messages += [(control_plane.DELIVERY_SEND, {"delivery_id": pk}, queue)
-                         for _, pk, _, _, _ in queued]
+            messages += [(control_plane.DELIVERY_SEND, {"delivery_id": pk, "channel": channel},
+                          queue) for _, pk, channel, _, _ in queued]
             continue
         audiences: dict[tuple[str, str], list] = {}
         for job in queued:
@@ -96,12 +96,18 @@ def _publish(jobs: list[tuple[str, str, str, str, str]], countdown: float | None
             messages += [(control_plane.EVENT_DELIVERIES_SEND,
                           {"event_id": event_id, "channel": channel, "queue": lane}, lane)
                          ] * max(1, lanes)
-        rest = [job[1] for job in queued if (job[4], job[2]) not in large]
-        for start in range(0, len(rest), batch):
-            ids = rest[start:start + batch]
-            messages.append((control_plane.DELIVERY_SEND, {"delivery_id": ids[0]}, queue)
-                            if len(ids) == 1 else
-                            (control_plane.DELIVERIES_SEND, {"delivery_ids": ids}, queue))
+        by_channel: dict[str, list] = {}
+        for job in queued:
+            if (job[4], job[2]) not in large:
+                by_channel.setdefault(job[2], []).append(job[1])
+        for channel, rest in by_channel.items():  # each message names its channel
+            for start in range(0, len(rest), batch):
+                ids = rest[start:start + batch]
+                messages.append(
+                    (control_plane.DELIVERY_SEND, {"delivery_id": ids[0], "channel": channel},
+                     queue) if len(ids) == 1 else
+                    (control_plane.DELIVERIES_SEND, {"delivery_ids": ids, "channel": channel},
+                     queue))
     _send(messages, countdown, jobs=len(jobs))
 
 

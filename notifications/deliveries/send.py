@@ -13,11 +13,10 @@ from django.utils import timezone
 from channels_app.backends import ChannelBackend, Recipient, get_backend
 from channels_app.errors import DeliveryError
 from core.logcontext import log_context_add
-from events.models import Event
 
 from .. import metrics as pipeline_metrics
 from ..in_app import event_title
-from ..models import Delivery, DeliveryAttempt, Digest
+from ..models import SENT_ALONE, Delivery, DeliveryAttempt, Digest
 from ..routing.audience import AudienceCheck
 from .claims import (
     RENEW_SECONDS,
@@ -56,35 +55,38 @@ class Outcome:
     CANCELLED = "cancelled"  # a digest whose every recipient item left the audience
 
 
-def delivery_send(*, delivery_id) -> str:
+def delivery_send(*, delivery_id, channel: str | None = None) -> str:
     """Make one attempt at sending one delivery (or digest delivery); idempotent.
 
     Must not be called inside a transaction: the claim commits before the network call.
     Returns an ``Outcome`` value.
     """
-    return deliveries_send(delivery_ids=[delivery_id])[0]
+    return deliveries_send(delivery_ids=[delivery_id], channel=channel)[0]
 
 
-def deliveries_send(*, delivery_ids) -> list[str]:
+def deliveries_send(*, delivery_ids, channel: str | None = None) -> list[str]:
     """One attempt at each of ``delivery_ids``, in order, over each channel's kept
     connection; idempotent. Each delivery is claimed, attempted and recorded on its own: the
     claims commit together before any network call, each outcome is recorded as soon as it
     is known. A worker killed mid-batch leaves the batch's unsent claims to the sweep
     (``DATAFI_SENDING_TIMEOUT_SECONDS``) and sends nothing twice but the message that was on
     the wire (with the same Message-ID). Returns each delivery's ``Outcome``.
+
+    ``channel``: the deliveries', as the message that asks says (messages of older versions
+    do not): then they are claimed at once, not read first (the claim takes only that
+    channel's rows).
     """
-    found = {str(pk): delivery for pk, delivery in
-             Delivery.objects.in_bulk([str(pk) for pk in delivery_ids]).items()}
+    pks = [str(pk) for pk in delivery_ids]
+    if channel is not None:
+        outcomes = _send_channel(get_backend(channel), pks, channel)
+        return [outcomes.get(pk, Outcome.SKIPPED) for pk in pks]
+    by_channel: dict[str, list[str]] = {}
+    for pk, found in Delivery.objects.filter(pk__in=pks).values_list("pk", "channel"):
+        by_channel.setdefault(found, []).append(str(pk))
     outcomes = {}
-    by_channel: dict[str, list[Delivery]] = {}
-    for delivery in dict.fromkeys(found[str(pk)] for pk in delivery_ids if str(pk) in found):
-        by_channel.setdefault(delivery.channel, []).append(delivery)
-    for channel, deliveries in by_channel.items():
-        outcomes.update(_send_channel(get_backend(channel), deliveries))
-    for pk in delivery_ids:
-        if str(pk) not in found:
-            logger.info("delivery %s: not found, nothing to send", pk)
-    return [outcomes.get(str(pk), Outcome.SKIPPED) for pk in delivery_ids]
+    for found, ids in by_channel.items():
+        outcomes.update(_send_channel(get_backend(found), ids, found))
+    return [outcomes.get(pk, Outcome.SKIPPED) for pk in pks]
 
 
 def event_deliveries_send(*, event_id, channel: str, batch: int, then=None) -> int:
@@ -114,21 +116,22 @@ def event_deliveries_send(*, event_id, channel: str, batch: int, then=None) -> i
     return len(attempts)
 
 
-def _send_channel(backend: ChannelBackend | None, deliveries: list[Delivery]) -> dict:
-    sendable = [d for d in deliveries
-                if backend is not None and backend.external and d.is_sent_alone
-                and d.status == Delivery.Status.PENDING]
-    if not sendable:
+def _send_channel(backend: ChannelBackend | None, pks: list[str], channel: str) -> dict:
+    """Claim, send and record the deliveries of ``pks`` on ``channel`` that are pending,
+    due and sent by themselves (the claim picks them); the others are skipped."""
+    if backend is None or not backend.external:
         return {}
     with backend.batch():  # the settings read once, for the check and the sends
         if backend.configuration_problems():
             # Waits with no due time: the channel becoming ready enqueues it (and the sweep).
-            Delivery.objects.filter(pk__in=[d.pk for d in sendable],
+            waiting = list(Delivery.objects.filter(
+                SENT_ALONE, pk__in=pks, channel=channel, status=Delivery.Status.PENDING))
+            Delivery.objects.filter(pk__in=[d.pk for d in waiting],
                                     status=Delivery.Status.PENDING).update(next_attempt_at=None)
-            for delivery in sendable:
+            for delivery in waiting:
                 _log_about(delivery)
-            return {str(d.pk): Outcome.WAITING for d in sendable}
-        attempts = claim_committed([d.pk for d in sendable], now=timezone.now())
+            return {str(d.pk): Outcome.WAITING for d in waiting}
+        attempts = claim_committed(pks, now=timezone.now(), channel=channel)
         return _attempt_all(attempts, backend)
 
 
@@ -136,8 +139,7 @@ def _attempt_all(attempts: list[Attempt], backend: ChannelBackend) -> dict:
     """Render, send and record each claimed attempt, in the backend's batch."""
     if not attempts:
         return {}
-    events = Event.objects.select_related("event_type__category", "workspace").in_bulk(
-        {a.delivery.event_id for a in attempts if a.delivery.event_id})
+    events = {a.delivery.event_id: a.delivery.event for a in attempts if a.delivery.event_id}
     titles: dict = {}
     outcomes = {}
     renewed, ours = time.monotonic(), None

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.db import connection, transaction
 
+from core.joined import Joined
 from events.catalog import Priority
 from events.models import Category, Event, EventType
 from events.services.outbox import DrainResult, pending_events_drain, route_alone_or_hand_over
@@ -166,9 +167,8 @@ def events_lock(*, where: str, params: list, tail: str = "", tail_params=(),
     type and category loaded, and ``routing_token``: the routing version token, read in
     the same query (so a warm cache costs no round trip).
 
-    Written by hand: this query is most of a route's fixed cost, and the ORM's version of
-    it costs three times as much in Python. Each value goes through the converters the ORM
-    would apply (JSON, and on SQLite dates, UUIDs and booleans). Must be called inside a
+    Written by hand (``core.joined``): this query is most of a route's fixed cost, and the
+    ORM's version of it costs three times as much in Python. Must be called inside a
     transaction; on SQLite, which has no row locks, the transaction's write lock serves.
     """
     lock = ""
@@ -178,17 +178,9 @@ def events_lock(*, where: str, params: list, tail: str = "", tail_params=(),
         cursor.execute(_LOCK_SQL.format(where=where, tail=tail, lock=lock),
                        [*params, *tail_params])
         rows = cursor.fetchall()
-    converters = _row_converters()
     events = []
     for row in rows:
-        values = []
-        for value, (column, steps) in zip(row, converters, strict=False):
-            for step in steps:
-                value = step(value, column, connection)
-            values.append(value)
-        event, event_type, category = (
-            model.from_db(connection.alias, None, values[start:stop])
-            for model, start, stop in _LOCK_SLICES)
+        event, event_type, category = _LOCKED.build(row)
         event_type.category = category
         event.event_type = event_type
         event.routing_token = row[-1]
@@ -196,32 +188,10 @@ def events_lock(*, where: str, params: list, tail: str = "", tail_params=(),
     return events
 
 
-_LOCK_MODELS = ((Event, "e"), (EventType, "t"), (Category, "c"))
-_LOCK_SLICES, _start = [], 0
-for _model, _ in _LOCK_MODELS:
-    _LOCK_SLICES.append((_model, _start, _start + len(_model._meta.concrete_fields)))
-    _start += len(_model._meta.concrete_fields)
+_LOCKED = Joined((Event, "e"), (EventType, "t"), (Category, "c"))
 _LOCK_SQL = (
-    "SELECT "
-    + ", ".join(f'{alias}."{f.column}"' for model, alias in _LOCK_MODELS
-                for f in model._meta.concrete_fields)
-    + f", ({ROUTING_TOKEN_SQL}) FROM {Event._meta.db_table} e "
+    f"SELECT {_LOCKED.select()}, ({ROUTING_TOKEN_SQL}) FROM {Event._meta.db_table} e "
     f"JOIN {EventType._meta.db_table} t ON t.id = e.event_type_id "
     f"JOIN {Category._meta.db_table} c ON c.id = t.category_id "
     "WHERE {where}{tail}{lock}"
 )
-_converters_by_vendor: dict[str, list] = {}
-
-
-def _row_converters() -> list[tuple]:
-    """(column, converters) of each selected field, as the ORM's compiler applies them."""
-    found = _converters_by_vendor.get(connection.vendor)
-    if found is None:
-        found = []
-        for model, alias in _LOCK_MODELS:
-            for f in model._meta.concrete_fields:
-                column = f.get_col(alias)
-                found.append((column, connection.ops.get_db_converters(column)
-                              + column.get_db_converters(connection)))
-        _converters_by_vendor[connection.vendor] = found
-    return found

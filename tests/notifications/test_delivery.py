@@ -122,7 +122,7 @@ def test_a_transient_error_schedules_the_retry_durably(
     assert 0.4 <= delay <= 0.6 + 5  # 0.5 s +-20%, plus this test's own time
     [(name, options)] = published
     assert name == "notifications.delivery_send"
-    assert options["kwargs"] == {"delivery_id": str(row.pk)}
+    assert options["kwargs"] == {"delivery_id": str(row.pk), "channel": "email"}
     assert 0.4 <= options["countdown"] <= 0.6
 
 
@@ -341,7 +341,8 @@ def test_the_sweep_enqueues_a_pending_send_whose_message_was_lost(
         assert delivery_sweep().overdue == 1
         assert delivery_sweep().overdue == 0  # not again until another grace has passed
 
-    assert published == [("notifications.delivery_send", {"delivery_id": str(row.pk)})]
+    assert published == [("notifications.delivery_send",
+                           {"delivery_id": str(row.pk), "channel": "email"})]
 
 
 def test_routing_enqueues_each_immediate_email_after_commit(

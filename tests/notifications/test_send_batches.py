@@ -8,6 +8,8 @@ import re
 import uuid
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from channels_app import email_batch, emails
@@ -64,13 +66,14 @@ def statuses(rows):
     return [Delivery.objects.get(pk=row.pk).status for row in rows]
 
 
+@pytest.mark.parametrize("channel", ["email", None], ids=["message-names-channel", "older-message"])
 def test_a_batch_goes_over_one_connection_each_send_recorded_with_its_own_message(
-        sends, smtp_server, email_on):
+        sends, smtp_server, email_on, channel):
     server = smtp_server()
     email_on(server)
     rows = sends(addresses(30))
 
-    outcomes = deliveries_send(delivery_ids=[row.pk for row in rows])
+    outcomes = deliveries_send(delivery_ids=[row.pk for row in rows], channel=channel)
 
     assert outcomes == ["delivered"] * 30
     assert server.connections == 1
@@ -87,6 +90,35 @@ def test_a_batch_goes_over_one_connection_each_send_recorded_with_its_own_messag
         token = re.search(r"/acknowledge/([^/\s]+)/", message.get_body(("plain",)).get_content())
         assert delivery_id_from(token.group(1)) == str(row.pk)
         assert "Snowflake" in message["Subject"]
+
+
+def test_a_send_reads_its_rows_only_in_its_claim_and_the_email_settings_once(
+        postgres, sends, smtp_server, email_on):
+    server = smtp_server()
+    email_on(server)
+    warm, *rows = sends(addresses(4))
+    deliveries_send(delivery_ids=[warm.pk], channel="email")  # the connection opened
+
+    with CaptureQueriesContext(connection) as queries:
+        assert deliveries_send(delivery_ids=[row.pk for row in rows], channel="email") == [
+            "delivered"] * 3
+
+    reads = [q["sql"] for q in queries if q["sql"].startswith("SELECT")]
+    assert not [sql for sql in reads if "notifications_delivery" in sql or "events_event" in sql]
+    assert len([sql for sql in reads if "channels_app_emailsettings" in sql]) == 1
+    assert len(queries) == 2 + 3  # the settings, the claim, then each send's record
+    assert len(server.received) == 4
+
+
+def test_a_message_naming_another_channel_claims_nothing(sends, smtp_server, email_on):
+    email_on(smtp_server())
+    rows = sends(addresses(2))
+
+    assert deliveries_send(delivery_ids=[row.pk for row in rows], channel="webhook") == [
+        "skipped"] * 2
+
+    assert statuses(rows) == ["pending"] * 2
+    assert not DeliveryAttempt.objects.filter(delivery__in=rows).exists()
 
 
 def test_a_connection_carries_at_most_its_cap_of_messages_then_quits(
