@@ -106,7 +106,7 @@ def _claim_returning(pks: list, *, now, channel: str | None) -> list[Attempt]:
                                  started_at=now)
         record._state.adding = False
         taken[str(delivery.pk)] = Attempt(delivery=delivery, record=record)
-    return [taken[pk] for pk in map(str, pks) if pk in taken]
+    return [taken[pk] for pk in dict.fromkeys(map(str, pks)) if pk in taken]
 
 
 #: A batch still sending renews its claim on the rows it has not sent at least this often

@@ -80,9 +80,11 @@ def deliveries_send(*, delivery_ids, channel: str | None = None) -> list[str]:
     if channel is not None:
         outcomes = _send_channel(get_backend(channel), pks, channel)
         return [outcomes.get(pk, Outcome.SKIPPED) for pk in pks]
+    channels = {str(pk): found for pk, found in
+                Delivery.objects.filter(pk__in=pks).values_list("pk", "channel")}
     by_channel: dict[str, list[str]] = {}
-    for pk, found in Delivery.objects.filter(pk__in=pks).values_list("pk", "channel"):
-        by_channel.setdefault(found, []).append(str(pk))
+    for pk in dict.fromkeys(pk for pk in pks if pk in channels):  # in the message's order
+        by_channel.setdefault(channels[pk], []).append(pk)
     outcomes = {}
     for found, ids in by_channel.items():
         outcomes.update(_send_channel(get_backend(found), ids, found))

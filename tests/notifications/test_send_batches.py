@@ -110,6 +110,18 @@ def test_a_send_reads_its_rows_only_in_its_claim_and_the_email_settings_once(
     assert len(server.received) == 4
 
 
+def test_a_delivery_named_twice_in_a_message_is_sent_once(sends, smtp_server, email_on):
+    server = smtp_server()
+    email_on(server)
+    one, two = sends(addresses(2))
+
+    outcomes = deliveries_send(delivery_ids=[one.pk, two.pk, one.pk], channel="email")
+
+    assert outcomes == ["delivered", "delivered", "delivered"]  # each id's outcome
+    assert sorted(r.rcpt_tos[0] for r in server.received) == addresses(2)
+    assert DeliveryAttempt.objects.filter(delivery=one).count() == 1
+
+
 def test_a_message_naming_another_channel_claims_nothing(sends, smtp_server, email_on):
     email_on(smtp_server())
     rows = sends(addresses(2))
