@@ -315,7 +315,7 @@ DATAFI_OUTBOX_URGENT_STALE_SECONDS = env.int("DATAFI_OUTBOX_URGENT_STALE_SECONDS
 # each) by one events_route_pending task, requested by emit through a cache flag that lives
 # at most DATAFI_ROUTING_REQUEST_SECONDS (a lost request stops holding back new ones then).
 DATAFI_ROUTING_BATCH_SIZE = env.int("DATAFI_ROUTING_BATCH_SIZE", default=500)
-# A critical or high event is routed at once, with up to this many others waiting (a burst).
+# A critical or high event is routed at once, then up to this many -1 others waiting (a burst).
 DATAFI_URGENT_ROUTING_BATCH_SIZE = env.int("DATAFI_URGENT_ROUTING_BATCH_SIZE", default=50)
 DATAFI_ROUTING_REQUEST_SECONDS = env.int("DATAFI_ROUTING_REQUEST_SECONDS", default=60)
 # After a failed publish a process leaves the broker alone this long (the sweep publishes).

@@ -52,45 +52,50 @@ IMMEDIATE_PRIORITIES = sorted(Priority.IMMEDIATE)
 
 
 def event_route_urgent(*, event_id, batch_size: int | None = None) -> RouteResult:
-    """Route a critical or high event now and, in the same transaction, the oldest other
-    pending critical and high events no worker holds (``FOR UPDATE SKIP LOCKED``), up to
-    ``DATAFI_URGENT_ROUTING_BATCH_SIZE`` in all: a burst is routed in a few batches rather
-    than a transaction each, and the others' own tasks find them routed. When nothing else
-    waits this is ``event_route``'s one locking query.
+    """Route a critical or high event now, alone, then the oldest other pending critical
+    and high events no worker holds (``FOR UPDATE SKIP LOCKED``), up to
+    ``DATAFI_URGENT_ROUTING_BATCH_SIZE - 1`` of them in one transaction: a burst is routed
+    in a few batches rather than a transaction each, and the others' own tasks find them
+    routed. This task's event never waits for the others: its transaction, and so its
+    sends, are committed first.
 
-    An event another worker holds (its batch) is waited for afterwards with
-    ``event_route``: skipped if that worker routed it, routed here if it did not. A batch
-    that fails is routed again one event at a time, the others first (an event that fails
-    alone gets a job of its own, see ``route_alone_or_hand_over``), then this task's event,
-    whose failure is this task's (retried, then the event marked failed).
+    An event another worker holds (its batch) is left to it and made sure of afterwards
+    with ``event_route``: skipped if that worker routed it, routed here if not. A batch
+    that fails is routed again one event at a time (an event that fails alone too gets a
+    job of its own, see ``route_alone_or_hand_over``). A failure of this task's own event
+    is this task's (retried, then the event marked failed).
     """
     size = batch_size or settings.DATAFI_URGENT_ROUTING_BATCH_SIZE
     own = str(Event._meta.pk.to_python(event_id))
-    pk = Event._meta.pk.get_db_prep_value(own, connection)
+    with transaction.atomic():
+        held = events_lock(where="e.id = %s", skip_locked=True,
+                           params=[Event._meta.pk.get_db_prep_value(own, connection)])
+        if held and held[0].status == Event.Status.PENDING:
+            result = events_route(held, token=held[0].routing_token)[0]
+        else:
+            result = RouteResult(event_id=own, skipped=True)
+    if size > 1:
+        _route_waiting_urgent(size - 1)
+    return result if held else event_route(event_id=own)  # held elsewhere: made sure of
+
+
+def _route_waiting_urgent(size: int) -> None:
+    """Route up to ``size`` of the oldest pending critical and high events no worker holds,
+    in one transaction; a batch that fails, one by one."""
     claimed: list[Event] = []
     try:
         with transaction.atomic():
             claimed = events_lock(
-                where=f"e.id = %s OR (e.status = %s AND e.last_error = %s AND e.priority IN "
-                      f"({', '.join(['%s'] * len(IMMEDIATE_PRIORITIES))}))",
-                params=[pk, Event.Status.PENDING, "", *IMMEDIATE_PRIORITIES],
-                tail=" ORDER BY CASE WHEN e.id = %s THEN 0 ELSE 1 END, e.created_at LIMIT %s",
-                tail_params=[pk, size], skip_locked=True)
-            results = events_route([e for e in claimed if e.status == Event.Status.PENDING],
-                                   token=claimed[0].routing_token if claimed else None)
-    except Exception:
-        others = [e.pk for e in claimed if str(e.pk) != own]
-        if not others:
-            raise
-        logger.exception("routing %d urgent events at once failed; one by one now",
-                         len(claimed))
-        for other in others:
-            route_alone_or_hand_over(other, _route_one, priority=Priority.HIGH)
-        return event_route(event_id=own)
-    if not any(str(e.pk) == own for e in claimed):  # another worker holds it
-        return event_route(event_id=own)
-    return next((r for r in results if r.event_id == own),
-                RouteResult(event_id=own, skipped=True))
+                where=f"e.status = %s AND e.last_error = %s AND e.priority IN "
+                      f"({', '.join(['%s'] * len(IMMEDIATE_PRIORITIES))})",
+                params=[Event.Status.PENDING, "", *IMMEDIATE_PRIORITIES],
+                tail=" ORDER BY e.created_at LIMIT %s", tail_params=[size], skip_locked=True)
+            events_route(claimed, token=claimed[0].routing_token if claimed else None)
+    except Exception:  # not this task's failure: each of them has a task of its own
+        logger.exception("routing %d waiting urgent events at once failed%s", len(claimed),
+                         "; one by one now" if claimed else "")
+        for event in claimed:
+            route_alone_or_hand_over(event.pk, _route_one, priority=Priority.HIGH)
 
 
 def events_plan(events: list[Event], *, token: str | None, dry_run: bool = False

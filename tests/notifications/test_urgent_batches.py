@@ -72,7 +72,27 @@ def test_a_batch_is_the_task_s_own_event_and_the_oldest_others_up_to_the_size(
     assert statuses(urgent) == ["routed", "routed", "pending", "pending", "routed"]
 
 
-def test_alone_it_costs_what_routing_one_event_costs(db, make_workspace, published):
+def test_the_task_s_own_event_is_committed_before_the_others_are_routed(
+        db, make_workspace, monkeypatch, published):
+    workspace = make_workspace(members=1)
+    older = emit(CRITICAL, workspace=workspace, payload={"datasource_name": "older"})
+    own = emit(CRITICAL, workspace=workspace, payload={"datasource_name": "own"})
+    seen = []
+    real = plan.audiences_get
+
+    def audiences(batch):
+        seen.append(([e.pk for e in batch], Event.objects.get(pk=own.pk).status))
+        return real(batch)
+
+    monkeypatch.setattr(plan, "audiences_get", audiences)
+
+    event_route_urgent(event_id=own.pk)
+
+    assert seen == [([own.pk], "pending"), ([older.pk], "routed")]
+
+
+def test_alone_it_costs_one_event_s_route_and_one_look_for_others(
+        db, make_workspace, published):
     workspace = make_workspace(members=2)
     warm = emit(CRITICAL, workspace=workspace, payload={"datasource_name": "warm"})
     event_route_urgent(event_id=warm.pk)  # the process's first route reads the configuration
@@ -83,29 +103,30 @@ def test_alone_it_costs_what_routing_one_event_costs(db, make_workspace, publish
         event_route_urgent(event_id=two.pk, batch_size=1)
     three = emit(CRITICAL, workspace=workspace, payload={"datasource_name": "c"})
 
-    with CaptureQueriesContext(connection) as batch_of_one:
+    with CaptureQueriesContext(connection) as looked:
         event_route_urgent(event_id=three.pk)
 
-    assert len(batch_of_one) == len(alone)
+    assert len(looked) == len(alone) + 3  # the look, in a transaction (a savepoint here)
 
 
-def test_a_burst_routed_in_one_batch_costs_the_queries_of_one_event(
+def test_a_burst_s_batch_costs_the_queries_of_a_small_one(
         postgres, db, make_workspace, published):
     """On PostgreSQL (SQLite's limit of bound variables splits large inserts)."""
     workspace = make_workspace(members=3)
     warm = emit(CRITICAL, workspace=workspace, payload={"datasource_name": "warm"})
     event_route_urgent(event_id=warm.pk)
-    alone = emit(CRITICAL, workspace=workspace, payload={"datasource_name": "alone"})
-    with CaptureQueriesContext(connection) as one:
-        event_route_urgent(event_id=alone.pk)
-    burst = [emit(CRITICAL, workspace=workspace, payload={"datasource_name": f"db{n}"})
-             for n in range(30)]
 
-    with CaptureQueriesContext(connection) as thirty:
-        event_route_urgent(event_id=burst[0].pk)
+    def queries_to_route(count):
+        burst = [emit(CRITICAL, workspace=workspace,
+                      payload={"datasource_name": f"db{count}-{n}"}) for n in range(count)]
+        with CaptureQueriesContext(connection) as queries:
+            event_route_urgent(event_id=burst[0].pk)
+        assert statuses(burst) == ["routed"] * count
+        return queries
 
-    assert statuses(burst) == ["routed"] * 30
-    assert len(thirty) == len(one), "\n".join(q["sql"][:120] for q in thirty)
+    few, many = queries_to_route(3), queries_to_route(30)
+
+    assert len(few) == len(many), "\n".join(q["sql"][:120] for q in many)
 
 
 def test_a_failed_batch_is_routed_one_by_one_and_the_bad_event_gets_its_own_job(
