@@ -85,11 +85,7 @@ def _route_waiting_urgent(size: int) -> None:
     claimed: list[Event] = []
     try:
         with transaction.atomic():
-            claimed = events_lock(
-                where=f"e.status = %s AND e.last_error = %s AND e.priority IN "
-                      f"({', '.join(['%s'] * len(IMMEDIATE_PRIORITIES))})",
-                params=[Event.Status.PENDING, "", *IMMEDIATE_PRIORITIES],
-                tail=" ORDER BY e.created_at LIMIT %s", tail_params=[size], skip_locked=True)
+            claimed = oldest_pending_lock(IMMEDIATE_PRIORITIES, size)
             events_route(claimed, token=claimed[0].routing_token if claimed else None)
     except Exception:  # not this task's failure: each of them has a task of its own
         logger.exception("routing %d waiting urgent events at once failed%s", len(claimed),
@@ -144,11 +140,7 @@ def _route_batch(*, batch_size: int, on_full_claim) -> list:
     route them in one transaction; returns the claimed ids. Calls ``on_full_claim`` right
     after a full claim, before routing, so a helper can start on the next batch."""
     with transaction.atomic():
-        claimed = events_lock(
-            where=f"e.status = %s AND e.last_error = %s AND e.priority IN "
-                  f"({', '.join(['%s'] * len(BATCHED_PRIORITIES))})",
-            params=[Event.Status.PENDING, "", *BATCHED_PRIORITIES],
-            tail=" ORDER BY e.created_at LIMIT %s", tail_params=[batch_size], skip_locked=True)
+        claimed = oldest_pending_lock(BATCHED_PRIORITIES, batch_size)
         ids = [event.pk for event in claimed]
         if len(claimed) == batch_size:
             on_full_claim()
@@ -165,6 +157,16 @@ def _route_one(event_id) -> bool:
 
 
 # --- the lock query ---------------------------------------------------------------------------
+
+def oldest_pending_lock(priorities: list[str], limit: int) -> list[Event]:
+    """Lock up to ``limit`` of the oldest pending events of ``priorities`` that no worker
+    holds (SKIP LOCKED) and that have no routing error (those are retried alone)."""
+    return events_lock(
+        where=f"e.status = %s AND e.last_error = %s AND e.priority IN "
+              f"({', '.join(['%s'] * len(priorities))})",
+        params=[Event.Status.PENDING, "", *priorities],
+        tail=" ORDER BY e.created_at LIMIT %s", tail_params=[limit], skip_locked=True)
+
 
 def events_lock(*, where: str, params: list, tail: str = "", tail_params=(),
                 skip_locked: bool = False) -> list[Event]:

@@ -34,6 +34,25 @@ def email_on():
 
 
 @pytest.fixture
+def audience_breaks_for(monkeypatch):
+    """``audience_breaks_for(event_id)``: routing any batch holding that event raises (its
+    audience lookup explodes); every other batch is routed as usual."""
+    from notifications.routing import plan
+
+    real = plan.audiences_get
+
+    def break_for(bad):
+        def audiences(batch):
+            if any(event.pk == bad for event in batch):
+                raise RuntimeError("audience lookup exploded")
+            return real(batch)
+
+        monkeypatch.setattr(plan, "audiences_get", audiences)
+
+    return break_for
+
+
+@pytest.fixture
 def beat(live_db, tmp_path):
     """Celery beat on the control plane's schedule (``sync_schedule``), stopped however the
     test ends."""

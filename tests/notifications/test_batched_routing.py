@@ -24,7 +24,6 @@ from notifications.models import (
     NotificationPreference,
     Silence,
 )
-from notifications.routing import plan
 from notifications.routing.route import event_route, events_route_pending
 from notifications.services.rules import routing_rule_set
 from tests.support import wait_until
@@ -150,19 +149,12 @@ def test_routing_a_batch_costs_the_same_queries_whatever_its_size_and_audience(
 
 
 def test_one_bad_event_fails_alone_and_gets_a_task_of_its_own(
-        db, make_workspace, monkeypatch, published):
+        db, make_workspace, audience_breaks_for, published):
     workspace = make_workspace(members=2)
     events = [emit(MEDIUM, workspace=workspace, payload={"query_name": str(n)})
               for n in range(4)]
     bad = events[2].pk
-    real = plan.audiences_get
-
-    def breaks_on_the_bad_one(batch):
-        if any(event.pk == bad for event in batch):
-            raise RuntimeError("audience lookup exploded")
-        return real(batch)
-
-    monkeypatch.setattr(plan, "audiences_get", breaks_on_the_bad_one)
+    audience_breaks_for(bad)
 
     result = events_route_pending()
 

@@ -130,20 +130,13 @@ def test_a_burst_s_batch_costs_the_queries_of_a_small_one(
 
 
 def test_a_failed_batch_is_routed_one_by_one_and_the_bad_event_gets_its_own_job(
-        db, make_workspace, monkeypatch, published):
+        db, make_workspace, audience_breaks_for, published):
     workspace = make_workspace(members=2)
     urgent = [emit(CRITICAL, workspace=workspace, payload={"datasource_name": f"db{n}"})
               for n in range(4)]
     published.clear()
     bad = urgent[2].pk
-    real = plan.audiences_get
-
-    def breaks_on_the_bad_one(batch):
-        if any(event.pk == bad for event in batch):
-            raise RuntimeError("audience lookup exploded")
-        return real(batch)
-
-    monkeypatch.setattr(plan, "audiences_get", breaks_on_the_bad_one)
+    audience_breaks_for(bad)
 
     result = event_route_urgent(event_id=urgent[0].pk)
 
