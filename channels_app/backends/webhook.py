@@ -86,11 +86,15 @@ class WebhookBackend(ChannelBackend):
         self._batch = threading.local()
 
     def batch_begin(self) -> None:
-        """Each endpoint is loaded (its secrets decrypted) once per batch."""
-        self._batch.endpoints = {}
+        """Each endpoint is loaded (its secrets decrypted) once per batch, and its health
+        written once for the batch's delivered sends (``delivery_finished``)."""
+        self._batch.endpoints, self._batch.delivered = {}, {}
 
     def batch_end(self) -> None:
-        self._batch.endpoints = None
+        try:
+            self._health_write()
+        finally:
+            self._batch.endpoints = self._batch.delivered = None
 
     def _endpoint(self, recipient: Recipient) -> WebhookEndpoint:
         cache = getattr(self._batch, "endpoints", None)
@@ -152,9 +156,27 @@ class WebhookBackend(ChannelBackend):
                           response=response.text[:RESPONSE_KEEP_CHARS])
 
     def delivery_finished(self, *, recipient, delivered, status_code, error) -> None:
-        webhook_endpoint_record_outcome(endpoint_id=_endpoint_id(recipient),
-                                        delivered=delivered, status_code=status_code,
-                                        error=error)
+        """Keep the endpoint's health. In a batch, its delivered sends are counted and
+        written together (one UPDATE an endpoint, not one a send: many events to one
+        endpoint no longer queue on its row) at the batch's end, or before the endpoint's
+        next failure, so its outcomes keep their order."""
+        endpoint_id = _endpoint_id(recipient)
+        counted = getattr(self._batch, "delivered", None)
+        if delivered and counted is not None:
+            counted[endpoint_id] = counted.get(endpoint_id, 0) + 1
+            return
+        self._health_write(endpoint_id)
+        webhook_endpoint_record_outcome(endpoint_id=endpoint_id, delivered=delivered,
+                                        status_code=status_code, error=error)
+
+    def _health_write(self, *endpoint_ids) -> None:
+        """Write the batch's counted delivered sends of ``endpoint_ids`` (all: none given)."""
+        counted = getattr(self._batch, "delivered", None) or {}
+        for endpoint_id in endpoint_ids or list(counted):
+            times = counted.pop(endpoint_id, 0)
+            if times:
+                webhook_endpoint_record_outcome(endpoint_id=endpoint_id, delivered=True,
+                                                status_code=None, error="", times=times)
 
 
 def _endpoint_id(recipient: Recipient) -> int | None:

@@ -114,12 +114,14 @@ def webhook_endpoint_test(*, endpoint: WebhookEndpoint) -> WebhookTestResult:
 
 
 def webhook_endpoint_record_outcome(*, endpoint_id: int, delivered: bool,
-                                    status_code: int | None, error: str) -> None:
+                                    status_code: int | None, error: str,
+                                    times: int = 1) -> None:
     """Keep an endpoint's delivery health; deactivate it when it must stop.
 
-    Every finished delivery sets the last status and time and joins the recent outcomes
-    (the success rate of the last ``RECENT_OUTCOMES``), in one UPDATE. A delivered one
-    ends the run of failures; a failed one lengthens it, and 410 Gone, or a run of
+    Every finished delivery (``times`` of them alike, in a row) sets the last status and
+    time and joins the recent outcomes (the success rate of the last ``RECENT_OUTCOMES``),
+    in one UPDATE. A delivered one ends the run of failures; a failed one lengthens it, and
+    410 Gone, or a run of
     ``WEBHOOK_DISABLE_AFTER_FAILURES``, deactivates the endpoint and emits
     ``system.webhook_endpoint_disabled`` (high, to staff). Must be called inside the
     transaction that records the delivery's outcome.
@@ -129,13 +131,14 @@ def webhook_endpoint_record_outcome(*, endpoint_id: int, delivered: bool,
     health = {
         "last_delivery_status": "delivered" if delivered else "failed",
         "last_delivery_at": now,
-        "recent_outcomes": Right(Concat(F("recent_outcomes"), Value("D" if delivered else "F")),
+        "recent_outcomes": Right(Concat(F("recent_outcomes"),
+                                        Value(("D" if delivered else "F") * times)),
                                  RECENT_OUTCOMES),
     }
     if delivered:
         endpoints.update(consecutive_failures=0, **health)
         return
-    endpoints.update(consecutive_failures=F("consecutive_failures") + 1, **health)
+    endpoints.update(consecutive_failures=F("consecutive_failures") + times, **health)
     endpoint = endpoints.select_for_update().first()
     if endpoint is None or not endpoint.is_active:
         return

@@ -13,6 +13,8 @@ import hmac
 from datetime import UTC, datetime
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from standardwebhooks.webhooks import Webhook
 
 from channels_app.models import WebhookEndpoint
@@ -20,7 +22,7 @@ from channels_app.services.webhooks import webhook_endpoint_save
 from events import emit
 from events.models import Category, Event, EventType
 from notifications.deliveries.manual import DeliveryNotRetryable, delivery_replay, delivery_retry
-from notifications.deliveries.send import Outcome, delivery_send
+from notifications.deliveries.send import Outcome, deliveries_send, delivery_send
 from notifications.models import Delivery, DeliveryAttempt, Notification
 from notifications.routing.route import event_route
 from notifications.services.digests import digest_flush
@@ -189,6 +191,24 @@ def test_410_fails_and_deactivates_the_endpoint_and_tells_staff(make_workspace, 
     # The next event reaches no inactive endpoint.
     later = route(workspace=make_workspace("Other"), datasource_name="db")
     assert not Delivery.objects.filter(event=later, channel="webhook").exists()
+
+
+def test_a_batch_writes_the_endpoint_s_health_once_a_run_in_the_order_of_outcomes(
+        make_workspace, receiver):
+    server = receiver([Reply(200)] * 3 + [Reply(400)] + [Reply(200)] * 3)
+    hook = endpoint(server.url(), max_retries=0)
+    workspace = make_workspace()
+    rows = [webhook_row(route(workspace=workspace, datasource_name=f"db{n}")) for n in range(7)]
+
+    with CaptureQueriesContext(connection) as queries:
+        outcomes = deliveries_send(delivery_ids=[row.pk for row in rows], channel="webhook")
+
+    assert outcomes == ["delivered"] * 3 + ["failed"] + ["delivered"] * 3
+    hook.refresh_from_db()
+    assert hook.recent_outcomes == "DDDFDDD"
+    assert (hook.consecutive_failures, hook.last_delivery_status) == (0, "delivered")
+    writes = [q for q in queries if q["sql"].startswith('UPDATE "channels_app_webhookendpoint"')]
+    assert len(writes) == 3  # the first run, the failure, the last run (not seven)
 
 
 def test_a_run_of_failed_deliveries_deactivates_the_endpoint(make_workspace, receiver,
