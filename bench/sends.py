@@ -448,7 +448,8 @@ class Sends:
         rate = EVENTS / elapsed
         row(f"{EVENTS:,} critical events (emitted one by one, in {emitted:.2f} s) to one "
             f"webhook endpoint, first emit -> {EVENTS:,}th POST received",
-            f"{rate:,.0f} posts/s ({elapsed:.2f} s, {connections} new connections)",
+            f"{rate:,.0f} posts/s ({elapsed:.2f} s: the last POST {elapsed - emitted:.2f} s "
+            f"after the last emit; {connections} new connections)",
             f"one requests.Session, {EVENTS:,} signed POSTs: {floor:,.0f}/s (the receiver "
             f"alone, pipelined POSTs: {capacity:,.0f}/s)",
             f"x{rate / floor:.2f}", ">= 0.7x")
