@@ -57,10 +57,11 @@ def event_route_urgent(*, event_id, batch_size: int | None = None) -> RouteResul
     ``DATAFI_URGENT_ROUTING_BATCH_SIZE - 1`` of them in one transaction: a burst is routed
     in a few batches rather than a transaction each, and the others' own tasks find them
     routed. This task's event never waits for the others: its transaction, and so its
-    sends, are committed first.
+    sends, are committed first. Only a task that routed its own event looks for others: one
+    whose event a batch routed already, or that no longer exists, returns at once.
 
-    An event another worker holds (its batch) is left to it and made sure of afterwards
-    with ``event_route``: skipped if that worker routed it, routed here if not. A batch
+    An event another worker holds (its batch) is left to it and made sure of with
+    ``event_route``: skipped if that worker routed it, routed here if not. A batch
     that fails is routed again one event at a time (an event that fails alone too gets a
     job of its own, see ``route_alone_or_hand_over``). A failure of this task's own event
     is this task's (retried, then the event marked failed).
@@ -74,9 +75,11 @@ def event_route_urgent(*, event_id, batch_size: int | None = None) -> RouteResul
             result = events_route(held, token=held[0].routing_token)[0]
         else:
             result = RouteResult(event_id=own, skipped=True)
-    if size > 1:
+    if not held:  # another worker holds it: made sure of once that one is done
+        result = event_route(event_id=own)
+    if not result.skipped and size > 1:  # routed here: the burst behind it, if any
         _route_waiting_urgent(size - 1)
-    return result if held else event_route(event_id=own)  # held elsewhere: made sure of
+    return result
 
 
 def _route_waiting_urgent(size: int) -> None:

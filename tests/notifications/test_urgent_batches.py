@@ -2,7 +2,9 @@
 event at once and, in the same transaction, the oldest other critical and high events that
 wait and that no worker holds; their own tasks then find them routed."""
 
+import re
 import threading
+import uuid
 
 import pytest
 from django.db import connection, transaction
@@ -213,6 +215,14 @@ def route_in_a_thread(event):
     return thread, results, errors
 
 
+def lock_waiters() -> int:
+    """Sessions of this database waiting for a row lock now."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                       "AND datname = current_database()")
+        return cursor.fetchone()[0]
+
+
 @pytest.mark.parametrize("holder_routes", [True, False], ids=["holder-routes", "holder-does-not"])
 def test_an_event_another_worker_holds_is_left_to_it_then_made_sure_of(
         postgres, live_db, make_workspace, published, holder_routes):
@@ -224,10 +234,8 @@ def test_an_event_another_worker_holds_is_left_to_it_then_made_sure_of(
     assert held.holding.wait(timeout=30)
     try:
         thread, results, errors = route_in_a_thread(own)
-        # The batch goes on without the held event: the other one is routed meanwhile.
-        wait_until(lambda: statuses([other]) == ["routed"], timeout=30,
-                   message="the unheld event routed")
-        assert statuses([own]) == ["pending"] and thread.is_alive()  # waits for the holder
+        wait_until(lambda: lock_waiters() == 1, timeout=30, message="the task waiting for it")
+        assert statuses([own, other]) == ["pending", "pending"] and thread.is_alive()
     finally:
         held.release()
     thread.join(timeout=60)
@@ -236,6 +244,21 @@ def test_an_event_another_worker_holds_is_left_to_it_then_made_sure_of(
     assert statuses([own]) == ["routed"]
     assert results[0].skipped is holder_routes  # routed once, by whichever did
     assert Notification.objects.filter(event=own).count() == 1
+    # Only a task that routed its own event looks for others.
+    assert statuses([other]) == ["pending" if holder_routes else "routed"]
+
+
+def test_a_task_whose_event_is_routed_or_gone_leaves_the_others_alone(
+        db, make_workspace, published):
+    workspace = make_workspace(members=1)
+    done, waiting = (emit(CRITICAL, workspace=workspace, payload={"datasource_name": name})
+                     for name in ("done", "waiting"))
+    event_route_urgent(event_id=done.pk, batch_size=1)
+
+    assert event_route_urgent(event_id=done.pk).skipped  # its task, once more
+    assert event_route_urgent(event_id=uuid.uuid4()).skipped  # an event deleted since
+
+    assert statuses([waiting]) == ["pending"]
 
 
 def test_events_another_worker_holds_are_skipped_by_the_batch(
@@ -259,12 +282,20 @@ def test_events_another_worker_holds_are_skipped_by_the_batch(
 
 @pytest.mark.worker
 def test_a_burst_of_critical_events_is_routed_each_once(live_db, celery_worker, make_workspace):
+    def urgent_tasks_done() -> int:
+        return len(re.findall(r"Task notifications\.event_route_urgent\[[^]]+\] succeeded",
+                              celery_worker.log_path.read_text()))
+
     workspace = make_workspace(members=2)
+    before = urgent_tasks_done()
     events = [emit(CRITICAL, workspace=workspace.public_id,
                    payload={"datasource_name": f"db{n}"}) for n in range(200)]
 
     wait_until(lambda: not Event.objects.filter(status="pending").exists(), timeout=120,
                message="every event routed")
+    # Each event's own task ran too (most found their event routed): none is left queued.
+    wait_until(lambda: urgent_tasks_done() - before >= 200, timeout=120,
+               message="the 200 tasks consumed")
     assert Event.objects.filter(pk__in=[e.pk for e in events], status="routed").count() == 200
     assert Notification.objects.count() == 400
     assert Notification.objects.values("event", "user").distinct().count() == 400
