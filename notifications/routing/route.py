@@ -40,10 +40,20 @@ def event_route(*, event_id) -> RouteResult:
     Locks the event row and only routes a pending event, so a duplicate task or the outbox
     sweep re-enqueueing it routes it once.
     """
+    return (_event_route_locked(event_id, skip_locked=False)
+            or RouteResult(event_id=str(event_id), skipped=True))
+
+
+def _event_route_locked(event_id, *, skip_locked: bool) -> RouteResult | None:
+    """Lock the event and route it if it is pending; None if it is not found (with
+    ``skip_locked``: or another worker holds it)."""
     with transaction.atomic():
         pk = Event._meta.pk.get_db_prep_value(event_id, connection)
-        event = next(iter(events_lock(where="e.id = %s", params=[pk])), None)
-        if event is None or event.status != Event.Status.PENDING:
+        event = next(iter(events_lock(where="e.id = %s", params=[pk],
+                                      skip_locked=skip_locked)), None)
+        if event is None:
+            return None
+        if event.status != Event.Status.PENDING:
             return RouteResult(event_id=str(event_id), skipped=True)
         return events_route([event], token=event.routing_token)[0]
 
@@ -68,15 +78,8 @@ def event_route_urgent(*, event_id, batch_size: int | None = None) -> RouteResul
     """
     size = batch_size or settings.DATAFI_URGENT_ROUTING_BATCH_SIZE
     own = str(Event._meta.pk.to_python(event_id))
-    with transaction.atomic():
-        held = events_lock(where="e.id = %s", skip_locked=True,
-                           params=[Event._meta.pk.get_db_prep_value(own, connection)])
-        if held and held[0].status == Event.Status.PENDING:
-            result = events_route(held, token=held[0].routing_token)[0]
-        else:
-            result = RouteResult(event_id=own, skipped=True)
-    if not held:  # another worker holds it: made sure of once that one is done
-        result = event_route(event_id=own)
+    # Held by another worker (or gone): made sure of once that one is done.
+    result = _event_route_locked(own, skip_locked=True) or event_route(event_id=own)
     if not result.skipped and size > 1:  # routed here: the burst behind it, if any
         _route_waiting_urgent(size - 1)
     return result
@@ -94,7 +97,7 @@ def _route_waiting_urgent(size: int) -> None:
         logger.exception("routing %d waiting urgent events at once failed%s", len(claimed),
                          "; one by one now" if claimed else "")
         for event in claimed:
-            route_alone_or_hand_over(event.pk, _route_one, priority=Priority.HIGH)
+            route_alone_or_hand_over(event.pk, _route_one, priority=event.priority)
 
 
 def events_plan(events: list[Event], *, token: str | None, dry_run: bool = False
