@@ -124,18 +124,26 @@ def build_event_email(
     button (critical and high); ``date`` defaults to now. Raises ``ValueError`` only for an
     address that is not one valid address.
     """
+    context = event_email_context(event=event, title=title, app_url=app_url,
+                                  link_path=link_path, unsubscribe_url=unsubscribe_url,
+                                  acknowledge_url=acknowledge_url)
+    return _event_message(event, "event", context, to=to, from_email=from_email,
+                          from_name=from_name, message_id=message_id, date=date)
+
+
+def event_email_context(*, event: Event, title: str, app_url: str,
+                        link_path: str | None = None, unsubscribe_url: str | None = None,
+                        acknowledge_url: str | None = None) -> dict:
+    """What ``build_event_email``'s templates and subject are made of."""
     title = header_text(title) or event.event_type.label
-    label = priority_label(event.priority)
-    context = {
+    return {
         **_event_context(event, title),
-        "subject": f"[{label}] {title}",
+        "subject": f"[{priority_label(event.priority)}] {title}",
         "fields": _payload_fields(event.payload),
         "link": _link(app_url, link_path),
         "unsubscribe_url": unsubscribe_url,
         "acknowledge_url": acknowledge_url and header_text(acknowledge_url),
     }
-    return _event_message(event, "event", context, to=to, from_email=from_email,
-                          from_name=from_name, message_id=message_id, date=date)
 
 
 def build_resolution_email(
@@ -200,8 +208,8 @@ def build_digest_email(
         "link": _link(app_url, link_path),
         "unsubscribe_url": unsubscribe_url,
     }
-    return _message(
-        subject=subject, template="digest", context=context, to=to, from_email=from_email,
+    return assemble_message(
+        subject=subject, bodies=render_bodies("digest", context), to=to, from_email=from_email,
         from_name=from_name, message_id=message_id, datafi_event="digest",
         priority=bucket_priority, unsubscribe_url=unsubscribe_url, date=date,
     )
@@ -227,15 +235,22 @@ def build_test_email(*, to: str, from_email: str, from_name: str, message_id: st
 
 # --- the message ---------------------------------------------------------------------------
 
-def _message(
-    *, subject: str, template: str, context: dict, to: str, from_email: str, from_name: str,
+def render_bodies(template: str, context: dict) -> tuple[str, str]:
+    """The text and the HTML body of ``templates/emails/<template>``."""
+    return (_render(f"emails/{template}.txt", context, autoescape=False),
+            _render(f"emails/{template}.html", context, autoescape=True))
+
+
+def assemble_message(
+    *, subject: str, bodies: tuple[str, str], to: str, from_email: str, from_name: str,
     message_id: str, datafi_event: str, priority: str, unsubscribe_url: str | None,
     date: datetime | None,
 ) -> EmailMessage:
+    """Every message's headers and its two ``bodies`` (text, then the HTML alternative)."""
     msg = EmailMessage(policy=MAIL_POLICY)
     msg["From"] = _address(from_email, display_name=from_name, role="from address")
     msg["To"] = _address(to, role="recipient address")
-    msg["Subject"] = _subject(subject)
+    msg["Subject"] = subject_text(subject)
     msg["Date"] = date or timezone.now()
     msg["Message-ID"] = header_text(message_id)
     msg["Auto-Submitted"] = "auto-generated"
@@ -244,10 +259,8 @@ def _message(
     msg["X-Datafi-Priority"] = header_text(priority)
     if unsubscribe_url:
         msg["List-Unsubscribe"] = f"<{header_text(unsubscribe_url)}>"
-    msg.set_content(_render(f"emails/{template}.txt", context, autoescape=False),
-                    cte="quoted-printable")
-    msg.add_alternative(_render(f"emails/{template}.html", context, autoescape=True),
-                        subtype="html", cte="quoted-printable")
+    msg.set_content(bodies[0], cte="quoted-printable")
+    msg.add_alternative(bodies[1], subtype="html", cte="quoted-printable")
     return msg
 
 
@@ -255,8 +268,8 @@ def _event_message(event: Event, template: str, context: dict, *, to: str, from_
                    from_name: str, message_id: str, date: datetime | None) -> EmailMessage:
     """One event's message from ``template`` and ``context`` (its subject and
     unsubscribe_url included)."""
-    return _message(
-        subject=context["subject"], template=template, context=context, to=to,
+    return assemble_message(
+        subject=context["subject"], bodies=render_bodies(template, context), to=to,
         from_email=from_email, from_name=from_name, message_id=message_id,
         datafi_event=event.event_type.key, priority=event.priority,
         unsubscribe_url=context["unsubscribe_url"], date=date,
@@ -276,7 +289,8 @@ def _address(value: str, *, display_name: str = "", role: str) -> Address:
         raise ValueError(f"{role} {addr_spec!r} is not one valid email address: {exc}") from None
 
 
-def _subject(subject: str) -> str:
+def subject_text(subject: str) -> str:
+    """The Subject header's text: one line, at most ``MAX_SUBJECT_CHARS``."""
     subject = header_text(subject)
     if len(subject) > MAX_SUBJECT_CHARS:
         subject = subject[: MAX_SUBJECT_CHARS - 1].rstrip() + "\u2026"

@@ -30,16 +30,29 @@ class Joined:
         return ", ".join(f'{alias}."{f.column}"' for model, alias in self.pairs
                          for f in model._meta.concrete_fields)
 
-    def build(self, row) -> list:
-        """One instance per model from the first ``width`` values of ``row``."""
-        values = []
-        for value, (column, steps) in zip(row, self._row_converters(), strict=False):
-            for step in steps:
-                value = step(value, column, connection)
-            values.append(value)
-        return [None if values[start + pk] is None
-                else model.from_db(connection.alias, None, values[start:stop])
-                for model, start, stop, pk in self._slices]
+    def build(self, row, *, shared: dict | None = None) -> list:
+        """One instance per model from the first ``width`` values of ``row``. With
+        ``shared`` (a dict the caller keeps across rows), the models after the first are
+        built once per primary key: a later row holding the same one gets that instance."""
+        converters = self._row_converters()
+        instances = []
+        for index, (model, start, stop, pk) in enumerate(self._slices):
+            key = (model, row[start + pk])
+            if row[start + pk] is None:
+                instances.append(None)
+            elif index and shared is not None and key in shared:
+                instances.append(shared[key])
+            else:
+                values = []
+                for value, (column, steps) in zip(row[start:stop], converters[start:stop],
+                                                  strict=True):
+                    for step in steps:
+                        value = step(value, column, connection)
+                    values.append(value)
+                instances.append(model.from_db(connection.alias, None, values))
+                if index and shared is not None:
+                    shared[key] = instances[-1]
+        return instances
 
     def _row_converters(self) -> list[tuple]:
         found = self._converters.get(connection.vendor)

@@ -105,29 +105,22 @@ class EmailBackend(ChannelBackend):
                      ) -> EmailMessage | smtp.Envelope:
         """Raises ValueError for an address that is not one valid address.
 
-        The second recipient of one event in a batch and every later one get the message
-        prepared once for all of them (``channels_app.email_batch``): the same message,
-        built in a fraction of the time."""
+        An event's message is prepared once for all its recipients in this process
+        (``channels_app.email_batch``: the message ``emails.build_event_email`` makes, in a
+        fraction of the time), the first one's included."""
         sender = self._config()
         acknowledge = event.priority in Priority.IMMEDIATE
         unsubscribe = preferences_url(recipient)
-        message_id = emails.make_message_id(delivery_id, sender.from_email)
-        link = acknowledge_url(delivery_id) if acknowledge else None
         prepared = self._prepared()
         key = (event.pk, title, unsubscribe, sender.from_email, sender.from_name)
         if key not in prepared:
-            prepared[key] = None  # seen once: prepared if it comes again
-            return emails.build_event_email(
-                event=event, title=title, to=recipient.target, from_email=sender.from_email,
-                from_name=sender.from_name, app_url=settings.DATAFI_APP_URL,
-                message_id=message_id, unsubscribe_url=unsubscribe, acknowledge_url=link)
-        if prepared[key] is None:
             prepared[key] = email_batch.prepare_event_email(
                 event=event, title=title, from_email=sender.from_email,
                 from_name=sender.from_name, app_url=settings.DATAFI_APP_URL,
                 unsubscribe_url=unsubscribe, acknowledge=acknowledge)
-        return prepared[key].envelope(to=recipient.target, message_id=message_id,
-                                      acknowledge_url=link)
+        return prepared[key].envelope(
+            to=recipient.target, message_id=emails.make_message_id(delivery_id, sender.from_email),
+            acknowledge_url=acknowledge_url(delivery_id) if acknowledge else None)
 
     def _prepared(self) -> dict:
         """This thread's prepared messages (``email_batch``), kept across the batches of an

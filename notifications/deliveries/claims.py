@@ -32,8 +32,9 @@ def claim(pks: list, *, now, channel: str | None = None) -> list[Attempt]:
     """pending -> sending with the next attempt number, for each delivery of ``pks`` (on
     ``channel``, if given) still pending, due and sent by itself (``SENT_ALONE``); one
     attempt row each; in ``pks``'s order, with its event, event type, category and
-    workspace loaded. Inside the caller's transaction (on PostgreSQL one statement, so
-    autocommit will do), which commits before anything leaves the process."""
+    workspace loaded (one instance per event). Inside the caller's transaction (on
+    PostgreSQL one statement, so autocommit will do), which commits before anything leaves
+    the process, without waiting for disk (``execute_without_waiting_for_disk``)."""
     if connection.vendor == "postgresql":
         return _claim_returning(pks, now=now, channel=channel)
     # One conditional UPDATE each: whatever it counts is exactly what was claimed.
@@ -93,11 +94,11 @@ def _claim_returning(pks: list, *, now, channel: str | None) -> list[Attempt]:
               *([channel] if channel is not None else []), now + DUE_TOLERANCE, now,
               *(f.get_db_prep_save(f.get_default(), connection) for f in blank)]
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        execute_without_waiting_for_disk(cursor, sql, params)
         rows = cursor.fetchall()
-    taken = {}
+    taken, events = {}, {}  # an audience's deliveries share their event's instance
     for row in rows:
-        delivery, event, event_type, category, workspace = _CLAIMED.build(row)
+        delivery, event, event_type, category, workspace = _CLAIMED.build(row, shared=events)
         if event is not None:
             event_type.category = category
             event.event_type, event.workspace = event_type, workspace
@@ -132,11 +133,29 @@ def claims_renew(attempts: list[Attempt], *, now) -> set[str]:
 
 def commit_without_waiting_for_disk() -> None:
     """On PostgreSQL, this transaction's commit does not wait for its WAL to reach disk
-    (``synchronous_commit = off``, for this transaction only): recording an outcome costs
-    no fsync per message. Only a crash of the database server itself within a fraction of
-    a second can lose such a record; the claim (committed durably) then leaves the row
-    ``sending``, and the sweep sends it again with the same Message-ID, as after a worker's
-    crash."""
+    (``synchronous_commit = off``, for this transaction only): claiming or recording a send
+    costs no fsync per message. Only a crash of the database server itself within a
+    fraction of a second can lose such a write, and what it loses is what a worker's crash
+    loses: a lost record leaves the row ``sending`` (the sweep takes it back), a lost claim
+    leaves it ``pending`` (the sweep enqueues it); either way a message that was out is
+    sent once more with the same Message-ID. Routing's commits stay durable: they create
+    the deliveries (and their ids) that such a resend reuses."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL synchronous_commit TO OFF")
+            cursor.execute(_NO_DISK_WAIT)
+
+
+_NO_DISK_WAIT = "SET LOCAL synchronous_commit TO OFF"
+
+
+def execute_without_waiting_for_disk(cursor, sql: str, params) -> None:
+    """Execute one statement of the send path whose commit need not wait for disk (see
+    ``commit_without_waiting_for_disk``), in one round trip: on PostgreSQL the setting and
+    the statement go together (in autocommit they are one implicit transaction) and the
+    cursor is left on the statement's result."""
+    if connection.vendor != "postgresql" or connection.settings_dict["OPTIONS"].get(
+            "server_side_binding"):  # one statement per execute there
+        cursor.execute(sql, params)
+        return
+    cursor.execute(f"{_NO_DISK_WAIT}; {sql}", params)
+    cursor.nextset()

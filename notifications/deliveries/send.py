@@ -26,6 +26,7 @@ from .claims import (
     claims_renew,
     commit_without_waiting_for_disk,
     due,
+    execute_without_waiting_for_disk,
 )
 from .enqueue import deliveries_enqueue
 
@@ -312,12 +313,13 @@ def _record(attempt: Attempt, backend: ChannelBackend, *, outcome: str,
 def _record_delivered(attempt: Attempt, backend: ChannelBackend, *, status_code, response,
                       duration: float, now) -> str:
     """PostgreSQL, an event's send delivered: the attempt's outcome and the delivery's state
-    in one statement, one round trip (what ``delivery_finish`` writes for an event's
-    delivery; delivered wins whatever the sweep thought meanwhile)."""
+    in one statement, one round trip, its commit not waiting for disk (what
+    ``delivery_finish`` writes for an event's delivery; delivered wins whatever the sweep
+    thought meanwhile)."""
     delivery = attempt.delivery
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"WITH recorded AS (UPDATE {DeliveryAttempt._meta.db_table} SET "  # noqa: S608
+        execute_without_waiting_for_disk(
+            cursor, f"WITH recorded AS (UPDATE {DeliveryAttempt._meta.db_table} SET "  # noqa: S608
             "outcome = %s, status_code = %s, error = '', response = %s, duration_ms = %s "
             f"WHERE id = %s) UPDATE {Delivery._meta.db_table} SET status = %s, "
             "delivered_at = %s, last_status_code = %s, last_error = '', next_attempt_at = NULL, "

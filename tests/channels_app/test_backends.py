@@ -1,6 +1,8 @@
 """The channel interface: backends found by name, each saying who receives (pure),
 rendering a message and sending it; every registered backend keeps the same contract."""
 
+import email
+import email.policy
 import uuid
 from email.message import EmailMessage
 from types import SimpleNamespace
@@ -18,6 +20,7 @@ from channels_app.backends import (
 from channels_app.backends.webhook import EndpointTarget
 from channels_app.errors import TransientError
 from channels_app.models import EmailSettings, WebhookEndpoint
+from channels_app.transports.smtp import Envelope
 from channels_app.webhooks.sending import WebhookMessage
 from events import emit
 from events.models import Event
@@ -80,6 +83,8 @@ def test_email_reaches_each_address_once_whatever_its_case():
 
 def text_of(message) -> str:
     """What a receiver reads of a rendered message, whatever the channel."""
+    if isinstance(message, Envelope):  # an email as its bytes
+        message = email.message_from_bytes(message.data, policy=email.policy.default)
     if isinstance(message, EmailMessage):
         return message["Subject"] + "\n" + message.get_body(("plain",)).get_content()
     if isinstance(message, WebhookMessage):

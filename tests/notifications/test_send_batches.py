@@ -291,3 +291,78 @@ def test_the_prepared_email_is_the_one_built_for_that_recipient(db, make_workspa
                     == parsed[1].get_body((kind,)).get_content())
         assert max(len(line) for line in fast.data.split(b"\r\n")) <= 78
         assert b"\n" not in fast.data.replace(b"\r\n", b"")
+
+
+#: Titles the email package writes as they are, folds, encodes, or that hold the
+#: skeleton's own markers.
+TITLES = [
+    "Snowflake lost", 'He said "hi" (twice); a\\b <c> d@e, f:g', "50% = half? =?utf-8?q?x?=",
+    "x" * 64, "x" * 65, "word " * 20, "Über ünïcode", "recipient@to.invalid",
+    "<message-id@to.invalid>", "DATAFI-SUBJECT-MARKER", "datafi-text-body-marker",
+    "Sat, 01 Jan 2000 00:00:00 +0000", "tab\tand  spaces ", "",
+]
+
+
+def random_titles(count: int, seed: int = 21) -> list[str]:
+    """Titles of printable ASCII punctuation, letters, spaces and a few non-ASCII letters."""
+    import random
+
+    alphabet = 'aZ09 "()<>@,;:\\.[]=?_-~!#$%&*+/{|}^`\'ü'
+    chooser = random.Random(seed)
+    return ["".join(chooser.choice(alphabet) for _ in range(chooser.randint(1, 90)))
+            for _ in range(count)]
+
+
+def test_every_prepared_email_is_the_one_built_header_for_header(db, make_workspace):
+    """Whatever the title (kept as the email package writes it, or folded and encoded by
+    it), the prepared message is the built one: every header of every part as written on
+    the wire (but the MIME boundary), and the same bodies (quoted-printable may break the
+    lines elsewhere)."""
+    workspace = make_workspace(members=1)
+    event = Event.objects.select_related("event_type__category", "workspace").get(pk=emit(
+        CRITICAL, workspace=workspace, payload={"datasource_name": "Snowflake"}).pk)
+    boundary = re.compile(rb'={15}\d+==')
+    for title in TITLES + random_titles(150):
+        common = {"event": event, "title": title, "from_email": SENDER,
+                  "from_name": "Datafi Alerts", "app_url": "http://app.example/",
+                  "unsubscribe_url": "http://u.example/", "date": timezone.now()}
+        delivery_id = uuid.uuid4()
+        values = {"to": "ops@example.com",
+                  "message_id": emails.make_message_id(delivery_id, SENDER),
+                  "acknowledge_url": f"http://app.example/acknowledge/{delivery_id}/"}
+
+        fast = email_batch.prepare_event_email(**common, acknowledge=True).envelope(**values)
+        slow = envelope_of(emails.build_event_email(**common, **values))
+
+        raw = [email.message_from_bytes(boundary.sub(b"B", e.data), policy=email.policy.compat32)
+               for e in (fast, slow)]
+        assert [p.items() for p in raw[0].walk()] == [p.items() for p in raw[1].walk()], title
+        assert [p.get_payload(decode=True) for p in raw[0].walk()] == [
+            p.get_payload(decode=True) for p in raw[1].walk()]
+        assert fast.recipients == slow.recipients and fast.message_id == slow.message_id
+        assert max(len(line) for line in fast.data.split(b"\r\n")) <= 78
+
+
+def test_an_event_email_costs_no_message_building_once_its_sender_was_seen(
+        db, make_workspace, monkeypatch):
+    """Only the first event of a sender builds a MIME message (its skeleton); the next
+    events' emails are their bodies put into it."""
+    workspace = make_workspace(members=1)
+    events = [Event.objects.select_related("event_type__category", "workspace").get(pk=emit(
+        CRITICAL, workspace=workspace, payload={"datasource_name": f"db{i}"}).pk)
+        for i in range(3)]
+    built = []
+    assemble = emails.assemble_message
+    monkeypatch.setattr(emails, "assemble_message",
+                        lambda **kwargs: built.append(kwargs["subject"]) or assemble(**kwargs))
+    sender = {"from_email": "first-seen@example.com", "from_name": "Datafi",
+              "app_url": "http://app.example/", "unsubscribe_url": None, "acknowledge": False}
+
+    messages = [email_batch.prepare_event_email(event=event, title=f"Lost db{i}", **sender)
+                .envelope(to="ops@example.com", message_id=f"<{i}@example.com>",
+                          acknowledge_url=None) for i, event in enumerate(events)]
+
+    assert len(built) == 1  # the sender's skeleton, once
+    assert [email.message_from_bytes(m.data, policy=email.policy.default)["Subject"]
+            for m in messages] == ["[Critical] Lost db0", "[Critical] Lost db1",
+                                   "[Critical] Lost db2"]
