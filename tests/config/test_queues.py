@@ -128,7 +128,7 @@ def backends(application_name: str) -> list[tuple[int, object]]:
 
 @pytest.mark.worker
 def test_critical_is_routed_while_a_backlog_waits_and_tasks_reuse_one_connection(
-        live_db, private_broker, start_process, make_workspace):
+        live_db, private_broker, start_process, make_workspace, tmp_path):
     _, broker = private_broker
     workspace = make_workspace(members=2)
     backlog = 30
@@ -164,6 +164,20 @@ def test_critical_is_routed_while_a_backlog_waits_and_tasks_reuse_one_connection
     wait_until(lambda: Notification.objects.filter(event=second).count() == 2, timeout=90,
                message="the second critical event's notifications")
     assert backends(app_name) == after_first
+
+    # The database ends the worker's session (a restart, an idle timeout): the next task
+    # finds it closed before its first query and opens another; it neither fails nor
+    # waits for a retry.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(%s)", [after_first[0][0]])
+    wait_until(lambda: not backends(app_name), timeout=30, message="the session to end")
+    third = emit("data_source.connection_lost", workspace=workspace,
+                 payload={"datasource_name": "lakehouse"})
+    wait_until(lambda: Notification.objects.filter(event=third).count() == 2, timeout=90,
+               message="the third critical event's notifications")
+    assert len(backends(app_name)) == 1
+    log = (tmp_path / "urgent-worker.log").read_text()
+    assert "retry" not in log and "Error" not in log, log[-3000:]
 
 
 @pytest.mark.worker
