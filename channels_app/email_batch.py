@@ -44,10 +44,13 @@ _HEADER_VALUES = re.compile(rb"DATAFI-(SUBJECT|EVENT|PRIO)-MARKER|"
 #: Addresses whose header is the address itself (no quoting, no encoding needed).
 _PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9.-]+")
 #: Header values the email package writes as they are: printable ASCII words, single
-#: spaces, nothing like an encoded word, nor a marker of the skeleton.
-_VERBATIM = re.compile(r"(?!.*(=\?|to\.invalid|DATAFI-))[!-~]+( [!-~]+)*", re.IGNORECASE)
+#: spaces, nothing like an encoded word.
+_VERBATIM = re.compile(r"(?!.*=\?)[!-~]+( [!-~]+)*")
+#: Text a value must not hold: it would be taken for one of the skeleton's markers.
 _MARKER = re.compile(r"to\.invalid|DATAFI-", re.IGNORECASE)
 _MAX_LINE = 78
+#: The event's header values, by the marker that stands for each in a sender's skeleton.
+_HEADERS = {_SUBJECT: "Subject", _EVENT: "X-Datafi-Event", _PRIORITY: "X-Datafi-Priority"}
 
 
 @dataclass(frozen=True)
@@ -90,22 +93,21 @@ def prepare_event_email(*, event, title: str, from_email: str, from_name: str, a
     values = {"Subject": emails.subject_text(context["subject"]),
               "X-Datafi-Event": emails.header_text(event.event_type.key),
               "X-Datafi-Priority": emails.header_text(event.priority)}
-    head = middle = tail = None
-    if all(_VERBATIM.fullmatch(value) and len(name) + 2 + len(value) <= _MAX_LINE
-           for name, value in values.items()):
-        head, middle, tail = _skeleton(from_email, from_name, unsubscribe_url)
-    if head is not None:
-        by_marker = {_SUBJECT: values["Subject"], _EVENT: values["X-Datafi-Event"],
-                     _PRIORITY: values["X-Datafi-Priority"]}
-        stamp = format_datetime(build["date"])
-        head = _HEADER_VALUES.sub(
-            lambda found: by_marker.get(found.group().decode(), stamp).encode(), head)
-    elif not any(_MARKER.search(value) for value in values.values()):
-        # The email package folds or encodes one of them: this event's own skeleton.
-        head, middle, tail = _split(emails.assemble_message(
-            subject=context["subject"], bodies=(_TEXT, _HTML), to=_TO, message_id=_MESSAGE_ID,
-            from_email=from_email, from_name=from_name, datafi_event=event.event_type.key,
-            priority=event.priority, unsubscribe_url=unsubscribe_url, date=build["date"]))
+    head = middle = tail = None  # a value holding a marker: the ordinary build, per recipient
+    if not any(_MARKER.search(value) for value in values.values()):
+        if all(_VERBATIM.fullmatch(value) and len(name) + 2 + len(value) <= _MAX_LINE
+               for name, value in values.items()):
+            head, middle, tail = _skeleton(from_email, from_name, unsubscribe_url)
+        if head is not None:
+            stamp = format_datetime(build["date"])
+            head = _HEADER_VALUES.sub(lambda found: values.get(
+                _HEADERS.get(found.group().decode()), stamp).encode(), head)
+        else:  # the email package folds or encodes one of them: this event's own skeleton
+            head, middle, tail = _split(emails.assemble_message(
+                subject=context["subject"], bodies=(_TEXT, _HTML), to=_TO,
+                message_id=_MESSAGE_ID, from_email=from_email, from_name=from_name,
+                datafi_event=event.event_type.key, priority=event.priority,
+                unsubscribe_url=unsubscribe_url, date=build["date"]))
     return PreparedEventEmail(head=head, middle=middle, tail=tail, text=text, html=html,
                               build=build)
 

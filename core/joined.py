@@ -38,7 +38,7 @@ class Joined:
         instances = []
         for index, (model, start, stop, pk) in enumerate(self._slices):
             key = (model, row[start + pk])
-            if row[start + pk] is None:
+            if key[1] is None:
                 instances.append(None)
             elif index and shared is not None and key in shared:
                 instances.append(shared[key])

@@ -121,9 +121,8 @@ def webhook_endpoint_record_outcome(*, endpoint_id: int, delivered: bool,
     Every finished delivery (``times`` of them alike, in a row) sets the last status and
     time and joins the recent outcomes (the success rate of the last ``RECENT_OUTCOMES``),
     in one UPDATE. A delivered one ends the run of failures; a failed one lengthens it, and
-    410 Gone, or a run of
-    ``WEBHOOK_DISABLE_AFTER_FAILURES``, deactivates the endpoint and emits
-    ``system.webhook_endpoint_disabled`` (high, to staff). Must be called inside the
+    410 Gone, or a run of ``WEBHOOK_DISABLE_AFTER_FAILURES``, deactivates the endpoint and
+    emits ``system.webhook_endpoint_disabled`` (high, to staff). Must be called inside the
     transaction that records the delivery's outcome.
     """
     endpoints = WebhookEndpoint.objects.filter(pk=endpoint_id)

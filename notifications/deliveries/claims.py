@@ -131,6 +131,9 @@ def claims_renew(attempts: list[Attempt], *, now) -> set[str]:
     return set(ours)
 
 
+_NO_DISK_WAIT = "SET LOCAL synchronous_commit TO OFF"
+
+
 def commit_without_waiting_for_disk() -> None:
     """On PostgreSQL, this transaction's commit does not wait for its WAL to reach disk
     (``synchronous_commit = off``, for this transaction only): claiming or recording a send
@@ -143,9 +146,6 @@ def commit_without_waiting_for_disk() -> None:
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(_NO_DISK_WAIT)
-
-
-_NO_DISK_WAIT = "SET LOCAL synchronous_commit TO OFF"
 
 
 def execute_without_waiting_for_disk(cursor, sql: str, params) -> None:

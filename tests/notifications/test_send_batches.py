@@ -4,6 +4,7 @@ audience, and the email each recipient gets is the one built for them alone."""
 
 import email
 import email.policy
+import random
 import re
 import uuid
 
@@ -305,8 +306,6 @@ TITLES = [
 
 def random_titles(count: int, seed: int = 21) -> list[str]:
     """Titles of printable ASCII punctuation, letters, spaces and a few non-ASCII letters."""
-    import random
-
     alphabet = 'aZ09 "()<>@,;:\\.[]=?_-~!#$%&*+/{|}^`\'ü'
     chooser = random.Random(seed)
     return ["".join(chooser.choice(alphabet) for _ in range(chooser.randint(1, 90)))
@@ -355,7 +354,8 @@ def test_an_event_email_costs_no_message_building_once_its_sender_was_seen(
     assemble = emails.assemble_message
     monkeypatch.setattr(emails, "assemble_message",
                         lambda **kwargs: built.append(kwargs["subject"]) or assemble(**kwargs))
-    sender = {"from_email": "first-seen@example.com", "from_name": "Datafi",
+    sender = {"from_email": f"first-seen-{uuid.uuid4().hex[:8]}@example.com",
+              "from_name": "Datafi",
               "app_url": "http://app.example/", "unsubscribe_url": None, "acknowledge": False}
 
     messages = [email_batch.prepare_event_email(event=event, title=f"Lost db{i}", **sender)
